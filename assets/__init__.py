@@ -1,0 +1,1 @@
+"""Dagster definitions: thin wiring of pipeline adapters into assets, sensors, schedules."""

@@ -1,0 +1,1 @@
+"""MCP server: read-only analytics tools over the warehouse."""

@@ -1,0 +1,1 @@
+"""Benchmarks behind ``microstructure bench``; they print figures, tests never time anything."""

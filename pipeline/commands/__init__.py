@@ -1,0 +1,1 @@
+"""Subcommands of ``microstructure``; each module exposes ``register(subparsers)``."""

@@ -1,0 +1,41 @@
+"""``microstructure bench NAME``: benchmarks that print figures (never timed tests).
+
+Each benchmark is ``pipeline/bench/<name>.py`` exposing ``add_arguments(parser)``
+and ``run(args) -> int``; top-level imports there stay light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from typing import Any
+
+BENCHES: dict[str, str] = {
+    "kernels": "every statistics kernel on a generated 1,000,000-trade symbol-day vs arch",
+    "load": "Kafka -> DuckDB rows/s and append-to-commit latency through the sensor path",
+    "stream": "replay server -> streamer -> Kafka events/s and receipt-to-ack latency",
+    "mcp": "MCP over HTTP: saturation requests/s and latency at 200 requests/s",
+}
+
+
+def register(sub: Any) -> None:
+    """Add the ``bench`` subcommand and its benchmarks."""
+    p = sub.add_parser("bench", help="run a benchmark and print its figures")
+    bench_sub = p.add_subparsers(dest="bench", metavar="NAME")
+    for name, help_text in BENCHES.items():
+        try:
+            module = importlib.import_module(f"pipeline.bench.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"pipeline.bench.{name}":
+                continue
+            raise
+        bp = bench_sub.add_parser(name, help=help_text)
+        bp.add_argument("--json", action="store_true", help="print one JSON object")
+        module.add_arguments(bp)
+        bp.set_defaults(func=module.run)
+    p.set_defaults(func=lambda args: _usage(p, args))
+
+
+def _usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    parser.print_help()
+    return 2

@@ -1,0 +1,1 @@
+"""Kafka adapters: codec (pure), offsets (pure), producer, consumer, local broker."""

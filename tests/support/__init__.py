@@ -1,0 +1,1 @@
+"""Test helpers: bounded waits, recorded-data loaders, the stub vertica_sdk."""
