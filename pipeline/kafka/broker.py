@@ -754,7 +754,10 @@ class LocalBroker:
         path = self.state_dir / "cluster.id"
         if path.is_file():
             return path.read_text().strip()
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = "-"
+        # Like Kafka's Uuid.randomUuid: an id starting with "-" would parse as a CLI option.
+        while cluster_id.startswith("-"):
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         path.write_text(cluster_id + "\n")
         return cluster_id
 
@@ -766,8 +769,7 @@ class LocalBroker:
             self._log4j_arg(),
             STORAGE_TOOL_MAIN,
             "format",
-            "-t",
-            self._cluster_id(),
+            f"--cluster-id={self._cluster_id()}",
             "-c",
             str(self.server_properties_file),
             "--ignore-formatted",
