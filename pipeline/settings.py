@@ -74,6 +74,14 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "MICROSTRUCTURE_MCP_HOST": ("127.0.0.1", "MCP HTTP bind address"),
     "MICROSTRUCTURE_MCP_PORT": ("8765", "MCP HTTP port"),
     "MICROSTRUCTURE_LOG_LEVEL": ("INFO", "log level of services"),
+    "VERTICA_HOST": ("(unset)", "Vertica host; with no warehouse URL set, selects Vertica"),
+    "VERTICA_PORT": ("5433", "Vertica client port"),
+    "VERTICA_DB": ("(unset)", "Vertica database name"),
+    "VERTICA_USER": ("(unset)", "Vertica user (the MCP server should use the SELECT-only user)"),
+    "VERTICA_PASSWORD": ("(unset)", "Vertica password (secret; never put it in the URL)"),
+    "VERTICA_TLSMODE": ("prefer", "tlsmode: disable|prefer|require|verify-ca|verify-full"),
+    "MICROSTRUCTURE_RETAIN_RAW_DAYS": ("(unset: keep)", "days of raw trades retention keeps"),
+    "MICROSTRUCTURE_RETAIN_SIGNAL_DAYS": ("(unset: keep)", "days of signals retention keeps"),
 }
 
 
@@ -88,6 +96,13 @@ def _env_int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 
     if value < minimum:
         raise ConfigError(f"{name} is {value} and must be at least {minimum}")
     return value
+
+
+def _env_days(env: Mapping[str, str], name: str) -> int | None:
+    """Read a retention horizon in days; unset or empty means keep everything."""
+    if not env.get(name, "").strip():
+        return None
+    return _env_int(env, name, 0, minimum=1)
 
 
 def parse_kafka_config(raw: str) -> dict[str, str]:
@@ -138,6 +153,9 @@ class Settings:
     mcp_port: int
     log_level: str
     vertica: Mapping[str, str] = field(default_factory=dict)
+    vertica_password: Secret = field(default_factory=lambda: Secret(""))
+    retain_raw_days: int | None = None
+    retain_signal_days: int | None = None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -175,7 +193,10 @@ class Settings:
         """
         e: Mapping[str, str] = os.environ if env is None else env
         home = Path(e.get("MICROSTRUCTURE_HOME", "") or "var").expanduser().resolve()
-        warehouse_url = e.get("MICROSTRUCTURE_WAREHOUSE_URL", "") or f"duckdb:///{home / 'warehouse.duckdb'}"
+        warehouse_url = e.get("MICROSTRUCTURE_WAREHOUSE_URL", "") or (
+            # VERTICA_HOST alone selects Vertica; "vertica://" takes every part from VERTICA_*.
+            "vertica://" if e.get("VERTICA_HOST") else f"duckdb:///{home / 'warehouse.duckdb'}"
+        )
         bootstrap = e.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or None
         symbols = tuple(s.strip().upper() for s in e.get("MICROSTRUCTURE_SYMBOLS", "").split(",") if s.strip())
         api_key = e.get("MASSIVE_API_KEY", "") or e.get("POLYGON_API_KEY", "")
@@ -204,4 +225,7 @@ class Settings:
             mcp_port=_env_int(e, "MICROSTRUCTURE_MCP_PORT", 8765, minimum=1),
             log_level=(e.get("MICROSTRUCTURE_LOG_LEVEL", "") or "INFO").upper(),
             vertica=vertica,
+            vertica_password=Secret(e.get("VERTICA_PASSWORD", "")),
+            retain_raw_days=_env_days(e, "MICROSTRUCTURE_RETAIN_RAW_DAYS"),
+            retain_signal_days=_env_days(e, "MICROSTRUCTURE_RETAIN_SIGNAL_DAYS"),
         )
