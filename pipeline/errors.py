@@ -69,3 +69,7 @@ class MigrationError(WarehouseError):
 
 class DataError(PipelineError):
     """Input data violates the contract (named row, column and value in the message)."""
+
+
+class WarehouseLockedError(WarehouseError):
+    """Another process held the embedded warehouse file longer than the lock timeout."""

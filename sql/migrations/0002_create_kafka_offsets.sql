@@ -11,7 +11,9 @@ CREATE TABLE IF NOT EXISTS kafka_offsets (
     n_duplicates BIGINT NOT NULL,          -- trades already stored (same dedup key)
     n_rejects BIGINT NOT NULL,             -- rows inserted into market_data_rejects
     n_gaps BIGINT NOT NULL,                -- rows inserted into feed_gaps
-    quality_passed BOOLEAN NOT NULL,
+    min_timestamp_ns BIGINT,               -- SIP time range of the inserted trades (null: none)
+    max_timestamp_ns BIGINT,
+    quality_passed BOOLEAN,                -- ingest suite verdict; null = no suite ran
     quality_summary VARCHAR,               -- JSON: failed expectations, if any
     run_id VARCHAR,
     committed_ns BIGINT NOT NULL,

@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS symbol_day_metrics (
     notes VARCHAR,
     kernel_version VARCHAR NOT NULL,
     params VARCHAR NOT NULL,               -- JSON of every parameter and the signal rule
+    input_offsets VARCHAR NOT NULL,        -- JSON {kafka_partition: [first_offset, last_offset]} of its trades
     run_id VARCHAR NOT NULL
 );
 

@@ -1,0 +1,228 @@
+"""The warehouse port: what the pipeline, Dagster and the commands need from a warehouse.
+
+Two backends implement :class:`Warehouse`: the embedded DuckDB file
+(:mod:`pipeline.warehouse.duckdb_backend`, the default) and Vertica (issue 6,
+``vertica_backend.py``). Only :func:`pipeline.warehouse.open_warehouse` chooses one.
+
+The contract every backend keeps (architecture.md section 4):
+
+- offsets are data: :meth:`Warehouse.load_batch` writes a microbatch's trades,
+  rejects, gaps and its ledger row in ONE transaction; a second loader of the same
+  range raises :class:`~pipeline.errors.OffsetConflict` and leaves nothing behind;
+- a trade is stored once per dedup key ``(symbol, trade_date, exchange, trf_id,
+  trade_id)``, whether it is repeated inside a batch or across batches;
+- :meth:`Warehouse.publish_signals` replaces one day of the three signal tables and
+  adds its ``signal_runs`` row in one transaction (publish of stage-audit-publish).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from pipeline.microbatch import Microbatch
+
+
+class SqlSession(Protocol):
+    """One open transaction: statements with bound values, nothing else."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement with bound values and return its rows (empty for DDL/DML)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedMigration:
+    """A row of ``schema_migrations``."""
+
+    version: str
+    name: str
+    checksum: str
+    applied_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class QualityVerdict:
+    """The ingest suite's verdict on a batch, stored on its ledger row.
+
+    ``passed`` is None when no suite ran. ``results`` are the per-expectation rows
+    written to ``quality_results`` in the same transaction.
+    """
+
+    passed: bool | None
+    summary_json: str | None = None
+    results: Sequence[QualityResultRow] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class QualityResultRow:
+    """One evaluated expectation (a row of ``quality_results``)."""
+
+    suite: str
+    target: str
+    expectation: str
+    passed: bool
+    observed_json: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """What one committed microbatch changed."""
+
+    topic: str
+    partition: int
+    start_offset: int
+    stop_offset: int
+    n_messages: int
+    n_trades: int
+    n_duplicates: int
+    n_rejects: int
+    n_gaps: int
+    committed_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionProgress:
+    """The ledger's view of one topic-partition."""
+
+    topic: str
+    partition: int
+    next_offset: int
+    n_batches: int
+    n_messages: int
+    n_trades: int
+    n_duplicates: int
+    n_rejects: int
+    n_gaps: int
+    last_committed_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class SignalRun:
+    """One ``signal_runs`` row: what a published day was computed from and by what."""
+
+    run_id: str
+    day: date
+    n_symbols: int
+    n_trades: int
+    n_buckets: int
+    kernel_version: str
+    params_json: str
+    input_offsets_json: str
+    content_hash: str
+    final: bool
+    computed_ns: int
+    ingested_through_ns: int | None = None
+    quality_passed: bool | None = None
+    quality_summary_json: str | None = None
+    # Per-symbol input offsets (JSON) for symbol_day_metrics.input_offsets.
+    symbol_input_offsets: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    """Rows of one published day."""
+
+    day: date
+    run_id: str
+    n_trade_signals: int
+    n_symbol_days: int
+    n_intensity_buckets: int
+    n_replaced: int
+
+
+@runtime_checkable
+class SignalTables(Protocol):
+    """The three frames of a signals computation (``pipeline.signals.assemble.SignalFrames``)."""
+
+    @property
+    def trade_signals(self) -> pd.DataFrame:
+        """Per-trade rows (table ``trading_signals``)."""
+        ...
+
+    @property
+    def symbol_day_metrics(self) -> pd.DataFrame:
+        """Per symbol-day rows (table ``symbol_day_metrics``)."""
+        ...
+
+    @property
+    def intensity_buckets(self) -> pd.DataFrame:
+        """Per one-minute bucket rows (table ``trade_intensity``)."""
+        ...
+
+
+class Warehouse(Protocol):
+    """The warehouse port. Every method opens and closes what it needs (short connections)."""
+
+    url: str
+    dialect: str
+    read_only: bool
+
+    def migrate(self) -> list[AppliedMigration]:
+        """Apply pending migrations; return the ones applied now (empty when current)."""
+        ...
+
+    def applied_migrations(self) -> list[AppliedMigration]:
+        """Return the rows of ``schema_migrations`` in version order."""
+        ...
+
+    def transaction(self) -> AbstractContextManager[SqlSession]:
+        """Open a transaction: COMMIT on normal exit, ROLLBACK and re-raise on any error."""
+        ...
+
+    def next_offset(self, topic: str, partition: int) -> int | None:
+        """Return the first offset not yet loaded (``max(stop_offset)``), None if never loaded."""
+        ...
+
+    def next_offsets(self, topic: str) -> dict[int, int]:
+        """Return :meth:`next_offset` of every partition the ledger knows, in one query."""
+        ...
+
+    def load_batch(
+        self,
+        batch: Microbatch,
+        *,
+        expected_start: int,
+        run_id: str,
+        quality: QualityVerdict | None = None,
+    ) -> LoadResult:
+        """Write a microbatch and its ledger row in one transaction.
+
+        Raises :class:`~pipeline.errors.OffsetConflict` (and changes nothing) when the
+        ledger no longer ends at ``expected_start`` or another loader wrote the range.
+        """
+        ...
+
+    def partition_progress(self, topic: str | None = None) -> list[PartitionProgress]:
+        """Summarise the ledger per topic-partition."""
+        ...
+
+    def ingested_through_ns(self) -> int | None:
+        """Return the latest SIP time of any loaded trade (ledger), None when empty."""
+        ...
+
+    def read_day_trades(self, day: date, *, regular_hours_only: bool = True) -> pd.DataFrame:
+        """Return one New York day's trades in stable order (symbol, timestamp_ns, arrival)."""
+        ...
+
+    def publish_signals(self, day: date, frames: SignalTables, run: SignalRun) -> PublishResult:
+        """Replace ``day`` in the signal tables and add its ``signal_runs`` row, atomically."""
+        ...
+
+    def record_quality(self, run_id: str, rows: Sequence[QualityResultRow]) -> None:
+        """Store quality verdicts that are not part of a load (e.g. a blocked signals day)."""
+        ...
+
+    def table_counts(self) -> dict[str, int]:
+        """Return the row count of every platform table."""
+        ...
+
+    def query_frame(self, name: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        """Run one named read statement of :mod:`pipeline.warehouse.queries`."""
+        ...

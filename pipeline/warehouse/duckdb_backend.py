@@ -1,0 +1,610 @@
+"""The embedded DuckDB warehouse: one file, short connections, one writing process at a time.
+
+DuckDB lets one process open a file for writing (or several read-only); the lock is
+held as long as a connection is open. So every operation opens a connection, does
+its work in one transaction and closes it: the MCP server can open the file
+read-only between writes, and a Dagster run and the ``microstructure`` commands take
+turns. When the lock is held by another process, opening retries with capped
+backoff until ``lock_timeout_s`` and then fails with :class:`WarehouseLockedError`
+naming the holder.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from pipeline.errors import DataError, OffsetConflict, WarehouseError, WarehouseLockedError
+from pipeline.microbatch import Microbatch
+from pipeline.warehouse import queries as q
+from pipeline.warehouse.base import (
+    AppliedMigration,
+    LoadResult,
+    PartitionProgress,
+    PublishResult,
+    QualityResultRow,
+    QualityVerdict,
+    SignalRun,
+    SignalTables,
+)
+from pipeline.warehouse.migrate import apply_migrations, read_applied
+
+logger = logging.getLogger(__name__)
+
+DIALECT = "duckdb"
+DEFAULT_LOCK_TIMEOUT_S = 30.0
+# Steps at which a fault hook is called inside load_batch (fault injection, tests).
+FAULT_STEPS: tuple[str, ...] = ("after_insert", "before_commit", "after_commit")
+
+FaultHook = Callable[[str], None]
+
+
+class DuckDBSession:
+    """A transaction on one DuckDB connection (the :class:`SqlSession` of this backend)."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement with bound values and return its rows."""
+        cur = self.conn.execute(sql, list(params)) if params else self.conn.execute(sql)
+        # Always drain the result: DuckDB refuses register() while one is unfinished.
+        return cur.fetchall()
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run a statement and return the first column of its first row (None if no row)."""
+        rows = self.execute(sql, params)
+        return rows[0][0] if rows else None
+
+    def frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        """Run a statement and return its rows as a pandas frame."""
+        cur = self.conn.execute(sql, list(params)) if params else self.conn.execute(sql)
+        return cur.fetch_df()
+
+
+def _is_lock_error(e: duckdb.Error) -> bool:
+    return isinstance(e, duckdb.IOException) and "lock" in str(e).lower()
+
+
+class DuckDBWarehouse:
+    """The :class:`~pipeline.warehouse.base.Warehouse` on an embedded DuckDB file.
+
+    Parameters
+    ----------
+    path
+        The database file (created on first write).
+    read_only
+        Open every connection read-only (the MCP server); writes fail.
+    lock_timeout_s
+        How long to keep retrying while another process holds the file.
+    fault_hook
+        Called with a step name of :data:`FAULT_STEPS` inside :meth:`load_batch`; tests
+        and ``microstructure faults`` raise or kill the process there.
+    """
+
+    dialect = DIALECT
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        read_only: bool = False,
+        lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+        fault_hook: FaultHook | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        self.lock_timeout_s = lock_timeout_s
+        self.fault_hook = fault_hook
+        self.url = f"duckdb:///{self.path}"
+
+    def __repr__(self) -> str:
+        return f"DuckDBWarehouse({str(self.path)!r}, read_only={self.read_only})"
+
+    # --- connections -------------------------------------------------------------------
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        if self.read_only and not self.path.exists():
+            raise WarehouseError(
+                f"warehouse file {self.path} does not exist "
+                "(create it with `microstructure warehouse migrate`)"
+            )
+        if not self.read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay_s = 0.005
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=self.read_only)
+            except duckdb.Error as e:
+                if not _is_lock_error(e):
+                    raise WarehouseError(f"cannot open warehouse {self.path}: {e}") from e
+                if time.monotonic() + delay_s > deadline:
+                    raise WarehouseLockedError(
+                        f"warehouse {self.path} stayed locked by another process for "
+                        f"{self.lock_timeout_s:g} s ({e}); DuckDB allows one writing process: "
+                        "stop the other writer or use a server warehouse"
+                    ) from e
+                # Jitter keeps two waiting processes from retrying in lock-step.
+                time.sleep(delay_s * (0.5 + random.random()))  # noqa: S311 - not crypto
+                delay_s = min(delay_s * 2, 0.25)
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Open a short connection (retrying on the file lock) and close it on exit.
+
+        Yields
+        ------
+        duckdb.DuckDBPyConnection
+            The connection; closed (lock released) when the block ends.
+        """
+        conn = self._open()
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[DuckDBSession]:
+        """Run a block in one transaction on a short connection.
+
+        Yields
+        ------
+        DuckDBSession
+            The open transaction. Normal exit commits; any exception rolls back and is
+            re-raised unchanged.
+        """
+        with self.connect() as conn:
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                yield DuckDBSession(conn)
+            except BaseException:
+                try:
+                    conn.execute("ROLLBACK")
+                except duckdb.Error:
+                    logger.debug("rollback after failure found no open transaction")
+                raise
+            conn.execute("COMMIT")
+
+    # --- schema --------------------------------------------------------------------------
+
+    def migrate(self) -> list[AppliedMigration]:
+        """Apply pending migrations from ``sql/migrations``.
+
+        Returns
+        -------
+        list[AppliedMigration]
+            The migrations applied now.
+        """
+        return apply_migrations(self.transaction, DIALECT)
+
+    def applied_migrations(self) -> list[AppliedMigration]:
+        """Return the rows of ``schema_migrations``.
+
+        Returns
+        -------
+        list[AppliedMigration]
+            In version order; empty for a new file.
+        """
+        if self.read_only:
+            with self.connect() as conn:
+                exists = conn.execute(
+                    "SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                    [q.SCHEMA_MIGRATIONS],
+                ).fetchall()
+                if not exists[0][0]:
+                    return []
+                rows = conn.execute(q.SELECT_MIGRATIONS).fetchall()
+            return [AppliedMigration(str(v), str(n), str(c), int(a)) for v, n, c, a in rows]
+        with self.transaction() as s:
+            return read_applied(s)
+
+    # --- offsets and microbatches --------------------------------------------------------
+
+    def next_offset(self, topic: str, partition: int) -> int | None:
+        """Return ``max(stop_offset)`` of a topic-partition, None when nothing was loaded.
+
+        Parameters
+        ----------
+        topic, partition
+            The topic-partition.
+
+        Returns
+        -------
+        int | None
+            The first offset not yet loaded.
+        """
+        with self.transaction() as s:
+            value = s.scalar(q.NEXT_OFFSET, (topic, partition))
+        return None if value is None else int(value)
+
+    def next_offsets(self, topic: str) -> dict[int, int]:
+        """Return the next offset of every partition of ``topic`` the ledger knows.
+
+        Parameters
+        ----------
+        topic
+            The topic.
+
+        Returns
+        -------
+        dict[int, int]
+            Partition -> first offset not yet loaded.
+        """
+        with self.transaction() as s:
+            rows = s.execute(q.NEXT_OFFSETS, (topic,))
+        return {int(p): int(o) for p, o in rows}
+
+    def load_batch(
+        self,
+        batch: Microbatch,
+        *,
+        expected_start: int,
+        run_id: str,
+        quality: QualityVerdict | None = None,
+    ) -> LoadResult:
+        """Write trades, rejects, gaps, quality rows and the ledger row in one transaction.
+
+        Parameters
+        ----------
+        batch
+            The shaped microbatch; ``batch.range.start`` must equal ``expected_start``.
+        expected_start
+            Where the run found the ledger ending (or the low watermark for a new partition).
+        run_id
+            The Dagster run (or command) id, stored on the ledger row.
+        quality
+            The ingest suite's verdict, stored on the ledger row.
+
+        Returns
+        -------
+        LoadResult
+            Counts as committed (``n_duplicates`` includes trades already stored).
+
+        Raises
+        ------
+        OffsetConflict
+            If the ledger moved since ``expected_start`` was read, or another loader
+            committed the same range first. Nothing is written.
+        """
+        rng = batch.range
+        if rng.start != expected_start:
+            raise OffsetConflict(
+                f"batch {rng} does not start at the expected offset {expected_start}"
+            )
+        with self.connect() as conn:
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                result = self._load_in_transaction(conn, batch, expected_start, run_id, quality)
+                self._fault("before_commit")
+                conn.execute("COMMIT")
+            except duckdb.ConstraintException as e:
+                self._rollback(conn)
+                raise OffsetConflict(f"another loader committed {rng} first: {e}") from e
+            except duckdb.TransactionException as e:
+                self._rollback(conn)
+                if "constraint" in str(e).lower() or "conflict" in str(e).lower():
+                    raise OffsetConflict(f"another loader committed {rng} first: {e}") from e
+                raise WarehouseError(f"loading {rng} failed and was rolled back: {e}") from e
+            except duckdb.Error as e:
+                self._rollback(conn)
+                raise WarehouseError(f"loading {rng} failed and was rolled back: {e}") from e
+            except BaseException:
+                self._rollback(conn)
+                raise
+        self._fault("after_commit")
+        return result
+
+    def _fault(self, step: str) -> None:
+        if self.fault_hook is not None:
+            self.fault_hook(step)
+
+    @staticmethod
+    def _rollback(conn: duckdb.DuckDBPyConnection) -> None:
+        try:
+            conn.execute("ROLLBACK")
+        except duckdb.Error:
+            logger.debug("rollback found no open transaction (the commit itself failed)")
+
+    def _load_in_transaction(
+        self,
+        conn: duckdb.DuckDBPyConnection,
+        batch: Microbatch,
+        expected_start: int,
+        run_id: str,
+        quality: QualityVerdict | None,
+    ) -> LoadResult:
+        rng = batch.range
+        # fetchall, not fetchone: DuckDB refuses register() while a result is unfinished.
+        rows = conn.execute(q.NEXT_OFFSET, [rng.topic, rng.partition]).fetchall()
+        current = None if not rows or rows[0][0] is None else int(rows[0][0])
+        if current is not None and current != expected_start:
+            raise OffsetConflict(
+                f"ledger of {rng.topic}:{rng.partition} ends at {current}, not at "
+                f"{expected_start}: another loader moved it; {rng} was not loaded"
+            )
+        loaded_ns = time.time_ns()
+        n_inserted = 0
+        if len(batch.trades):
+            conn.register(q.BATCH_TRADES, batch.trades)
+            n_inserted = _rowcount(conn.execute(q.INSERT_TRADES, [loaded_ns]))
+            conn.unregister(q.BATCH_TRADES)
+        if len(batch.rejects):
+            conn.register(q.BATCH_REJECTS, batch.rejects)
+            conn.execute(q.INSERT_REJECTS, [loaded_ns]).fetchall()
+            conn.unregister(q.BATCH_REJECTS)
+        if len(batch.gaps):
+            conn.register(q.BATCH_GAPS, batch.gaps)
+            conn.execute(q.INSERT_GAPS, [loaded_ns]).fetchall()
+            conn.unregister(q.BATCH_GAPS)
+        self._fault("after_insert")
+        n_duplicates = batch.n_duplicates + (batch.n_trades - n_inserted)
+        meta = batch.metadata()
+        if quality is not None:
+            for r in quality.results:
+                conn.execute(
+                    q.INSERT_QUALITY,
+                    [
+                        run_id,
+                        r.suite,
+                        r.target,
+                        r.expectation,
+                        r.passed,
+                        r.observed_json,
+                        loaded_ns,
+                    ],
+                ).fetchall()
+        conn.execute(
+            q.INSERT_LEDGER,
+            [
+                rng.topic,
+                rng.partition,
+                rng.start,
+                rng.stop,
+                batch.n_messages,
+                n_inserted,
+                n_duplicates,
+                batch.n_rejects,
+                batch.n_gaps,
+                meta["min_timestamp_ns"],
+                meta["max_timestamp_ns"],
+                None if quality is None else quality.passed,
+                None if quality is None else quality.summary_json,
+                run_id,
+                loaded_ns,
+            ],
+        ).fetchall()
+        return LoadResult(
+            topic=rng.topic,
+            partition=rng.partition,
+            start_offset=rng.start,
+            stop_offset=rng.stop,
+            n_messages=batch.n_messages,
+            n_trades=n_inserted,
+            n_duplicates=n_duplicates,
+            n_rejects=batch.n_rejects,
+            n_gaps=batch.n_gaps,
+            committed_ns=loaded_ns,
+        )
+
+    def partition_progress(self, topic: str | None = None) -> list[PartitionProgress]:
+        """Summarise the ledger per topic-partition.
+
+        Parameters
+        ----------
+        topic
+            Only this topic; all when None.
+
+        Returns
+        -------
+        list[PartitionProgress]
+            One entry per topic-partition, ordered.
+        """
+        with self.transaction() as s:
+            rows = s.execute(q.PARTITION_PROGRESS, (topic, topic))
+        return [
+            PartitionProgress(
+                str(t),
+                int(p),
+                int(nxt),
+                int(nb),
+                int(nm),
+                int(nt),
+                int(nd),
+                int(nr),
+                int(ng),
+                int(lc),
+            )
+            for t, p, nxt, nb, nm, nt, nd, nr, ng, lc in rows
+        ]
+
+    def ingested_through_ns(self) -> int | None:
+        """Return the latest SIP time of any loaded trade, from the ledger.
+
+        Returns
+        -------
+        int | None
+            UTC epoch ns, None when no trade was loaded.
+        """
+        with self.transaction() as s:
+            value = s.scalar(q.INGESTED_THROUGH)
+        return None if value is None else int(value)
+
+    # --- signals -------------------------------------------------------------------------
+
+    def read_day_trades(self, day: date, *, regular_hours_only: bool = True) -> pd.DataFrame:
+        """Return one New York day's trades in stable order.
+
+        Parameters
+        ----------
+        day
+            The ``trade_date``.
+        regular_hours_only
+            Keep only ``in_regular_hours`` prints (what the statistics use).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns :data:`~pipeline.warehouse.queries.DAY_TRADE_COLUMNS`, ordered by
+            symbol, timestamp and arrival (Kafka partition, offset).
+        """
+        with self.transaction() as s:
+            return s.frame(q.READ_DAY_TRADES, (day, regular_hours_only))
+
+    def publish_signals(self, day: date, frames: SignalTables, run: SignalRun) -> PublishResult:
+        """Replace ``day`` in the three signal tables and add its run row, atomically.
+
+        Parameters
+        ----------
+        day
+            The trading day; every frame row must carry this ``date``.
+        frames
+            The audited frames (``trade_signals``, ``symbol_day_metrics``, ``intensity_buckets``).
+        run
+            Provenance: run id, kernel version, parameters, input offsets, content hash.
+
+        Returns
+        -------
+        PublishResult
+            Rows published and rows replaced.
+
+        Raises
+        ------
+        DataError
+            If a frame lacks a contract column or holds rows of another day.
+        """
+        ts = _contract(frames.trade_signals, q.TRADING_SIGNALS_COLUMNS, "trade_signals", day)
+        sdm = _contract(
+            frames.symbol_day_metrics, q.SYMBOL_DAY_METRICS_COLUMNS, "symbol_day_metrics", day
+        )
+        ib = _contract(
+            frames.intensity_buckets, q.TRADE_INTENSITY_COLUMNS, "intensity_buckets", day
+        )
+        sdm = sdm.assign(
+            input_offsets=[run.symbol_input_offsets.get(str(s), "{}") for s in sdm["symbol"]]
+        )
+        with self.transaction() as s:
+            n_replaced = 0
+            for stmt in q.DELETE_DAY.values():
+                n_replaced += _rowcount_rows(s.execute(stmt, (day,)))
+            for sql, frame, params in (
+                (q.INSERT_TRADING_SIGNALS, ts, (run.kernel_version, run.run_id)),
+                (
+                    q.INSERT_SYMBOL_DAY_METRICS,
+                    sdm,
+                    (run.kernel_version, run.params_json, run.run_id),
+                ),
+                (q.INSERT_TRADE_INTENSITY, ib, (run.kernel_version, run.run_id)),
+            ):
+                if len(frame):
+                    s.conn.register(q.FRAME, frame)
+                    s.execute(sql, params)
+                    s.conn.unregister(q.FRAME)
+            s.execute(
+                q.INSERT_SIGNAL_RUN,
+                (
+                    run.run_id,
+                    day,
+                    run.n_symbols,
+                    run.n_trades,
+                    run.n_buckets,
+                    run.kernel_version,
+                    run.params_json,
+                    run.input_offsets_json,
+                    run.content_hash,
+                    run.quality_passed,
+                    run.quality_summary_json,
+                    run.ingested_through_ns,
+                    run.final,
+                    run.computed_ns,
+                ),
+            )
+        return PublishResult(day, run.run_id, len(ts), len(sdm), len(ib), n_replaced)
+
+    def record_quality(self, run_id: str, rows: Sequence[QualityResultRow]) -> None:
+        """Store quality verdicts outside a load (e.g. the signal suite of a blocked day).
+
+        Parameters
+        ----------
+        run_id
+            The run that evaluated them.
+        rows
+            One row per expectation.
+        """
+        if not rows:
+            return
+        now = time.time_ns()
+        with self.transaction() as s:
+            for r in rows:
+                s.execute(
+                    q.INSERT_QUALITY,
+                    (run_id, r.suite, r.target, r.expectation, r.passed, r.observed_json, now),
+                )
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def table_counts(self) -> dict[str, int]:
+        """Return the row count of every platform table.
+
+        Returns
+        -------
+        dict[str, int]
+            Table -> rows.
+        """
+        with self.transaction() as s:
+            return {t: int(s.scalar(sql)) for t, sql in q.COUNT.items()}
+
+    def query_frame(self, name: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        """Run a named read of :data:`pipeline.warehouse.queries.READS`.
+
+        Parameters
+        ----------
+        name
+            Statement name.
+        params
+            Bound values, in the statement's order.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The rows.
+        """
+        try:
+            sql = q.READS[name]
+        except KeyError:
+            raise WarehouseError(f"no named read {name!r}; known: {sorted(q.READS)}") from None
+        with self.transaction() as s:
+            return s.frame(sql, params)
+
+
+def _rowcount(cur: duckdb.DuckDBPyConnection) -> int:
+    rows = cur.fetchall()
+    return int(rows[0][0]) if rows else 0
+
+
+def _rowcount_rows(rows: list[tuple[Any, ...]]) -> int:
+    return int(rows[0][0]) if rows else 0
+
+
+def _contract(frame: pd.DataFrame, columns: Sequence[str], name: str, day: date) -> pd.DataFrame:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"frame {name} lacks contract columns {missing}")
+    out = frame.loc[:, list(columns)]
+    if len(out):
+        dates = pd.to_datetime(out["date"]).dt.date
+        other = dates[dates != day]
+        if len(other):
+            raise DataError(
+                f"frame {name} row {other.index[0]} has date {other.iloc[0]}, not {day}"
+            )
+    return out

@@ -1,0 +1,316 @@
+"""Named, parameterised warehouse statements.
+
+Identifiers come from the constants below (never from input); every value is bound
+(``?`` placeholders for DuckDB). A backend whose dialect differs keeps its own
+statements next to its module and reuses the identifiers from here. Statements are
+built once, at import.
+"""
+
+# ruff: noqa: S608 - statements are built here, once, from the identifier constants below;
+# every value is a bound parameter.
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pipeline.microbatch import GAP_COLUMNS, REJECT_COLUMNS, TRADE_COLUMNS
+
+# Tables and views (sql/migrations). Changing a name needs a migration and a note to the
+# MCP server's reads.
+MARKET_DATA = "market_data"
+KAFKA_OFFSETS = "kafka_offsets"
+REJECTS = "market_data_rejects"
+FEED_GAPS = "feed_gaps"
+TRADING_SIGNALS = "trading_signals"
+SYMBOL_DAY_METRICS = "symbol_day_metrics"
+TRADE_INTENSITY = "trade_intensity"
+SIGNAL_RUNS = "signal_runs"
+QUALITY_RESULTS = "quality_results"
+ENRICHED_MARKET_DATA = "enriched_market_data"
+SCHEMA_MIGRATIONS = "schema_migrations"
+
+TABLES: tuple[str, ...] = (
+    MARKET_DATA,
+    KAFKA_OFFSETS,
+    REJECTS,
+    FEED_GAPS,
+    TRADING_SIGNALS,
+    SYMBOL_DAY_METRICS,
+    TRADE_INTENSITY,
+    SIGNAL_RUNS,
+    QUALITY_RESULTS,
+)
+
+# Registered (in-transaction) relation names of the batch being loaded.
+BATCH_TRADES = "_batch_trades"
+BATCH_REJECTS = "_batch_rejects"
+BATCH_GAPS = "_batch_gaps"
+FRAME = "_frame"
+
+# Columns the signal frames must provide; provenance columns are added by the warehouse.
+TRADING_SIGNALS_COLUMNS: tuple[str, ...] = (
+    "symbol",
+    "date",
+    "seq",
+    "timestamp_ns",
+    "price",
+    "size",
+    "log_return",
+    "lee_mykland_stat",
+    "lm_xi",
+    "jump_detected",
+    "garch_sigma2",
+    "standardized_return",
+    "bns_stat",
+    "conditional_duration",
+    "acd_surprise",
+    "trade_intensity_zscore",
+    "trading_signal",
+    "kafka_partition",
+    "kafka_offset",
+)
+SYMBOL_DAY_METRICS_COLUMNS: tuple[str, ...] = (
+    "symbol",
+    "date",
+    "n_trades",
+    "n_returns",
+    "first_timestamp_ns",
+    "last_timestamp_ns",
+    "vwap",
+    "bns_m",
+    "bns_rv",
+    "bns_bv",
+    "bns_tq",
+    "bns_qq",
+    "bns_rj",
+    "bns_z",
+    "bns_p_value",
+    "bns_jump",
+    "garch_omega",
+    "garch_alpha",
+    "garch_beta",
+    "garch_loglik",
+    "garch_scale",
+    "garch_converged",
+    "acd_exp_omega",
+    "acd_exp_alpha",
+    "acd_exp_beta",
+    "acd_exp_loglik",
+    "acd_weibull_omega",
+    "acd_weibull_alpha",
+    "acd_weibull_beta",
+    "acd_weibull_gamma",
+    "acd_weibull_loglik",
+    "acd_exp_at_boundary",
+    "acd_weibull_at_boundary",
+    "lm_jump_count",
+    "notes",
+)
+TRADE_INTENSITY_COLUMNS: tuple[str, ...] = (
+    "symbol",
+    "date",
+    "bucket",
+    "bucket_start_ns",
+    "count",
+    "z",
+)
+
+# Input columns the signals computation reads from market_data (plus lineage passthrough).
+DAY_TRADE_COLUMNS: tuple[str, ...] = (
+    "symbol",
+    "timestamp_ns",
+    "price",
+    "size",
+    "exchange",
+    "trade_id",
+    "conditions",
+    "trade_date",
+    "ns_from_open",
+    "kafka_partition",
+    "kafka_offset",
+)
+
+
+def _cols(names: Sequence[str]) -> str:
+    return ", ".join(f'"{n}"' for n in names)
+
+
+def _placeholders(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+# --- offset ledger -------------------------------------------------------------------------
+
+NEXT_OFFSET = (
+    f"SELECT max(stop_offset) FROM {KAFKA_OFFSETS} WHERE kafka_topic = ? AND kafka_partition = ?"
+)
+NEXT_OFFSETS = (
+    f"SELECT kafka_partition, max(stop_offset) FROM {KAFKA_OFFSETS} "
+    "WHERE kafka_topic = ? GROUP BY kafka_partition ORDER BY kafka_partition"
+)
+LEDGER_COLUMNS: tuple[str, ...] = (
+    "kafka_topic",
+    "kafka_partition",
+    "start_offset",
+    "stop_offset",
+    "n_messages",
+    "n_trades",
+    "n_duplicates",
+    "n_rejects",
+    "n_gaps",
+    "min_timestamp_ns",
+    "max_timestamp_ns",
+    "quality_passed",
+    "quality_summary",
+    "run_id",
+    "committed_ns",
+)
+INSERT_LEDGER = (
+    f"INSERT INTO {KAFKA_OFFSETS} ({_cols(LEDGER_COLUMNS)}) "
+    f"VALUES ({_placeholders(len(LEDGER_COLUMNS))})"
+)
+PARTITION_PROGRESS = (
+    "SELECT kafka_topic, kafka_partition, max(stop_offset), count(*), sum(n_messages), "
+    "sum(n_trades), sum(n_duplicates), sum(n_rejects), sum(n_gaps), max(committed_ns) "
+    f"FROM {KAFKA_OFFSETS} WHERE (? IS NULL OR kafka_topic = ?) "
+    "GROUP BY kafka_topic, kafka_partition ORDER BY kafka_topic, kafka_partition"
+)
+INGESTED_THROUGH = f"SELECT max(max_timestamp_ns) FROM {KAFKA_OFFSETS}"
+
+# --- microbatch load (one transaction) -----------------------------------------------------
+
+_TRADE_INSERT_COLS = (*TRADE_COLUMNS, "loaded_ns")
+_TRADE_SELECT = ", ".join(
+    "CAST(b.trade_date AS DATE)" if c == "trade_date" else f'b."{c}"' for c in TRADE_COLUMNS
+)
+# A trade is stored once per dedup key: the anti-join skips keys already in the table. The
+# trade_date filter lets the scan skip row groups of other days (zone maps).
+INSERT_TRADES = (
+    f"INSERT INTO {MARKET_DATA} ({_cols(_TRADE_INSERT_COLS)}) "
+    f"SELECT {_TRADE_SELECT}, ? FROM {BATCH_TRADES} AS b "
+    "WHERE NOT EXISTS ("
+    f"SELECT 1 FROM {MARKET_DATA} AS m "
+    "WHERE m.trade_date = CAST(b.trade_date AS DATE) AND m.symbol = b.symbol "
+    "AND m.exchange = b.exchange AND m.trf_id = b.trf_id AND m.trade_id = b.trade_id"
+    ")"
+)
+INSERT_REJECTS = (
+    f"INSERT INTO {REJECTS} ({_cols((*REJECT_COLUMNS, 'loaded_ns'))}) "
+    f"SELECT {_cols(REJECT_COLUMNS)}, ? FROM {BATCH_REJECTS}"
+)
+INSERT_GAPS = (
+    f"INSERT INTO {FEED_GAPS} ({_cols((*GAP_COLUMNS, 'loaded_ns'))}) "
+    f"SELECT {_cols(GAP_COLUMNS)}, ? FROM {BATCH_GAPS}"
+)
+QUALITY_COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "suite",
+    "target",
+    "expectation",
+    "passed",
+    "observed",
+    "checked_ns",
+)
+INSERT_QUALITY = (
+    f"INSERT INTO {QUALITY_RESULTS} ({_cols(QUALITY_COLUMNS)}) "
+    f"VALUES ({_placeholders(len(QUALITY_COLUMNS))})"
+)
+
+# --- signals -------------------------------------------------------------------------------
+
+READ_DAY_TRADES = (
+    f"SELECT {_cols(DAY_TRADE_COLUMNS)} FROM {MARKET_DATA} "
+    "WHERE trade_date = ? AND (in_regular_hours OR NOT ?) "
+    # Stable order (statistics.md 1): by symbol and time; equal stamps keep arrival order.
+    "ORDER BY symbol, timestamp_ns, kafka_partition, kafka_offset"
+)
+DELETE_DAY: dict[str, str] = {
+    t: f"DELETE FROM {t} WHERE date = ?"
+    for t in (TRADING_SIGNALS, SYMBOL_DAY_METRICS, TRADE_INTENSITY)
+}
+_PROVENANCE = ("kernel_version", "run_id")
+INSERT_TRADING_SIGNALS = (
+    f"INSERT INTO {TRADING_SIGNALS} ({_cols((*TRADING_SIGNALS_COLUMNS, *_PROVENANCE))}) "
+    f"SELECT {_cols(TRADING_SIGNALS_COLUMNS)}, ?, ? FROM {FRAME}"
+)
+_SDM_PROVENANCE = ("kernel_version", "params", "input_offsets", "run_id")
+INSERT_SYMBOL_DAY_METRICS = (
+    f"INSERT INTO {SYMBOL_DAY_METRICS} ({_cols((*SYMBOL_DAY_METRICS_COLUMNS, *_SDM_PROVENANCE))}) "
+    f"SELECT {_cols(SYMBOL_DAY_METRICS_COLUMNS)}, ?, ?, input_offsets, ? FROM {FRAME}"
+)
+INSERT_TRADE_INTENSITY = (
+    f"INSERT INTO {TRADE_INTENSITY} ({_cols((*TRADE_INTENSITY_COLUMNS, *_PROVENANCE))}) "
+    f"SELECT {_cols(TRADE_INTENSITY_COLUMNS)}, ?, ? FROM {FRAME}"
+)
+SIGNAL_RUN_COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "date",
+    "n_symbols",
+    "n_trades",
+    "n_buckets",
+    "kernel_version",
+    "params",
+    "input_offsets",
+    "content_hash",
+    "quality_passed",
+    "quality_summary",
+    "ingested_through_ns",
+    "final",
+    "computed_ns",
+)
+INSERT_SIGNAL_RUN = (
+    f"INSERT INTO {SIGNAL_RUNS} ({_cols(SIGNAL_RUN_COLUMNS)}) "
+    f"VALUES ({_placeholders(len(SIGNAL_RUN_COLUMNS))})"
+)
+
+# --- named reads (commands, demo summary, sensor) ------------------------------------------
+
+SELECT_MIGRATIONS = (
+    f"SELECT version, name, checksum, applied_ns FROM {SCHEMA_MIGRATIONS} ORDER BY version"
+)
+COUNT: dict[str, str] = {t: f"SELECT count(*) FROM {t}" for t in TABLES}
+
+READS: dict[str, str] = {
+    # Ledger rows, newest first: (topic or NULL, limit).
+    "ledger": (
+        f"SELECT {_cols(LEDGER_COLUMNS)} FROM {KAFKA_OFFSETS} "
+        "WHERE (? IS NULL OR kafka_topic = ?) ORDER BY committed_ns DESC LIMIT ?"
+    ),
+    # Latest run per day: (first day, last day).
+    "signal_runs_latest": (
+        f"SELECT {_cols(SIGNAL_RUN_COLUMNS)} FROM {SIGNAL_RUNS} WHERE date BETWEEN ? AND ? "
+        "QUALIFY row_number() OVER (PARTITION BY date ORDER BY computed_ns DESC) = 1 ORDER BY date"
+    ),
+    # Per day: trades and regular-hours trades loaded. (first day, last day).
+    "trades_per_day": (
+        "SELECT trade_date, count(*) AS n_trades, "
+        "count(*) FILTER (WHERE in_regular_hours) AS n_rth, "
+        f"count(DISTINCT symbol) AS n_symbols FROM {MARKET_DATA} "
+        "WHERE trade_date BETWEEN ? AND ? GROUP BY trade_date ORDER BY trade_date"
+    ),
+    # Duplicate dedup keys in market_data (must be empty): ().
+    "duplicate_trade_keys": (
+        f"SELECT symbol, trade_date, exchange, trf_id, trade_id, count(*) AS n FROM {MARKET_DATA} "
+        "GROUP BY ALL HAVING count(*) > 1"
+    ),
+    # Jumps of a day, strongest first: (day, limit).
+    "jumps_of_day": (
+        "SELECT symbol, timestamp_ns, price, log_return, lee_mykland_stat, trading_signal "
+        f"FROM {TRADING_SIGNALS} WHERE date = ? AND jump_detected "
+        "ORDER BY abs(lee_mykland_stat) DESC LIMIT ?"
+    ),
+    # Signal counts of a day: (day).
+    "signal_counts_of_day": (
+        f"SELECT trading_signal, count(*) AS n FROM {TRADING_SIGNALS} WHERE date = ? "
+        "GROUP BY trading_signal ORDER BY trading_signal"
+    ),
+    # Rejects by reason: (limit).
+    "rejects_by_reason": (
+        f"SELECT stage, reason, count(*) AS n FROM {REJECTS} GROUP BY stage, reason "
+        "ORDER BY n DESC LIMIT ?"
+    ),
+    # Quality verdicts, newest first: (suite or NULL, limit).
+    "quality_results": (
+        f"SELECT {_cols(QUALITY_COLUMNS)} FROM {QUALITY_RESULTS} WHERE (? IS NULL OR suite = ?) "
+        "ORDER BY checked_ns DESC LIMIT ?"
+    ),
+}

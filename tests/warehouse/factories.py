@@ -1,0 +1,87 @@
+"""Test inputs built from the shipped sample (real XXX trades), encoded as Kafka records.
+
+The sample has no trade ids or numeric exchange ids: a trade's id is its row number in the
+file and the exchange id the TAQ letter's position in a fixed alphabet, which is also how
+the replay server numbers them. Helpers here never fabricate prices or times except where a
+test states the boundary it probes.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Sequence
+from datetime import date
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+
+import pipeline
+from pipeline.events import Event, Trade
+from pipeline.kafka.codec import encode
+from pipeline.kafka.offsets import KafkaRecord
+
+SAMPLE = Path(pipeline.__file__).parent / "data" / "sample" / "trades_XXX_2018-01-02_03.csv.gz"
+TAQ_LETTERS = "ABCDIJKMNPQTVWXYZ"
+
+
+@cache
+def sample_frame() -> pd.DataFrame:
+    """Return the sample as a frame with a ``row`` column (its line number, from 0)."""
+    with gzip.open(SAMPLE, "rt") as f:
+        frame = pd.read_csv(
+            f, dtype={"conditions": "str", "exchange": "str"}, keep_default_na=False
+        )
+    return frame.assign(row=range(len(frame)))
+
+
+def sample_trades(n: int | None = None, day: date | None = None, start_row: int = 0) -> list[Trade]:
+    """Return sample rows as trades (``n`` from ``start_row``; only ``day`` if given)."""
+    frame = sample_frame()
+    if day is not None:
+        local = pd.to_datetime(frame["timestamp_ns"], unit="ns", utc=True).dt.tz_convert(
+            "America/New_York"
+        )
+        frame = frame[local.dt.date == day]
+    frame = frame.iloc[start_row : None if n is None else start_row + n]
+    return [
+        Trade(
+            symbol=str(r.symbol),
+            sip_timestamp_ns=int(r.timestamp_ns),
+            price=float(r.price),
+            size=int(r.size),
+            exchange=TAQ_LETTERS.index(str(r.exchange)) + 1,
+            trade_id=str(r.row),
+            conditions=(),
+            sequence_number=int(r.row),
+            trf_id=None,
+            receipt_ns=int(r.timestamp_ns) + 1_000_000,
+            source="file",
+        )
+        for r in frame.itertuples(index=False)
+    ]
+
+
+def as_records(
+    events: Sequence[Event | tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]],
+    topic: str = "polygon-market-data",
+    partition: int = 0,
+    start: int = 0,
+    step: int = 1,
+) -> list[KafkaRecord]:
+    """Encode events (or raw ``(key, value, headers)`` triples) as consecutive records."""
+    out: list[KafkaRecord] = []
+    for i, ev in enumerate(events):
+        key, value, headers = ev if isinstance(ev, tuple) else encode(ev)
+        out.append(
+            KafkaRecord(
+                topic=topic,
+                partition=partition,
+                offset=start + i * step,
+                key=key,
+                value=value,
+                headers=tuple(headers),
+                timestamp_ms=1_514_903_400_000 + i,
+            )
+        )
+    return out
