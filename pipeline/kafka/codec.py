@@ -58,7 +58,11 @@ def encode(event: Event) -> tuple[bytes, bytes, Headers]:
                 "source": event.source,
             }
         )
-        return event.symbol.encode(), value, [("schema", SCHEMA_TRADE), ("recv_ns", b"%d" % event.receipt_ns)]
+        return (
+            event.symbol.encode(),
+            value,
+            [("schema", SCHEMA_TRADE), ("recv_ns", b"%d" % event.receipt_ns)],
+        )
     if isinstance(event, Gap):
         value = orjson.dumps(
             {
@@ -69,9 +73,13 @@ def encode(event: Event) -> tuple[bytes, bytes, Headers]:
                 "detected_ns": event.detected_ns,
             }
         )
-        return event.subscription.encode(), value, [("schema", SCHEMA_GAP), ("recv_ns", b"%d" % event.detected_ns)]
+        return (
+            event.subscription.encode(),
+            value,
+            [("schema", SCHEMA_GAP), ("recv_ns", b"%d" % event.detected_ns)],
+        )
     if isinstance(event, Reject):
-        # The raw frame may be arbitrary bytes: keep it as latin-1 text so the JSON round trip is exact.
+        # Raw frames may be arbitrary bytes: latin-1 text makes the JSON round trip exact.
         value = orjson.dumps(
             {"stage": event.stage, "reason": event.reason, "raw": event.raw.decode("latin-1")}
         )
@@ -132,7 +140,9 @@ def decode(value: bytes | None, headers: Sequence[tuple[str, bytes | None]] | No
             if not isinstance(conditions, list | tuple) or not all(
                 isinstance(c, int) and not isinstance(c, bool) for c in conditions
             ):
-                raise ParseError(f"field 'conditions' is {conditions!r} and must be a list of integers")
+                raise ParseError(
+                    f"field 'conditions' is {conditions!r} and must be a list of integers"
+                )
             price = obj["price"]
             if isinstance(price, bool) or not isinstance(price, int | float):
                 raise ParseError(f"field 'price' is {price!r} and must be a number")

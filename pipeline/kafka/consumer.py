@@ -66,6 +66,10 @@ def watermarks(
 ) -> dict[int, tuple[int, int]]:
     """Return ``{partition: (low, high)}`` of ``topic``; ``high`` is the last offset + 1.
 
+    Under ``read_committed`` (used here) ``high`` is the last *stable* offset: records of
+    a still-open transaction are beyond it, so a stop offset planned from it never waits
+    on a transaction.
+
     Parameters
     ----------
     bootstrap
@@ -171,7 +175,7 @@ def read_range(
                 f"{rng} starts below the low watermark {low}: those records have expired"
             )
         if rng.stop > high:
-            raise OffsetError(f"{rng} ends beyond the high watermark {high}")
+            raise OffsetError(f"{rng} ends beyond the high watermark (last stable offset) {high}")
         consumer.assign([TopicPartition(rng.topic, rng.partition, rng.start)])
         records: list[KafkaRecord] = []
         done = False

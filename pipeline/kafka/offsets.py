@@ -23,7 +23,8 @@ class OffsetRange:
     def __post_init__(self) -> None:
         if self.start < 0 or self.stop < self.start:
             raise OffsetError(
-                f"offset range [{self.start}, {self.stop}) of {self.topic}:{self.partition} is invalid"
+                f"offset range [{self.start}, {self.stop}) of {self.topic}:{self.partition} "
+                "is invalid"
             )
 
     @property

@@ -1,0 +1,329 @@
+"""Produce events to Kafka with no silent loss.
+
+- ``enable.idempotence=true`` (librdkafka's default is false) with ``acks=all``: no
+  duplicates from retries, per-partition order kept (integrations.md 2.2).
+- Key = symbol (via :mod:`pipeline.kafka.codec`), so a symbol stays ordered in one partition.
+- Delivery reports run only inside ``poll()``/``flush()``: :meth:`EventProducer.send`
+  polls regularly, and polls on ``BufferError`` (full local queue) until there is room
+  or a bound passes.
+- ``flush()`` returning 0 is *not* success: a timed-out message leaves the queue and
+  reaches the callback with ``_MSG_TIMED_OUT``. :meth:`EventProducer.flush` raises
+  :class:`~pipeline.errors.DeliveryError` unless every report arrived with ``err is None``,
+  and :meth:`EventProducer.send` raises as soon as a failed report has been seen.
+- Every acknowledged message can feed a latency hook (receipt -> ack, and SIP -> ack
+  for trades) for metrics; :class:`LatencyRecorder` is a simple in-memory one.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaError as _LibKafkaError
+from confluent_kafka import KafkaException, Message, Producer
+
+from pipeline.clock import Clock, SystemClock
+from pipeline.errors import DeliveryError
+from pipeline.events import Event, Gap, Reject, Trade
+from pipeline.kafka import codec
+from pipeline.kafka.broker import client_conf
+
+_POLL_EVERY = 64
+_MAX_KEPT_ERRORS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """One acknowledged message, as seen by an ack hook.
+
+    ``receipt_ns`` and ``ack_ns`` are UTC epoch ns from the producer's clock;
+    ``sip_ns`` is the trade's SIP time (None for gaps and rejects).
+    """
+
+    kind: str
+    sip_ns: int | None
+    receipt_ns: int
+    ack_ns: int
+    partition: int
+    offset: int
+
+    @property
+    def receipt_to_ack_ns(self) -> int:
+        """Return ack time minus receipt time."""
+        return self.ack_ns - self.receipt_ns
+
+
+AckHook = Callable[[Ack], None]
+
+
+class LatencyRecorder:
+    """Collect receipt -> ack latencies (ns) of acknowledged messages; an :data:`AckHook`."""
+
+    def __init__(self) -> None:
+        self.receipt_to_ack_ns: list[int] = []
+
+    def __call__(self, ack: Ack) -> None:
+        """Record one acknowledgement."""
+        self.receipt_to_ack_ns.append(ack.ack_ns - ack.receipt_ns)
+
+    def percentile_ms(self, q: float) -> float | None:
+        """Return the ``q``-th percentile (0-100, nearest rank) in ms, None if empty."""
+        if not self.receipt_to_ack_ns:
+            return None
+        data = sorted(self.receipt_to_ack_ns)
+        rank = min(len(data) - 1, max(0, round(q / 100.0 * (len(data) - 1))))
+        return data[rank] / 1e6
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFailure:
+    """A message the broker did not acknowledge."""
+
+    key: bytes | None
+    partition: int | None
+    error: str
+
+
+def _event_meta(event: Event) -> tuple[str, int | None, int]:
+    if isinstance(event, Trade):
+        return "trade", event.sip_timestamp_ns, event.receipt_ns
+    if isinstance(event, Gap):
+        return "gap", None, event.detected_ns
+    if isinstance(event, Reject):
+        return "reject", None, event.receipt_ns
+    raise TypeError(f"cannot produce {type(event).__name__}")
+
+
+class EventProducer:
+    """An idempotent producer of :mod:`pipeline.events` to one topic.
+
+    Parameters
+    ----------
+    bootstrap
+        Bootstrap servers.
+    topic
+        Destination topic.
+    extra_conf
+        Extra librdkafka settings (TLS/SASL pass-through), applied before ours are
+        checked: settings that would weaken delivery guarantees are refused.
+    message_timeout_ms
+        How long librdkafka keeps retrying a message before failing it.
+    linger_ms
+        Batching delay; small, because receipt -> ack latency is a product figure.
+    queue_max_messages
+        Local queue bound; a full queue makes :meth:`send` poll (back-pressure).
+    on_ack
+        Called once per acknowledged message (inside ``poll``/``flush``).
+    clock
+        Source of ack times (tests inject a fake).
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        *,
+        extra_conf: Mapping[str, str] | None = None,
+        message_timeout_ms: int = 60_000,
+        linger_ms: float = 1.0,
+        queue_max_messages: int = 200_000,
+        on_ack: AckHook | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        conf = client_conf(bootstrap, extra_conf)
+        for key, required in (("acks", "all"), ("enable.idempotence", "true")):
+            given = conf.get(key)
+            if given is not None and str(given).lower() not in (
+                required,
+                "-1" if key == "acks" else required,
+            ):
+                raise DeliveryError(
+                    f"{key}={given!r} in extra Kafka settings would weaken delivery; "
+                    f"the producer requires {key}={required}"
+                )
+        conf.update(
+            {
+                "enable.idempotence": True,
+                "acks": "all",
+                "message.timeout.ms": message_timeout_ms,
+                "linger.ms": linger_ms,
+                "queue.buffering.max.messages": queue_max_messages,
+            }
+        )
+        self._producer = Producer(conf)
+        self.topic = topic
+        self.bootstrap = bootstrap
+        self._on_ack = on_ack
+        self._clock: Clock = clock or SystemClock()
+        self._block_timeout_s = message_timeout_ms / 1000.0
+        self._since_poll = 0
+        self.sent = 0
+        self.delivered = 0
+        self.failed = 0
+        self.failures: list[DeliveryFailure] = []
+
+    # -- delivery reports ------------------------------------------------------------------------
+    def _on_delivery(
+        self,
+        kind: str,
+        sip_ns: int | None,
+        receipt_ns: int,
+        err: _LibKafkaError | None,
+        msg: Message,
+    ) -> None:
+        if err is not None:
+            self.failed += 1
+            if len(self.failures) < _MAX_KEPT_ERRORS:
+                self.failures.append(
+                    DeliveryFailure(msg.key(), msg.partition(), f"{err.name()}: {err.str()}")
+                )
+            return
+        self.delivered += 1
+        if self._on_ack is not None:
+            partition = msg.partition()
+            offset = msg.offset()
+            self._on_ack(
+                Ack(
+                    kind=kind,
+                    sip_ns=sip_ns,
+                    receipt_ns=receipt_ns,
+                    ack_ns=self._clock.now_ns(),
+                    partition=-1 if partition is None else partition,
+                    offset=-1 if offset is None else offset,
+                )
+            )
+
+    def _raise_if_failed(self) -> None:
+        if self.failed:
+            first = self.failures[0] if self.failures else None
+            detail = (
+                f"; first: key={first.key!r} partition={first.partition} {first.error}"
+                if first
+                else ""
+            )
+            raise DeliveryError(
+                f"{self.failed} of {self.sent} messages to {self.topic!r} "
+                f"were not acknowledged{detail}"
+            )
+
+    # -- producing -------------------------------------------------------------------------------
+    def send(self, event: Event) -> None:
+        """Encode ``event`` and hand it to librdkafka (asynchronous).
+
+        Parameters
+        ----------
+        event
+            A trade, gap or reject.
+
+        Raises
+        ------
+        DeliveryError
+            If an earlier message already failed, or the local queue stayed full for
+            longer than the message timeout.
+        """
+        if self.failed:
+            self._raise_if_failed()
+        key, value, headers = codec.encode(event)
+        kind, sip_ns, receipt_ns = _event_meta(event)
+        callback = functools.partial(self._on_delivery, kind, sip_ns, receipt_ns)
+        deadline: float | None = None
+        while True:
+            try:
+                self._producer.produce(
+                    self.topic, value=value, key=key, headers=headers, on_delivery=callback
+                )
+                break
+            except BufferError:
+                # Local queue full: serve delivery reports to make room (back-pressure).
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self._block_timeout_s
+                elif now >= deadline:
+                    raise DeliveryError(
+                        f"local producer queue for {self.topic!r} stayed full "
+                        f"for {self._block_timeout_s} s "
+                        f"({len(self._producer)} messages waiting)"
+                    ) from None
+                self._producer.poll(0.05)
+                if self.failed:
+                    self._raise_if_failed()
+            except KafkaException as e:
+                raise DeliveryError(f"cannot produce to {self.topic!r}: {e}") from e
+        self.sent += 1
+        self._since_poll += 1
+        if self._since_poll >= _POLL_EVERY:
+            self._since_poll = 0
+            self._producer.poll(0)
+
+    def poll(self, timeout_s: float = 0.0) -> int:
+        """Serve delivery reports; return how many were served.
+
+        Parameters
+        ----------
+        timeout_s
+            Longest wait for a report.
+
+        Returns
+        -------
+        int
+            Number of events served.
+        """
+        return int(self._producer.poll(timeout_s))
+
+    @property
+    def in_flight(self) -> int:
+        """Return messages produced but not yet reported (queued or awaiting ack)."""
+        return len(self._producer)
+
+    def flush(self, timeout_s: float) -> int:
+        """Wait for every delivery report; raise unless all succeeded.
+
+        Parameters
+        ----------
+        timeout_s
+            Bound of the wait.
+
+        Returns
+        -------
+        int
+            Number of messages delivered so far (cumulative).
+
+        Raises
+        ------
+        DeliveryError
+            If a message failed, or some are still unreported after ``timeout_s``.
+        """
+        remaining = self._producer.flush(timeout_s)
+        self._raise_if_failed()
+        if remaining:
+            raise DeliveryError(
+                f"{remaining} of {self.sent} messages to {self.topic!r} "
+                f"still unacknowledged after {timeout_s} s"
+            )
+        if self.delivered != self.sent:  # defensive: every sent message must have a report
+            raise DeliveryError(
+                f"{self.sent} messages sent to {self.topic!r} but {self.delivered} acknowledged"
+            )
+        return self.delivered
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Flush (raising on failure) and drop the client.
+
+        Parameters
+        ----------
+        timeout_s
+            Bound of the final flush.
+        """
+        self.flush(timeout_s)
+
+    def __enter__(self) -> EventProducer:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            # Already failing: give in-flight messages a short chance, never mask the error.
+            self._producer.flush(1.0)
