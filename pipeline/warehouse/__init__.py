@@ -1,7 +1,7 @@
 """The warehouse: one port (:mod:`.base`), one place that picks its backend (here).
 
 ``duckdb:///path/to/file.duckdb`` opens the embedded file (the default);
-``vertica://user@host:5433/db`` will open Vertica once its backend exists (issue 6).
+``vertica://user@host:5433/db`` opens Vertica (password and omitted parts from ``VERTICA_*``).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def open_warehouse(
     Raises
     ------
     ConfigError
-        For an unknown scheme, or ``vertica://`` before the Vertica backend exists.
+        For an unknown scheme, or a ``vertica://`` URL lacking host, database or user.
     """
     scheme = urlsplit(url).scheme.lower()
     if scheme == "duckdb":
@@ -79,10 +79,10 @@ def open_warehouse(
             lock_timeout_s=DEFAULT_LOCK_TIMEOUT_S if lock_timeout_s is None else lock_timeout_s,
         )
     if scheme == "vertica":
-        raise ConfigError(
-            f"warehouse URL {url!r}: the Vertica backend is not built yet (issue 6); "
-            "use duckdb:///path/to/warehouse.duckdb"
-        )
+        from pipeline.warehouse.vertica_backend import VerticaConfig, VerticaWarehouse
+
+        # Parts the URL omits (and the password) come from VERTICA_*.
+        return VerticaWarehouse(VerticaConfig.from_url(url), read_only=read_only)
     raise ConfigError(
         f"warehouse URL {url!r} has unknown scheme {scheme!r}; expected duckdb:// or vertica://"
     )

@@ -16,7 +16,9 @@ CREATE TABLE IF NOT EXISTS kafka_offsets (
     n_duplicates INT NOT NULL,             -- trades already stored (same dedup key)
     n_rejects INT NOT NULL,                -- rows inserted into market_data_rejects
     n_gaps INT NOT NULL,                   -- rows inserted into feed_gaps
-    quality_passed BOOLEAN NOT NULL,
+    min_timestamp_ns INT,                  -- SIP time range of the inserted trades (null: none)
+    max_timestamp_ns INT,
+    quality_passed BOOLEAN,                -- ingest suite verdict; null = no suite ran
     quality_summary VARCHAR(65000),        -- JSON: failed expectations, if any
     run_id VARCHAR(128),
     committed_ns INT NOT NULL,

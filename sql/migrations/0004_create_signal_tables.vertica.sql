@@ -72,6 +72,7 @@ CREATE TABLE IF NOT EXISTS symbol_day_metrics (
     notes VARCHAR(4096),
     kernel_version VARCHAR(64) NOT NULL,
     params VARCHAR(65000) NOT NULL,        -- JSON of every parameter and the signal rule
+    input_offsets VARCHAR(65000) NOT NULL, -- JSON {kafka_partition: [first_offset, last_offset]} of its trades
     run_id VARCHAR(128) NOT NULL
 )
 ORDER BY symbol, date

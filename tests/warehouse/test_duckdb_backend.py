@@ -384,7 +384,7 @@ def test_a_read_only_warehouse_on_a_missing_file_says_how_to_create_it(tmp_path)
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("vertica://dbadmin@localhost:5433/vmart", "Vertica backend is not built yet"),
+        ("vertica://dbadmin@localhost:5433/vmart?tlsmode=bogus", "TLSMODE"),
         ("postgres://localhost/db", "unknown scheme"),
         ("duckdb:///:memory:", "must name a file"),
     ],

@@ -1,0 +1,186 @@
+-- In-database signals for one New York trading day (:day), used by
+-- pipeline.warehouse.vertica_backend.VerticaWarehouse.publish_signals_in_database when the
+-- warehouse is Vertica (DuckDB computes the same frames in Python with udx.kernels).
+--
+-- All statements run in ONE transaction, which is the stage of stage-audit-publish: the day
+-- is deleted and recomputed by the UDx inside it, the audit queries below read the new rows
+-- on the same connection, and only if every check passes are the signal_runs row inserted
+-- and the transaction committed. Other sessions keep seeing the last good day until COMMIT;
+-- a failed audit rolls everything back.
+--
+-- Each statement follows a "-- name: <name>" line. Values are bound by name (:day, :run_id,
+-- :params); identifiers are constants. The UDx runs OVER (PARTITION BY symbol, trade_date
+-- ORDER BY timestamp_ns, kafka_partition, kafka_offset): the stable order of the statistics
+-- specification (equal stamps keep arrival order), node-local because market_data is
+-- segmented by HASH(symbol). USING PARAMETERS is not used here, so the kernels run with the
+-- specification's defaults (sqlfluff parses this file; install.sql shows the parameters).
+
+-- name: delete_trading_signals
+DELETE FROM trading_signals WHERE date = :day;
+
+-- name: delete_symbol_day_metrics
+DELETE FROM symbol_day_metrics WHERE date = :day;
+
+-- name: delete_trade_intensity
+DELETE FROM trade_intensity WHERE date = :day;
+
+-- name: insert_trading_signals
+INSERT INTO trading_signals (
+    symbol, date, seq, timestamp_ns, price, size, log_return, lee_mykland_stat, lm_xi,
+    jump_detected, garch_sigma2, standardized_return, bns_stat, conditional_duration,
+    acd_surprise, trade_intensity_zscore, trading_signal, kafka_partition, kafka_offset,
+    kernel_version, run_id
+)
+SELECT
+    u.symbol,
+    u.date::DATE,
+    u.seq,
+    u.timestamp_ns,
+    u.price,
+    u.size,
+    u.log_return,
+    u.lee_mykland_stat,
+    u.lm_xi,
+    u.jump_detected,
+    u.garch_sigma2,
+    u.standardized_return,
+    u.bns_stat,
+    u.conditional_duration,
+    u.acd_surprise,
+    u.trade_intensity_zscore,
+    u.trading_signal,
+    u.kafka_partition,
+    u.kafka_offset,
+    u.kernel_version,
+    :run_id
+FROM (
+    SELECT
+        batch_microstructure(
+            m.timestamp_ns, m.symbol, m.price, m.size, m.exchange::VARCHAR,
+            m.kafka_partition, m.kafka_offset
+        ) OVER (
+            PARTITION BY m.symbol, m.trade_date
+            ORDER BY m.timestamp_ns, m.kafka_partition, m.kafka_offset
+        )
+    FROM market_data AS m
+    WHERE m.trade_date = :day AND m.in_regular_hours
+) AS u
+WHERE u.reason IS NULL;
+
+-- name: insert_symbol_day_metrics
+INSERT INTO symbol_day_metrics (
+    symbol, date, n_trades, n_returns, first_timestamp_ns, last_timestamp_ns, vwap,
+    bns_m, bns_rv, bns_bv, bns_tq, bns_qq, bns_rj, bns_z, bns_p_value, bns_jump,
+    garch_omega, garch_alpha, garch_beta, garch_loglik, garch_scale, garch_converged,
+    acd_exp_omega, acd_exp_alpha, acd_exp_beta, acd_exp_loglik,
+    acd_weibull_omega, acd_weibull_alpha, acd_weibull_beta, acd_weibull_gamma,
+    acd_weibull_loglik, acd_exp_at_boundary, acd_weibull_at_boundary, lm_jump_count,
+    notes, kernel_version, params, input_offsets, run_id
+)
+SELECT
+    u.symbol,
+    u.date::DATE,
+    u.n_trades,
+    u.n_returns,
+    u.first_timestamp_ns,
+    u.last_timestamp_ns,
+    u.vwap,
+    u.bns_m,
+    u.bns_rv,
+    u.bns_bv,
+    u.bns_tq,
+    u.bns_qq,
+    u.bns_rj,
+    u.bns_z,
+    u.bns_p_value,
+    u.bns_jump,
+    u.garch_omega,
+    u.garch_alpha,
+    u.garch_beta,
+    u.garch_loglik,
+    u.garch_scale,
+    u.garch_converged,
+    u.acd_exp_omega,
+    u.acd_exp_alpha,
+    u.acd_exp_beta,
+    u.acd_exp_loglik,
+    u.acd_weibull_omega,
+    u.acd_weibull_alpha,
+    u.acd_weibull_beta,
+    u.acd_weibull_gamma,
+    u.acd_weibull_loglik,
+    u.acd_exp_at_boundary,
+    u.acd_weibull_at_boundary,
+    u.lm_jump_count,
+    u.notes,
+    u.kernel_version,
+    :params,
+    COALESCE(o.input_offsets, '{}'),
+    :run_id
+FROM (
+    SELECT
+        batch_microstructure_metrics(
+            m.timestamp_ns, m.symbol, m.price, m.size, m.exchange::VARCHAR
+        ) OVER (
+            PARTITION BY m.symbol, m.trade_date
+            ORDER BY m.timestamp_ns, m.kafka_partition, m.kafka_offset
+        )
+    FROM market_data AS m
+    WHERE m.trade_date = :day AND m.in_regular_hours
+) AS u
+LEFT JOIN signal_input_offsets AS o ON u.symbol = o.symbol
+WHERE u.reason IS NULL;
+
+-- name: insert_trade_intensity
+INSERT INTO trade_intensity (
+    symbol, date, bucket, bucket_start_ns, count, z, kernel_version, run_id
+)
+SELECT
+    u.symbol,
+    u.date::DATE,
+    u.bucket,
+    u.bucket_start_ns,
+    u.count,
+    u.z,
+    u.kernel_version,
+    :run_id
+FROM (
+    SELECT
+        batch_microstructure_intensity(
+            m.timestamp_ns, m.symbol, m.price, m.size, m.exchange::VARCHAR
+        ) OVER (
+            PARTITION BY m.symbol, m.trade_date
+            ORDER BY m.timestamp_ns, m.kafka_partition, m.kafka_offset
+        )
+    FROM market_data AS m
+    WHERE m.trade_date = :day AND m.in_regular_hours
+) AS u;
+
+-- name: input_offsets
+SELECT symbol, kafka_partition, MIN(kafka_offset), MAX(kafka_offset)
+FROM market_data
+WHERE trade_date = :day AND in_regular_hours
+GROUP BY symbol, kafka_partition
+ORDER BY symbol, kafka_partition;
+
+-- name: audit
+-- One row: what the signal suite checks on the uncommitted day (pipeline/quality.py's
+-- signal suite, in SQL): every regular-hours trade has exactly one signal row, every label
+-- is BUY/SELL/HOLD, every symbol has one metrics row, and the counts for signal_runs.
+SELECT
+    (SELECT COUNT(*) FROM market_data WHERE trade_date = :day AND in_regular_hours) AS n_rth,
+    (SELECT COUNT(*) FROM trading_signals WHERE date = :day AND run_id = :run_id) AS n_signals,
+    (
+        SELECT COUNT(*) FROM trading_signals
+        WHERE date = :day AND run_id = :run_id AND trading_signal NOT IN ('BUY', 'SELL', 'HOLD')
+    ) AS n_bad_labels,
+    (
+        SELECT COUNT(DISTINCT symbol) FROM market_data
+        WHERE trade_date = :day AND in_regular_hours
+    ) AS n_symbols,
+    (SELECT COUNT(*) FROM symbol_day_metrics WHERE date = :day AND run_id = :run_id) AS n_metrics,
+    (SELECT COUNT(*) FROM trade_intensity WHERE date = :day AND run_id = :run_id) AS n_buckets,
+    (
+        SELECT COALESCE(SUM(HASH(symbol, seq, timestamp_ns, trading_signal, lee_mykland_stat) % 1000000007), 0)
+        FROM trading_signals WHERE date = :day AND run_id = :run_id
+    ) AS content_sum;
