@@ -1,0 +1,8 @@
+"""Signals: trades frame -> (symbol, New York date) partitions -> ``udx.kernels`` -> frames.
+
+``assemble.compute_frames`` is the one entry point used by ``microstructure compute``, the
+Dagster signal assets (DuckDB mode) and the tests; the Vertica UDx calls the same
+``udx.kernels.symbol_day`` per partition, so the numbers cannot drift apart.
+``provenance`` records the parameters, signal rule and kernel version with every result;
+``synthetic`` generates tapes with a known truth for ``microstructure simulate``.
+"""
