@@ -73,3 +73,7 @@ class DataError(PipelineError):
 
 class WarehouseLockedError(WarehouseError):
     """Another process held the embedded warehouse file longer than the lock timeout."""
+
+
+class InjectedFault(PipelineError):
+    """A failure injected on purpose at a named step (crash-point tests, ``faults``)."""

@@ -21,7 +21,7 @@ stored by earlier batches are found by the warehouse inside the load transaction
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,7 @@ import pandas as pd
 from pipeline.errors import OffsetError, ParseError
 from pipeline.events import Gap, Reject, Trade
 from pipeline.kafka.codec import decode
-from pipeline.kafka.offsets import KafkaRecord, OffsetRange
+from pipeline.kafka.offsets import KafkaRecord, OffsetRange, plan_stop
 
 NEW_YORK = "America/New_York"
 NS_PER_S = 1_000_000_000
@@ -397,3 +397,61 @@ def _trades_frame(cols: dict[str, list[Any]]) -> tuple[pd.DataFrame, int]:
     if n_dup:
         frame = frame.loc[~dup.to_numpy()].reset_index(drop=True)
     return frame, n_dup
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedBatch:
+    """The next microbatch of one partition, as the sensor asks for it.
+
+    Only ``stop`` travels in the run request; ``start`` is informational (the run reads
+    its own lower bound from the ledger, so a stale plan can never skip or repeat rows).
+    """
+
+    partition: int
+    start: int
+    stop: int
+
+    @property
+    def span(self) -> int:
+        """Return ``stop - start``."""
+        return self.stop - self.start
+
+
+def plan_microbatches(
+    watermarks: Mapping[int, tuple[int, int]],
+    next_offsets: Mapping[int, int],
+    max_records: int,
+) -> tuple[list[PlannedBatch], list[str]]:
+    """Compare Kafka's watermarks with the ledger and plan one batch per lagging partition.
+
+    Parameters
+    ----------
+    watermarks
+        ``{partition: (low, high)}`` of the topic.
+    next_offsets
+        ``{partition: first offset not loaded}`` from the ledger; absent = never loaded
+        (the batch then starts at the low watermark).
+    max_records
+        Largest offset span of one batch.
+
+    Returns
+    -------
+    tuple[list[PlannedBatch], list[str]]
+        Batches in partition order, and warnings (the ledger ahead of Kafka means the
+        topic was recreated or truncated: nothing is planned for that partition).
+    """
+    planned: list[PlannedBatch] = []
+    warnings: list[str] = []
+    for partition in sorted(watermarks):
+        low, high = watermarks[partition]
+        start = next_offsets.get(partition, low)
+        if start > high:
+            warnings.append(
+                f"partition {partition}: the ledger ends at {start} beyond the high watermark "
+                f"{high}; was the topic recreated? nothing is loaded until an operator decides"
+            )
+            continue
+        stop = plan_stop(start, high, max_records)
+        if stop is not None:
+            planned.append(PlannedBatch(partition, start, stop))
+    return planned, warnings

@@ -1,0 +1,108 @@
+"""The signal tables of one New York trading day, computed and published together.
+
+``trading_signals``, ``symbol_day_metrics`` and ``trade_intensity`` are one multi-asset:
+the day is read, computed by the kernels, audited and published in one warehouse
+transaction (stage -> audit -> publish, architecture.md 5).
+"""
+
+# No `from __future__ import annotations`: Dagster reads the parameter annotations
+# (config and resource types) at definition time.
+
+import time
+from collections.abc import Iterator
+from datetime import date
+
+import dagster as dg
+
+from assets.ingest import market_data
+from assets.partitions import session_close_ns, trading_days
+from assets.resources import WarehouseResource
+from pipeline.warehouse.provenance import build_signal_run
+
+SIGNAL_GROUP = "signals"
+# Lineage carried from market_data onto every per-trade row (and the enriched view's join).
+PASSTHROUGH = ("kafka_partition", "kafka_offset")
+
+SIGNAL_SPECS = [
+    dg.AssetSpec(
+        "trading_signals",
+        deps=[market_data],
+        group_name=SIGNAL_GROUP,
+        kinds={"duckdb"},
+        description="Per regular-hours trade: returns, Lee-Mykland, GARCH, BNS, ACD, "
+        "intensity z-score and the BUY/SELL/HOLD signal (rule v1).",
+    ),
+    dg.AssetSpec(
+        "symbol_day_metrics",
+        deps=[market_data],
+        group_name=SIGNAL_GROUP,
+        kinds={"duckdb"},
+        description="Per symbol-day: daily BNS test, GARCH and ACD fits, VWAP, jump count.",
+    ),
+    dg.AssetSpec(
+        "trade_intensity",
+        deps=[market_data],
+        group_name=SIGNAL_GROUP,
+        kinds={"duckdb"},
+        description="Per symbol, day and one-minute bucket: trade count and trailing z-score.",
+    ),
+]
+
+
+@dg.multi_asset(
+    specs=SIGNAL_SPECS,
+    partitions_def=trading_days,
+    can_subset=False,
+    name="signal_tables",
+)
+def signal_tables(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> Iterator[dg.MaterializeResult]:
+    """Compute the day's signals from its regular-hours trades and replace the day atomically."""
+    # Heavy imports (numba kernels) stay out of definition loading.
+    from pipeline.signals.assemble import compute_frames
+    from udx.kernels import KERNEL_VERSION, Params
+
+    day = date.fromisoformat(context.partition_key)
+    wh = warehouse.open()
+    trades = wh.read_day_trades(day)
+    params = Params()
+    frames = compute_frames(trades, params, passthrough=PASSTHROUGH)
+    run = build_signal_run(
+        run_id=context.run.run_id,
+        day=day,
+        trades=trades,
+        frames=frames,
+        kernel_version=KERNEL_VERSION,
+        params=params.to_dict(),
+        computed_ns=time.time_ns(),
+        session_close_ns=session_close_ns(day),
+        ingested_through_ns=wh.ingested_through_ns(),
+    )
+    if trades.empty:
+        context.log.warning(f"no regular-hours trades loaded for {day}; nothing published")
+        published = None
+    else:
+        published = wh.publish_signals(day, frames, run)
+    common = {
+        "day": day.isoformat(),
+        "kernel_version": KERNEL_VERSION,
+        "content_hash": run.content_hash,
+        "final": run.final,
+        "input_offsets": run.input_offsets_json,
+        "published": published is not None,
+    }
+    yield dg.MaterializeResult(
+        asset_key="trading_signals",
+        metadata={
+            **common,
+            "dagster/row_count": run.n_trades,
+            "n_jumps": int(frames.trade_signals["jump_detected"].sum()) if run.n_trades else 0,
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="symbol_day_metrics", metadata={**common, "dagster/row_count": run.n_symbols}
+    )
+    yield dg.MaterializeResult(
+        asset_key="trade_intensity", metadata={**common, "dagster/row_count": run.n_buckets}
+    )
