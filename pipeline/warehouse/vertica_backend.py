@@ -510,7 +510,7 @@ def insert_trades_sql() -> str:
 
 NEXT_OFFSET = (
     f"SELECT MAX(stop_offset) FROM {q.KAFKA_OFFSETS} "
-    "WHERE kafka_topic = :topic AND kafka_partition = :partition"
+    "WHERE kafka_topic = :topic AND kafka_partition = :kafka_partition"
 )
 NEXT_OFFSETS = (
     f"SELECT kafka_partition, MAX(stop_offset) FROM {q.KAFKA_OFFSETS} "
@@ -843,7 +843,7 @@ class VerticaWarehouse:
             The first offset not yet loaded.
         """
         with self.transaction() as s:
-            value = s.scalar(NEXT_OFFSET, {"topic": topic, "partition": partition})
+            value = s.scalar(NEXT_OFFSET, {"topic": topic, "kafka_partition": partition})
         return None if value is None else int(value)
 
     def next_offsets(self, topic: str) -> dict[int, int]:
@@ -938,7 +938,7 @@ class VerticaWarehouse:
         quality: QualityVerdict | None,
     ) -> LoadResult:
         rng = batch.range
-        current = s.scalar(NEXT_OFFSET, {"topic": rng.topic, "partition": rng.partition})
+        current = s.scalar(NEXT_OFFSET, {"topic": rng.topic, "kafka_partition": rng.partition})
         if current is not None and int(current) != expected_start:
             raise OffsetConflict(
                 f"ledger of {rng.topic}:{rng.partition} ends at {current}, not at "

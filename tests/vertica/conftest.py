@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -35,7 +34,8 @@ def load_udx() -> ModuleType:
     sys.modules["vertica_sdk"] = sdk
     try:
         spec = importlib.util.spec_from_file_location("batch_microstructure", UDX_FILE)
-        assert spec is not None and spec.loader is not None
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     finally:
@@ -47,6 +47,6 @@ def load_udx() -> ModuleType:
 
 
 @pytest.fixture(scope="session")
-def udx() -> Iterator[ModuleType]:
+def udx() -> ModuleType:
     """The UDx module, loaded once per session against the stand-in SDK."""
-    yield load_udx()
+    return load_udx()

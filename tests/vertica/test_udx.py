@@ -151,7 +151,8 @@ def test_the_five_argument_signature_returns_the_original_columns_first(udx: Mod
         "jump_detected",
         "trading_signal",
     ]
-    assert "reason" in result.names and "kafka_offset" not in result.names
+    assert "reason" in result.names
+    assert "kafka_offset" not in result.names
     assert len(result.rows) == int((reference()[0]["date"] == "2018-01-03").sum())
 
 
