@@ -1,0 +1,87 @@
+"""The signal multi-asset on a real DuckDB file: one trading day computed and published."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import dagster as dg
+import pytest
+
+from assets.resources import WarehouseResource
+from assets.signals import signal_tables
+from pipeline.kafka.offsets import OffsetRange
+from pipeline.microbatch import shape_batch
+from pipeline.warehouse.duckdb_backend import DuckDBWarehouse
+from tests.warehouse.factories import as_records, sample_trades
+
+DAY1 = date(2018, 1, 2)
+
+
+@pytest.fixture
+def loaded(duckdb_file) -> DuckDBWarehouse:
+    """Both sample days loaded through the real microbatch path (one batch)."""
+    wh = DuckDBWarehouse(duckdb_file)
+    wh.migrate()
+    records = as_records(sample_trades())
+    wh.load_batch(
+        shape_batch(records, OffsetRange("polygon-market-data", 0, 0, len(records))),
+        expected_start=0,
+        run_id="load",
+    )
+    return wh
+
+
+def _materialize(url: str, day: date, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [signal_tables],
+        partition_key=day.isoformat(),
+        resources={"warehouse": WarehouseResource(url=url)},
+        instance=instance,
+    )
+
+
+def test_a_day_partition_publishes_signals_for_every_regular_hours_trade(loaded, duckdb_file):
+    url = f"duckdb:///{duckdb_file}"
+    with dg.instance_for_test() as instance:
+        result = _materialize(url, DAY1, instance)
+        assert result.success
+        mats = {
+            m.asset_key.to_user_string(): m
+            for m in result.asset_materializations_for_node("signal_tables")
+        }
+        assert set(mats) == {"trading_signals", "symbol_day_metrics", "trade_intensity"}
+
+        n_rth = len(loaded.read_day_trades(DAY1))
+        counts = loaded.table_counts()
+        assert (
+            counts["trading_signals"]
+            == n_rth
+            == mats["trading_signals"].metadata["dagster/row_count"].value
+        )
+        assert counts["symbol_day_metrics"] == 1
+        assert counts["trade_intensity"] == 390
+        [run] = loaded.query_frame("signal_runs_latest", (DAY1, DAY1)).to_dict("records")
+        assert run["n_trades"] == n_rth
+        assert run["final"]  # the sample's next day was loaded: ingest passed the close
+        assert run["kernel_version"] == mats["trading_signals"].metadata["kernel_version"].value
+        assert '"lm_window": 270' in run["params"]
+        signals = loaded.query_frame("signal_counts_of_day", (DAY1,))
+        assert set(signals["trading_signal"]) <= {"BUY", "SELL", "HOLD"}
+        assert int(signals["n"].sum()) == n_rth
+
+        # Idempotent: the second run replaces the day with identical content.
+        again = _materialize(url, DAY1, instance)
+        assert again.success
+        assert loaded.table_counts()["trading_signals"] == n_rth
+        hashes = loaded.query_frame("signal_runs_latest", (DAY1, DAY1))["content_hash"].tolist()
+        assert hashes == [run["content_hash"]]
+        assert loaded.table_counts()["signal_runs"] == 2
+
+
+def test_a_day_without_trades_publishes_nothing_and_says_so(loaded, duckdb_file):
+    with dg.instance_for_test() as instance:
+        result = _materialize(f"duckdb:///{duckdb_file}", date(2018, 1, 4), instance)
+    assert result.success
+    mat = result.asset_materializations_for_node("signal_tables")[0]
+    assert mat.metadata["published"].value is False
+    assert loaded.table_counts()["signal_runs"] == 0
