@@ -53,6 +53,7 @@ import math
 import os
 import re
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -269,6 +270,14 @@ def sqlalchemy_engine(config: VerticaConfig, **engine_kwargs: Any) -> sqlalchemy
         An engine; connections open lazily.
     """
     import sqlalchemy
+
+    with warnings.catch_warnings():
+        # sqlalchemy-vertica-python 0.6.3 has an invalid escape ('\\d') in a regex literal:
+        # a compile-time DeprecationWarning, harmless, and an error under -W error. Import
+        # the dialect once here, quietly; create_engine finds it already loaded.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", SyntaxWarning)
+        import sqla_vertica_python.vertica_python  # noqa: F401  # pyright: ignore[reportUnusedImport]
 
     connect_args = {
         "tlsmode": config.tlsmode,
@@ -758,6 +767,7 @@ class VerticaWarehouse:
             raise WarehouseError(f"cannot connect to Vertica at {self.url}: {e}") from e
         try:
             cur = conn.cursor()
+            setup = bool(self.config.search_path) or self.read_only
             if self.config.search_path:
                 # Validated identifiers (VerticaConfig): SET cannot take bound values.
                 cur.execute(f"SET SEARCH_PATH TO {self.config.search_path}")
@@ -765,7 +775,8 @@ class VerticaWarehouse:
                 # Defence in depth: the MCP user has SELECT only; this also refuses writes
                 # from a session that got more privileges than intended.
                 cur.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
-            conn.commit()
+            if setup:
+                conn.commit()
             yield conn
         finally:
             with contextlib.suppress(verrors.Error, OSError):

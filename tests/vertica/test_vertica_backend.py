@@ -1,0 +1,342 @@
+"""The Vertica backend without a Vertica server: configuration, failures, COPY data, order.
+
+What runs for real here: URL/environment parsing, the SQLAlchemy engine of
+``sqlalchemy-vertica-python``, vertica-python failing to connect to a closed local port
+(the error text a run would show), and the COPY data encoder. The load transaction's order
+(COPY ... NO COMMIT, dedup insert, ledger row, one COMMIT; ROLLBACK and nothing committed
+on any error) is checked against a recording stand-in for the vertica-python connection
+that raises the driver's own error classes built from Vertica's wire error fields. That
+proves our side of the protocol only; the opt-in suite (``make test-vertica``) proves the
+server's side.
+"""
+
+from __future__ import annotations
+
+import socket
+from datetime import date
+from typing import Any
+
+import pandas as pd
+import pytest
+import sqlalchemy
+from vertica_python import errors as verrors
+from vertica_python.vertica.messages import ErrorResponse
+
+from pipeline.errors import ConfigError, OffsetConflict, WarehouseError
+from pipeline.kafka.offsets import OffsetRange
+from pipeline.microbatch import shape_batch
+from pipeline.settings import Settings
+from pipeline.warehouse import open_warehouse
+from pipeline.warehouse import vertica_backend as vb
+from tests.warehouse.factories import as_records, sample_trades
+
+ENV = {
+    "VERTICA_HOST": "vertica.example",
+    "VERTICA_DB": "micro",
+    "VERTICA_USER": "loader",
+    "VERTICA_PASSWORD": "s3cret",
+}
+
+
+def test_a_bare_vertica_url_takes_every_part_from_the_environment() -> None:
+    c = vb.VerticaConfig.from_url("vertica://", ENV)
+    assert (c.host, c.port, c.database, c.user, c.tlsmode) == (
+        "vertica.example",
+        5433,
+        "micro",
+        "loader",
+        "prefer",
+    )
+    assert c.password.get() == "s3cret"
+    assert "s3cret" not in repr(c)
+    assert c.url == "vertica://loader@vertica.example:5433/micro"
+    kwargs = c.connect_kwargs()
+    assert kwargs["autocommit"] is False
+    assert kwargs["password"] == "s3cret"
+
+
+def test_url_parts_win_over_the_environment_and_options_come_from_the_query() -> None:
+    c = vb.VerticaConfig.from_url(
+        "vertica://mcp@db1:5444/prod?tlsmode=verify-full&search_path=micro", ENV
+    )
+    assert (c.host, c.port, c.database, c.user, c.tlsmode, c.search_path) == (
+        "db1",
+        5444,
+        "prod",
+        "mcp",
+        "verify-full",
+        "micro",
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "env", "message"),
+    [
+        ("vertica://", {}, "lacks host"),
+        ("vertica://h/db", {}, "lacks user"),
+        ("vertica://u@h/db?tlsmode=maybe", {}, "TLSMODE"),
+        ("vertica://u@h/db?search_path=x;drop", {}, "search_path"),
+    ],
+)
+def test_incomplete_or_malformed_vertica_settings_are_config_errors(url, env, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        vb.VerticaConfig.from_url(url, env)
+
+
+def test_vertica_host_alone_selects_the_vertica_warehouse() -> None:
+    s = Settings.from_env(ENV)
+    assert s.warehouse_url == "vertica://"
+    assert s.vertica_password.get() == "s3cret"
+    assert "s3cret" not in repr(s)
+    assert Settings.from_env({}).warehouse_url.startswith("duckdb:///")
+
+
+def test_the_sqlalchemy_engine_uses_sqlalchemy_vertica_python() -> None:
+    engine = vb.sqlalchemy_engine(vb.VerticaConfig.from_url("vertica://", ENV))
+    assert (engine.dialect.name, engine.dialect.driver) == ("vertica", "vertica_python")
+    assert engine.url.render_as_string(hide_password=True) == (
+        "vertica+vertica_python://loader:***@vertica.example:5433/micro"
+    )
+    assert isinstance(sqlalchemy.text("SELECT 1"), sqlalchemy.TextClause)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_connection_failure_surfaces_with_the_driver_text_and_nothing_loaded(monkeypatch) -> None:
+    port = _closed_port()
+    for k, v in ENV.items():
+        monkeypatch.setenv(k, v)
+    wh = open_warehouse(f"vertica://loader@127.0.0.1:{port}/micro?connection_timeout=2")
+    assert isinstance(wh, vb.VerticaWarehouse)
+    with pytest.raises(WarehouseError) as info:
+        wh.next_offset("polygon-market-data", 0)
+    assert f"127.0.0.1:{port}" in str(info.value)
+    assert "Failed to establish a connection" in str(info.value)
+    assert isinstance(info.value.__cause__, verrors.ConnectionError)
+
+
+# --- COPY data ---------------------------------------------------------------------------------
+
+
+def decode_copy_line(line: str) -> list[str | None]:
+    """Split one record by the documented rules of COPY_OPTIONS (the test's own reader)."""
+    fields: list[str | None] = []
+    i, n = 0, len(line)
+    while True:
+        if i < n and line[i] == '"':
+            i += 1
+            out = []
+            while line[i] != '"':
+                if line[i] == "\\":
+                    i += 1
+                out.append(line[i])
+                i += 1
+            i += 1
+            fields.append("".join(out))
+        else:
+            j = line.find(",", i)
+            j = n if j < 0 else j
+            raw = line[i:j]
+            fields.append(None if raw == "" else raw)
+            i = j
+        if i >= n:
+            return fields
+        assert line[i] == ","
+        i += 1
+
+
+def split_records(data: str) -> list[str]:
+    """Split on record terminators that are not escaped or enclosed."""
+    records, cur, quoted, escaped = [], [], False, False
+    for ch in data:
+        if escaped:
+            cur.append(ch)
+            escaped = False
+        elif ch == "\\":
+            cur.append(ch)
+            escaped = True
+        elif ch == '"':
+            cur.append(ch)
+            quoted = not quoted
+        elif ch == "\n" and not quoted:
+            records.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    assert not cur
+    return records
+
+
+def test_copy_data_round_trips_nulls_empty_strings_quotes_backslashes_and_newlines() -> None:
+    tricky = ["a,b", 'say "hi"', "back\\slash", "two\nlines\r\n", "", "ünïcødé", "\\"]
+    frame = pd.DataFrame(
+        {
+            "text": [*tricky, None],
+            "n": pd.array([1, -(2**62), None, 0, 5, 6, 7, 8], dtype="Int64"),
+            "x": [1.5, float("nan"), float("inf"), -0.0, 1e-300, 2.0, 3.0, 0.1],
+            "flag": [True, False, True, False, True, False, True, False],
+            "day": [date(2018, 1, 2)] * 8,
+        }
+    )
+    data = vb.encode_rows(frame, ["text", "n", "x", "flag", "day"])
+    rows = [decode_copy_line(r) for r in split_records(data)]
+    assert [r[0] for r in rows] == [*tricky, None]
+    assert rows[4][0] == ""  # an empty string stays a string: it is enclosed, NULL is not
+    assert [r[1] for r in rows[:3]] == ["1", str(-(2**62)), None]
+    assert [r[2] for r in rows[:4]] == ["1.5", None, "Infinity", "-0.0"]
+    assert float(rows[7][2]) == 0.1
+    assert [r[3] for r in rows[:2]] == ["t", "f"]
+    assert {r[4] for r in rows} == {"2018-01-02"}
+
+
+def test_a_real_microbatch_encodes_one_record_per_trade() -> None:
+    batch = shape_batch(as_records(sample_trades(50)), OffsetRange("polygon-market-data", 0, 0, 50))
+    data = vb.encode_rows(batch.trades, vb._trade_columns())
+    records = split_records(data)
+    assert len(records) == batch.n_trades == 50
+    first = decode_copy_line(records[0])
+    assert len(first) == len(vb._trade_columns())
+    assert first[vb._trade_columns().index("trade_date")] == "2018-01-02"
+
+
+# --- the load transaction, against a recording stand-in for the driver ---------------------------
+
+
+def vertica_error(sqlstate: str, message: str, sql: str) -> verrors.QueryError:
+    """The exception vertica-python raises for an ErrorResponse with these fields."""
+    payload = b"SERROR\x00C" + sqlstate.encode() + b"\x00M" + message.encode() + b"\x00\x00"
+    return verrors.QueryError.from_error_response(ErrorResponse(payload), sql)
+
+
+class RecordingConnection:
+    """Records what the backend sends; fails the first statement matching ``fail_on``."""
+
+    def __init__(self, log: list[tuple[str, str]], fail_on: str | None, error: Exception | None):
+        self.log = log
+        self.fail_on = fail_on
+        self.error = error
+
+    def cursor(self) -> RecordingCursor:
+        return RecordingCursor(self)
+
+    def commit(self) -> None:
+        self.log.append(("commit", ""))
+
+    def rollback(self) -> None:
+        self.log.append(("rollback", ""))
+
+    def close(self) -> None:
+        self.log.append(("close", ""))
+
+
+class RecordingCursor:
+    def __init__(self, conn: RecordingConnection) -> None:
+        self.conn = conn
+        self.description: Any = None
+        self._rows: list[list[Any]] = []
+
+    def _maybe_fail(self, sql: str) -> None:
+        if self.conn.fail_on and self.conn.fail_on in sql and self.conn.error is not None:
+            error, self.conn.error = self.conn.error, None
+            raise error
+
+    def execute(self, sql: str, params: Any = None, use_prepared_statements: bool = False) -> None:
+        self.conn.log.append(("execute", sql))
+        self._maybe_fail(sql)
+        if sql.startswith("SELECT MAX(stop_offset)"):
+            self.description, self._rows = [("max",)], [[None]]
+        elif sql.startswith("INSERT"):
+            self.description, self._rows = [("OUTPUT",)], [[3]]
+        else:
+            self.description, self._rows = None, []
+
+    def fetchall(self) -> list[list[Any]]:
+        return self._rows
+
+    def copy(self, sql: str, data: str) -> None:
+        self.conn.log.append(("copy", sql))
+        self._maybe_fail(sql)
+
+
+def _warehouse(log, fail_on=None, error=None) -> vb.VerticaWarehouse:
+    config = vb.VerticaConfig.from_url("vertica://", ENV)
+    return vb.VerticaWarehouse(config, connect=lambda **_: RecordingConnection(log, fail_on, error))
+
+
+def _three_trade_batch():
+    return shape_batch(as_records(sample_trades(3)), OffsetRange("polygon-market-data", 0, 0, 3))
+
+
+def test_a_load_is_copy_no_commit_then_dedup_then_ledger_then_one_commit() -> None:
+    log: list[tuple[str, str]] = []
+    result = _warehouse(log).load_batch(_three_trade_batch(), expected_start=0, run_id="r1")
+    assert result.n_trades == 3
+    kinds = [(k, s.split(" (")[0][:40]) for k, s in log]
+    assert kinds == [
+        ("execute", vb.CREATE_STAGE_TRADES[:40]),
+        ("commit", ""),
+        ("execute", "SELECT MAX(stop_offset) FROM kafka_offse"),
+        ("copy", "COPY market_data_stage"),
+        ("execute", "INSERT INTO market_data"),
+        ("execute", "INSERT INTO kafka_offsets"),
+        ("commit", ""),
+        ("close", ""),
+    ]
+    assert log[3][1].endswith("NO COMMIT")
+
+
+def test_a_rejected_copy_row_rolls_back_with_the_vertica_text_and_commits_nothing() -> None:
+    log: list[tuple[str, str]] = []
+    error = vertica_error(
+        "22V04", "COPY: Input record 2 has been rejected (Too few columns)", "COPY"
+    )
+    wh = _warehouse(log, fail_on="COPY market_data_stage", error=error)
+    with pytest.raises(WarehouseError, match="Input record 2 has been rejected") as info:
+        wh.load_batch(_three_trade_batch(), expected_start=0, run_id="r1")
+    assert isinstance(info.value.__cause__, verrors.CopyRejected)
+    after_copy = log[[k for k, _ in log].index("copy") :]
+    assert ("rollback", "") in after_copy
+    assert ("commit", "") not in after_copy
+    assert not any("kafka_offsets" in s for k, s in after_copy if k == "execute")
+
+
+def test_a_second_loader_of_the_same_range_gets_offset_conflict_from_the_enabled_key() -> None:
+    log: list[tuple[str, str]] = []
+    error = vertica_error(
+        "23505",
+        "Duplicate key values: 'kafka_topic=polygon-market-data,kafka_partition=0,start_offset=0'"
+        " -- violates constraint 'public.kafka_offsets.pk_kafka_offsets'",
+        "INSERT",
+    )
+    wh = _warehouse(log, fail_on="INSERT INTO kafka_offsets", error=error)
+    with pytest.raises(OffsetConflict, match="another loader committed"):
+        wh.load_batch(_three_trade_batch(), expected_start=0, run_id="r2")
+    assert log[-2:] == [("rollback", ""), ("close", "")]
+    assert [k for k, _ in log].count("commit") == 1  # only the stage DDL before the load
+
+
+def test_a_read_only_warehouse_refuses_writes_before_connecting() -> None:
+    log: list[tuple[str, str]] = []
+    config = vb.VerticaConfig.from_url("vertica://", ENV)
+    wh = vb.VerticaWarehouse(
+        config, read_only=True, connect=lambda **_: RecordingConnection(log, None, None)
+    )
+    with pytest.raises(WarehouseError, match="read-only"):
+        wh.load_batch(_three_trade_batch(), expected_start=0, run_id="r")
+    assert log == []
+    wh.next_offset("polygon-market-data", 0)
+    assert ("execute", "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY") in log
+
+
+def test_the_in_database_audit_names_each_failed_check() -> None:
+    assert vb.audit_failures(10, 10, 0, 1, 1, 390) == []
+    assert vb.audit_failures(10, 9, 1, 2, 1, 0) == [
+        "9 signal rows for 10 regular-hours trades",
+        "1 signal rows with a label other than BUY/SELL/HOLD",
+        "1 metrics rows for 2 symbols",
+        "no intensity buckets although the day has trades",
+    ]
