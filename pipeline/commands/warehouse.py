@@ -19,6 +19,7 @@ def register(sub: Any) -> None:
     i = wsub.add_parser("info", help="migrations, table sizes, offset ledger, latest signal runs")
     i.add_argument("--json", action="store_true", help="print one JSON object")
     i.set_defaults(func=_info)
+    _register_backup_restore_retention(wsub)  # issue 6 (pipeline/warehouse/backup.py, retention.py)
     p.set_defaults(func=lambda args: _usage(p))
 
 
@@ -97,4 +98,63 @@ def _info(args: argparse.Namespace) -> int:
                 f"    {str(r.date)[:10]}  {r.n_trades:,} trades  {r.n_symbols} symbols  "
                 f"{state}  kernel {r.kernel_version}"
             )
+    return 0
+
+
+# --- issue 6: backup, restore, retention (logic in pipeline/warehouse/backup.py, retention.py)
+
+
+def _register_backup_restore_retention(wsub: Any) -> None:
+    b = wsub.add_parser("backup", help="consistent snapshot of the DuckDB warehouse (Vertica: vbr)")
+    b.add_argument("dest", help="backup file to create (a .manifest.json is written beside it)")
+    b.set_defaults(func=_backup)
+    r = wsub.add_parser("restore", help="replace the DuckDB warehouse with a backup (offline)")
+    r.add_argument("backup", help="file written by `warehouse backup`")
+    r.add_argument("--force", action="store_true", help="replace an existing warehouse file")
+    r.set_defaults(func=_restore)
+    t = wsub.add_parser("retention", help="drop days older than MICROSTRUCTURE_RETAIN_*_DAYS")
+    t.add_argument("--today", help="first kept day, YYYY-MM-DD (default: today, New York)")
+    t.set_defaults(func=_retention)
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pipeline.warehouse.backup import backup_warehouse
+
+    manifest = backup_warehouse(_url(args), Path(args.dest))
+    print(manifest.to_json())
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pipeline.warehouse.backup import restore_warehouse
+
+    manifest = restore_warehouse(_url(args), Path(args.backup), force=args.force)
+    print(f"restored {args.backup}: next offsets {manifest.next_offsets}")
+    return 0
+
+
+def _retention(args: argparse.Namespace) -> int:
+    from datetime import date, datetime
+    from zoneinfo import ZoneInfo
+
+    from pipeline.warehouse import open_warehouse
+    from pipeline.warehouse.retention import RetentionPolicy, apply_retention
+
+    settings = Settings.from_env()
+    today = (
+        date.fromisoformat(args.today)
+        if args.today
+        else datetime.now(ZoneInfo("America/New_York")).date()
+    )
+    result = apply_retention(
+        open_warehouse(_url(args)), RetentionPolicy.from_settings(settings), today
+    )
+    for table, n in sorted(result.rows_dropped.items()):
+        print(f"{table}: dropped {n} rows before {result.cutoffs[table]}")
+    if not result.cutoffs:
+        print("no retention configured (MICROSTRUCTURE_RETAIN_RAW_DAYS / _SIGNAL_DAYS): kept all")
     return 0
