@@ -191,7 +191,9 @@ class Streamer:
             sym = g.channel.partition(".")[2]
             if trade is None or sym in ("*", trade.symbol):
                 first_after = trade.sip_timestamp_ns if trade is not None else None
-                self.producer.send(Gap(g.channel, g.last_before_ns, first_after, g.reason, g.detected_ns))
+                self.producer.send(
+                    Gap(g.channel, g.last_before_ns, first_after, g.reason, g.detected_ns)
+                )
                 self.stats.gaps += 1
             else:
                 keep.append(g)
@@ -220,7 +222,11 @@ class Streamer:
                     st.rejects[reason_code(ev.reason)] += 1
                 elif isinstance(ev, FeedStatus):
                     st.statuses[ev.status] += 1
-            if self.max_events is not None and st.trades >= self.max_events and not self._stop.is_set():
+            if (
+                self.max_events is not None
+                and st.trades >= self.max_events
+                and not self._stop.is_set()
+            ):
                 st.stop_reason = f"max events ({self.max_events})"
                 self._stop.set()
             # Let the reader run between frames: parsing must not starve the socket.
@@ -274,13 +280,17 @@ class Streamer:
         watcher = asyncio.create_task(self._watch(), name="feed-watch")
         stopper = asyncio.create_task(self._stop.wait(), name="feed-stop")
         try:
-            done, _ = await asyncio.wait({reader, parser, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {reader, parser, stopper}, return_when=asyncio.FIRST_COMPLETED
+            )
             if parser in done:
                 # The parser only ends early on an error (e.g. DeliveryError): surface it.
                 reader.cancel()
                 parser.result()
             if reader in done and not self.stats.stop_reason:
-                self.stats.stop_reason = "server closed the connection" if reader.exception() is None else "feed error"
+                self.stats.stop_reason = (
+                    "server closed the connection" if reader.exception() is None else "feed error"
+                )
             reader_error: BaseException | None = None
             if not reader.done():
                 reader.cancel()

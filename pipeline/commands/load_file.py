@@ -1,4 +1,4 @@
-"""``microstructure load-file FILE``: produce a trades file into the topic through the codec/producer path."""
+"""``microstructure load-file FILE``: a trades file into the topic via the codec/producer path."""
 
 from __future__ import annotations
 
@@ -20,12 +20,19 @@ def register(sub: Any) -> None:
         "load-file",
         help="produce a plain trades CSV or a Polygon trades_v1 flat file into Kafka",
         description="Read a plain trades CSV (TAQ letters mapped to Polygon codes) or a Polygon "
-        "us_stocks_sip/trades_v1 flat file, optionally gzipped, and produce every trade (key = symbol) "
+        "us_stocks_sip/trades_v1 flat file, optionally gzipped, and produce every trade "
+        "(key = symbol) "
         "and every unreadable or invalid row (as a reject record) with acks=all.",
     )
     p.add_argument("file", type=Path, help="trades file (.csv or .csv.gz)")
     p.add_argument("--topic", default=None, help="Kafka topic (default $MICROSTRUCTURE_TOPIC)")
-    p.add_argument("--tape", type=int, choices=(1, 2, 3), default=1, help="tape for rows without one (default 1)")
+    p.add_argument(
+        "--tape",
+        type=int,
+        choices=(1, 2, 3),
+        default=1,
+        help="tape for rows without one (default 1)",
+    )
     p.add_argument("--limit", type=int, default=None, help="produce only the first N rows")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=_run)
@@ -41,7 +48,7 @@ def load_file(
     limit: int | None = None,
     flush_timeout_s: float = 120.0,
 ) -> dict[str, Any]:
-    """Produce ``path`` into ``topic``; return the summary (raises DeliveryError on any failed delivery).
+    """Produce ``path`` into ``topic`` and return the summary.
 
     Parameters
     ----------
@@ -64,6 +71,11 @@ def load_file(
     -------
     dict[str, Any]
         rows, trades, rejects by reason, unmapped TAQ letters, delivered, seconds.
+
+    Raises
+    ------
+    DeliveryError
+        If any message was not acknowledged.
     """
     from pipeline.events import Reject, Trade
     from pipeline.feed.files import STAGE, FileStats, read_trades
@@ -84,8 +96,15 @@ def load_file(
                 producer.send(item)
             else:
                 invalid[reason_code(reason)] += 1
-                raw = orjson.dumps({"symbol": item.symbol, "sip_timestamp_ns": item.sip_timestamp_ns,
-                                    "price": item.price, "size": item.size, "trade_id": item.trade_id})
+                raw = orjson.dumps(
+                    {
+                        "symbol": item.symbol,
+                        "sip_timestamp_ns": item.sip_timestamp_ns,
+                        "price": item.price,
+                        "size": item.size,
+                        "trade_id": item.trade_id,
+                    }
+                )
                 producer.send(Reject(STAGE, reason, raw, now_ns))
         else:
             producer.send(Reject(item.stage, item.reason, item.raw, now_ns))
@@ -121,7 +140,9 @@ def _run(args: argparse.Namespace) -> int:
     try:
         watermarks(bootstrap, topic, 10.0, extra_conf=settings.kafka_extra)
     except KafkaError as e:
-        raise KafkaError(f"{e}; start Kafka and create the topic with `microstructure kafka up`") from e
+        raise KafkaError(
+            f"{e}; start Kafka and create the topic with `microstructure kafka up`"
+        ) from e
     print(f"loading {args.file} into {topic} at {bootstrap}", file=sys.stderr)
     summary = load_file(
         args.file,
@@ -137,8 +158,12 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{summary['file']}: {summary['format']} file, {summary['rows']:,} rows")
     print(f"trades           {summary['trades']:,}")
     print(f"rejects          {sum(summary['rejects'].values()):,} {summary['rejects'] or ''}")
-    print(f"unmapped TAQ     exchanges {summary['unmapped_exchanges'] or 'none'}, "
-          f"conditions {summary['unmapped_conditions'] or 'none'}")
-    print(f"delivered        {summary['delivered']:,} messages, all acknowledged "
-          f"({summary['messages_per_s'] or 0:,.0f}/s)")
+    print(
+        f"unmapped TAQ     exchanges {summary['unmapped_exchanges'] or 'none'}, "
+        f"conditions {summary['unmapped_conditions'] or 'none'}"
+    )
+    print(
+        f"delivered        {summary['delivered']:,} messages, all acknowledged "
+        f"({summary['messages_per_s'] or 0:,.0f}/s)"
+    )
     return 0

@@ -1,9 +1,10 @@
-"""``microstructure replay-server FILE``: replay a trades file over the stocks WebSocket protocol."""
+"""``microstructure replay-server FILE``: replay a trades file over the stocks WebSocket API."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -34,18 +35,42 @@ def register(sub: Any) -> None:
         description="Serve a plain trades CSV or a Polygon trades_v1 flat file (optionally .gz) "
         "over the stocks WebSocket protocol: status frames, auth, subscribe, T events.",
     )
-    p.add_argument("file", type=Path, help="plain trades CSV or Polygon us_stocks_sip/trades_v1 CSV")
+    p.add_argument(
+        "file", type=Path, help="plain trades CSV or Polygon us_stocks_sip/trades_v1 CSV"
+    )
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8865, help="port (default 8865; 0 = any free)")
-    p.add_argument("--speed", type=parse_speed, default=None, help="1, 100, ... x SIP time, or max (default)")
-    p.add_argument("--api-key", default=None, help="key clients must send (default: $MASSIVE_API_KEY, else 'replay')")
-    p.add_argument("--frame-events", type=int, default=100, help="most T events per frame (default 100)")
-    p.add_argument("--tape", type=int, choices=(1, 2, 3), default=1, help="z for files without a tape (default 1)")
+    p.add_argument(
+        "--speed", type=parse_speed, default=None, help="1, 100, ... x SIP time, or max (default)"
+    )
+    p.add_argument(
+        "--api-key",
+        default=None,
+        help="key clients must send (default: $MASSIVE_API_KEY, else 'replay')",
+    )
+    p.add_argument(
+        "--frame-events", type=int, default=100, help="most T events per frame (default 100)"
+    )
+    p.add_argument(
+        "--tape",
+        type=int,
+        choices=(1, 2, 3),
+        default=1,
+        help="z for files without a tape (default 1)",
+    )
     p.add_argument("--limit", type=int, default=None, help="replay only the first N prints")
-    p.add_argument("--max-pause-s", type=float, default=None, help="cap any single wait (e.g. overnight)")
-    p.add_argument("--max-connections", type=int, default=1, help="simultaneous clients (default 1)")
+    p.add_argument(
+        "--max-pause-s", type=float, default=None, help="cap any single wait (e.g. overnight)"
+    )
+    p.add_argument(
+        "--max-connections", type=int, default=1, help="simultaneous clients (default 1)"
+    )
     p.add_argument("--auth-timeout-s", type=float, default=10.0, help="auth deadline (default 10)")
-    p.add_argument("--close-at-end", action="store_true", help="close connections normally when the replay ends")
+    p.add_argument(
+        "--close-at-end",
+        action="store_true",
+        help="close connections normally when the replay ends",
+    )
     p.set_defaults(func=_run)
 
 
@@ -77,7 +102,8 @@ def _run(args: argparse.Namespace) -> int:
     unmapped_c = dict(stats.unmapped_conditions)
     print(
         f"{args.file}: {stats.format} file, {len(trades)} prints to replay, "
-        f"{sum(stats.rejects.values())} unreadable rows; unmapped TAQ exchanges {unmapped_x or 'none'}, "
+        f"{sum(stats.rejects.values())} unreadable rows; "
+        f"unmapped TAQ exchanges {unmapped_x or 'none'}, "
         f"conditions {unmapped_c or 'none'}"
     )
     server = ReplayServer(
@@ -99,10 +125,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"replay server on {server.url} (speed {speed}); Ctrl-C stops", flush=True)
         await server.serve_forever()
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
     st = server.stats
     print(f"served {st.connections} connections, {st.frames_sent} frames, {st.trades_sent} trades")
     return 0

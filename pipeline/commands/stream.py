@@ -18,18 +18,41 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "stream",
         help="stream T trades from Massive/Polygon (or a replay-server) into Kafka",
-        description="Connect to the feed (MICROSTRUCTURE_FEED_URL, the real Massive URL by default), "
-        "authenticate with MASSIVE_API_KEY or POLYGON_API_KEY, subscribe to T.<symbols>, and produce "
+        description="Connect to the feed (MICROSTRUCTURE_FEED_URL, the real Massive URL by "
+        "default), authenticate with MASSIVE_API_KEY or POLYGON_API_KEY, subscribe to "
+        "T.<symbols>, and produce "
         "every trade and reject to Kafka with acks=all. Exits non-zero if a delivery fails.",
     )
-    p.add_argument("--symbols", default=None, help="comma list, e.g. AAPL,MSFT or * (default $MICROSTRUCTURE_SYMBOLS)")
-    p.add_argument("--url", default=None, help="feed URL (default $MICROSTRUCTURE_FEED_URL or wss://socket.massive.com/stocks)")
+    p.add_argument(
+        "--symbols",
+        default=None,
+        help="comma list, e.g. AAPL,MSFT or * (default $MICROSTRUCTURE_SYMBOLS)",
+    )
+    p.add_argument(
+        "--url",
+        default=None,
+        help="feed URL (default $MICROSTRUCTURE_FEED_URL or wss://socket.massive.com/stocks)",
+    )
     p.add_argument("--topic", default=None, help="Kafka topic (default $MICROSTRUCTURE_TOPIC)")
     p.add_argument("--max-events", type=int, default=None, help="stop reading after N trades")
-    p.add_argument("--idle-exit-s", type=float, default=None, help="stop after S seconds without a frame")
-    p.add_argument("--exit-on-close", action="store_true", help="stop when the server closes normally")
-    p.add_argument("--max-reconnects", type=int, default=None, help="give up after N failed attempts (default: never)")
-    p.add_argument("--queue-size", type=int, default=None, help="frame queue bound (default $MICROSTRUCTURE_QUEUE_SIZE)")
+    p.add_argument(
+        "--idle-exit-s", type=float, default=None, help="stop after S seconds without a frame"
+    )
+    p.add_argument(
+        "--exit-on-close", action="store_true", help="stop when the server closes normally"
+    )
+    p.add_argument(
+        "--max-reconnects",
+        type=int,
+        default=None,
+        help="give up after N failed attempts (default: never)",
+    )
+    p.add_argument(
+        "--queue-size",
+        type=int,
+        default=None,
+        help="frame queue bound (default $MICROSTRUCTURE_QUEUE_SIZE)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=_run)
@@ -56,8 +79,9 @@ class _Progress:
             return
         rate = st.trades / st.elapsed_s if st.elapsed_s > 0 else 0.0
         line = (
-            f"frames {st.frames:,}  trades {st.trades:,} ({rate:,.0f}/s)  rejects {st.reject_total:,}  "
-            f"delivered {st.delivered:,}/{st.sent:,}  queue {st.queue_depth}  reconnects {st.disconnects}"
+            f"frames {st.frames:,}  trades {st.trades:,} ({rate:,.0f}/s)  "
+            f"rejects {st.reject_total:,}  delivered {st.delivered:,}/{st.sent:,}  "
+            f"queue {st.queue_depth}  reconnects {st.disconnects}"
         )
         if self.live is not None:
             self.live.update(line)
@@ -102,7 +126,9 @@ def _run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if not settings.api_key:
         raise ConfigError("no API key: set MASSIVE_API_KEY (or POLYGON_API_KEY)")
-    symbols = [s for s in (args.symbols.split(",") if args.symbols else settings.symbols) if s.strip()]
+    symbols = [
+        s for s in (args.symbols.split(",") if args.symbols else settings.symbols) if s.strip()
+    ]
     if not symbols:
         raise ConfigError("no symbols: pass --symbols AAPL,MSFT or set MICROSTRUCTURE_SYMBOLS")
     topic = args.topic or settings.topic
@@ -111,7 +137,9 @@ def _run(args: argparse.Namespace) -> int:
     try:
         watermarks(bootstrap, topic, 10.0, extra_conf=settings.kafka_extra)
     except KafkaError as e:
-        raise KafkaError(f"{e}; start Kafka and create the topic with `microstructure kafka up`") from e
+        raise KafkaError(
+            f"{e}; start Kafka and create the topic with `microstructure kafka up`"
+        ) from e
     latency = LatencyRecorder()
     producer = EventProducer(bootstrap, topic, extra_conf=settings.kafka_extra, on_ack=latency)
     progress = _Progress(enabled=not args.quiet and not args.json)
@@ -127,7 +155,10 @@ def _run(args: argparse.Namespace) -> int:
         backoff=Backoff(max_attempts=args.max_reconnects),
         on_progress=progress,
     )
-    print(f"streaming {','.join(streamer.channels)} from {url} into {topic} at {bootstrap}", file=sys.stderr)
+    print(
+        f"streaming {','.join(streamer.channels)} from {url} into {topic} at {bootstrap}",
+        file=sys.stderr,
+    )
     try:
         st = asyncio.run(streamer.run())
     finally:

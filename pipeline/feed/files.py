@@ -183,7 +183,11 @@ def read_trades(
         fmt = detect_format(header)
         st.format = fmt
         cols = {name.strip(): k for k, name in enumerate(header)}
-        rows = _flat_rows(reader, cols, st) if fmt == "flatfile" else _plain_rows(reader, cols, st, default_tape)
+        rows = (
+            _flat_rows(reader, cols, st)
+            if fmt == "flatfile"
+            else _plain_rows(reader, cols, st, default_tape)
+        )
         yield from rows
 
 
@@ -222,7 +226,9 @@ def _plain_rows(
             yield _reject(st, MISTYPED_FIELD, line, f"has a bad number: {e}", row)
             continue
         if not size_f.is_integer():
-            yield _reject(st, MISTYPED_FIELD, line, f"size {row[i_sz]!r} is not a whole number", row)
+            yield _reject(
+                st, MISTYPED_FIELD, line, f"size {row[i_sz]!r} is not a whole number", row
+            )
             continue
         symbol = row[i_sym].strip().upper()
         exchange = taq.UNKNOWN_EXCHANGE
@@ -279,8 +285,12 @@ def _plain_rows(
         )
 
 
-def _flat_rows(reader: Iterator[list[str]], cols: dict[str, int], st: FileStats) -> Iterator[Trade | Reject]:
-    missing = [c for c in ("ticker", "sip_timestamp", "price", "size", "exchange", "id") if c not in cols]
+def _flat_rows(
+    reader: Iterator[list[str]], cols: dict[str, int], st: FileStats
+) -> Iterator[Trade | Reject]:
+    missing = [
+        c for c in ("ticker", "sip_timestamp", "price", "size", "exchange", "id") if c not in cols
+    ]
     if missing:
         raise DataError(f"flat file lacks columns {missing}")
     i_sym, i_ts, i_px, i_sz, i_ex, i_id = (

@@ -126,11 +126,14 @@ def auth_action(api_key: str) -> ActionMessage:
 
 def subscribe_action(channels: Iterable[str], *, unsubscribe: bool = False) -> ActionMessage:
     """Return a subscribe (or unsubscribe) message for ``channels`` (comma list, no spaces)."""
-    return {"action": ACTION_UNSUBSCRIBE if unsubscribe else ACTION_SUBSCRIBE, "params": ",".join(channels)}
+    return {
+        "action": ACTION_UNSUBSCRIBE if unsubscribe else ACTION_SUBSCRIBE,
+        "params": ",".join(channels),
+    }
 
 
 def trade_channels(symbols: Iterable[str]) -> list[str]:
-    """Return ``T.<SYM>`` channels for ``symbols`` (``*`` = every ticker), upper-cased, de-duplicated."""
+    """Return ``T.<SYM>`` channels for ``symbols`` (``*`` = all), upper-cased, de-duplicated."""
     out: list[str] = []
     for s in symbols:
         s = s.strip().upper()

@@ -75,31 +75,35 @@ def _short(v: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _mistyped(idx: int, name: str, value: object, expected: str) -> str:
+    return f"{MISTYPED_FIELD}: event {idx} field {name!r} is {_short(value)}, expected {expected}"
+
+
 def _trade(ev: dict[str, object], idx: int, receipt_ns: int) -> Trade | str:
     """Return the trade, or the reject reason."""
     sym = ev.get("sym")
     if sym is None:
         return f"{MISSING_FIELD}: event {idx} field 'sym'"
     if not isinstance(sym, str) or not sym:
-        return f"{MISTYPED_FIELD}: event {idx} field 'sym' is {_short(sym)}, expected a non-empty string"
+        return _mistyped(idx, "sym", sym, "a non-empty string")
 
     x = ev.get("x")
     if x is None:
         return f"{MISSING_FIELD}: event {idx} field 'x'"
     if not _is_int(x) or not 0 <= x <= _MAX_INT64:
-        return f"{MISTYPED_FIELD}: event {idx} field 'x' is {_short(x)}, expected a non-negative integer"
+        return _mistyped(idx, "x", x, "a non-negative integer")
 
     i = ev.get("i")
     if i is None:
         return f"{MISSING_FIELD}: event {idx} field 'i'"
     if not isinstance(i, str):
-        return f"{MISTYPED_FIELD}: event {idx} field 'i' is {_short(i)}, expected a string (trade id)"
+        return _mistyped(idx, "i", i, "a string (trade id)")
 
     p = ev.get("p")
     if p is None:
         return f"{MISSING_FIELD}: event {idx} field 'p'"
     if isinstance(p, bool) or not isinstance(p, int | float):
-        return f"{MISTYPED_FIELD}: event {idx} field 'p' is {_short(p)}, expected a number"
+        return _mistyped(idx, "p", p, "a number")
     price = float(p)
     if not math.isfinite(price):
         return f"{INVALID_VALUE}: event {idx} field 'p' is {_short(p)}, expected a finite number"
@@ -114,7 +118,7 @@ def _trade(ev: dict[str, object], idx: int, receipt_ns: int) -> Trade | str:
     elif isinstance(s, float) and math.isfinite(s) and s.is_integer():
         size = int(s)
     else:
-        return f"{MISTYPED_FIELD}: event {idx} field 's' is {_short(s)}, expected an integer"
+        return _mistyped(idx, "s", s, "an integer")
     if size <= 0:
         return f"{NON_POSITIVE_SIZE}: event {idx} field 's' is {_short(s)}"
     if size > _MAX_INT64:
@@ -124,7 +128,7 @@ def _trade(ev: dict[str, object], idx: int, receipt_ns: int) -> Trade | str:
     if t is None:
         return f"{MISSING_FIELD}: event {idx} field 't'"
     if not _is_int(t):
-        return f"{MISTYPED_FIELD}: event {idx} field 't' is {_short(t)}, expected integer ms"
+        return _mistyped(idx, "t", t, "integer ms")
     if not 0 < t < _MAX_MS:
         return f"{INVALID_VALUE}: event {idx} field 't' is {_short(t)}, expected Unix ms"
 
@@ -132,23 +136,23 @@ def _trade(ev: dict[str, object], idx: int, receipt_ns: int) -> Trade | str:
     conditions: tuple[int, ...] = ()
     if c is not None:
         if not isinstance(c, list) or not all(_is_int(v) and 0 <= v <= _MAX_INT64 for v in c):
-            return f"{MISTYPED_FIELD}: event {idx} field 'c' is {_short(c)}, expected a list of integers"
+            return _mistyped(idx, "c", c, "a list of integers")
         conditions = tuple(c)
 
     q = ev.get("q")
     if q is not None and (not _is_int(q) or not 0 <= q <= _MAX_INT64):
-        return f"{MISTYPED_FIELD}: event {idx} field 'q' is {_short(q)}, expected a non-negative integer"
+        return _mistyped(idx, "q", q, "a non-negative integer")
     z = ev.get("z")
     if z is not None and (not _is_int(z) or not 0 <= z <= _MAX_INT64):
-        return f"{MISTYPED_FIELD}: event {idx} field 'z' is {_short(z)}, expected an integer tape"
+        return _mistyped(idx, "z", z, "an integer tape")
     trfi = ev.get("trfi")
     if trfi is not None and (not _is_int(trfi) or not 0 <= trfi <= _MAX_INT64):
-        return f"{MISTYPED_FIELD}: event {idx} field 'trfi' is {_short(trfi)}, expected an integer"
+        return _mistyped(idx, "trfi", trfi, "an integer")
     trft = ev.get("trft")
     trft_ns: int | None = None
     if trft is not None:
         if not _is_int(trft) or not 0 <= trft < _MAX_MS:
-            return f"{MISTYPED_FIELD}: event {idx} field 'trft' is {_short(trft)}, expected integer ms"
+            return _mistyped(idx, "trft", trft, "integer ms")
         trft_ns = trft * NS_PER_MS
 
     return Trade(
@@ -173,12 +177,12 @@ def _status(ev: dict[str, object], idx: int, receipt_ns: int) -> FeedStatus | st
     if status is None:
         return f"{MISSING_FIELD}: event {idx} field 'status'"
     if not isinstance(status, str):
-        return f"{MISTYPED_FIELD}: event {idx} field 'status' is {_short(status)}, expected a string"
+        return _mistyped(idx, "status", status, "a string")
     message = ev.get("message", "")
     if message is None:
         message = ""
     if not isinstance(message, str):
-        return f"{MISTYPED_FIELD}: event {idx} field 'message' is {_short(message)}, expected a string"
+        return _mistyped(idx, "message", message, "a string")
     return FeedStatus(status=status, message=message, receipt_ns=receipt_ns)
 
 
@@ -204,7 +208,9 @@ def parse_frame(frame: bytes | str, receipt_ns: int) -> list[ParsedEvent]:
         return [Reject(STAGE, f"{MALFORMED_JSON}: {e}", _raw(frame), receipt_ns)]
     if not isinstance(doc, list):
         kind = type(doc).__name__
-        return [Reject(STAGE, f"{FRAME_NOT_ARRAY}: frame is a JSON {kind}", _raw(frame), receipt_ns)]
+        return [
+            Reject(STAGE, f"{FRAME_NOT_ARRAY}: frame is a JSON {kind}", _raw(frame), receipt_ns)
+        ]
     out: list[ParsedEvent] = []
     for idx, ev in enumerate(doc):
         result: Trade | FeedStatus | str
@@ -219,7 +225,7 @@ def parse_frame(frame: bytes | str, receipt_ns: int) -> list[ParsedEvent]:
             elif kind_ev is None:
                 result = f"{MISSING_FIELD}: event {idx} field 'ev'"
             elif not isinstance(kind_ev, str):
-                result = f"{MISTYPED_FIELD}: event {idx} field 'ev' is {_short(kind_ev)}, expected a string"
+                result = _mistyped(idx, "ev", kind_ev, "a string")
             else:
                 result = f"{UNKNOWN_EVENT_TYPE}: event {idx} ev {_short(kind_ev)}"
         if isinstance(result, str):

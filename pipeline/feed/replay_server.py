@@ -1,4 +1,4 @@
-"""A local WebSocket server that speaks the Polygon/Massive stocks protocol and replays a trades file.
+"""A local WebSocket server speaking the Polygon/Massive stocks protocol, replaying a trades file.
 
 Protocol (integrations.md 1.2; shapes in :mod:`pipeline.feed.messages`):
 
@@ -119,7 +119,8 @@ class ReplayServer:
             raise ConfigError("the replay server needs a non-empty API key")
         ordered = sorted(trades, key=lambda t: t.sip_timestamp_ns)
         self._wire = [
-            _WireTrade(t.sip_timestamp_ns, t.symbol, orjson.dumps(m.trade_message(t)).decode()) for t in ordered
+            _WireTrade(t.sip_timestamp_ns, t.symbol, orjson.dumps(m.trade_message(t)).decode())
+            for t in ordered
         ]
         self.api_key = api_key
         self.speed = speed
@@ -155,7 +156,9 @@ class ReplayServer:
     async def start(self) -> None:
         """Bind and start accepting connections."""
         # max_size None: clients send small actions; compression off like a market-data feed.
-        self._server = await serve(self._handle, self.host, self._port, compression=None, max_size=2**20)
+        self._server = await serve(
+            self._handle, self.host, self._port, compression=None, max_size=2**20
+        )
 
     async def close(self) -> None:
         """Stop accepting and close every connection."""
@@ -233,7 +236,9 @@ class _Session:
                 return
 
     async def _auth_timeout(self) -> None:
-        await self.ws.send(_status_frame(m.STATUS_AUTH_TIMEOUT, "no authentication received in time"))
+        await self.ws.send(
+            _status_frame(m.STATUS_AUTH_TIMEOUT, "no authentication received in time")
+        )
         await self.ws.close(CLOSE_POLICY, "auth_timeout")
 
     async def _on_action(self, raw: str | bytes) -> bool:

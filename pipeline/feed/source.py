@@ -19,7 +19,9 @@ from pipeline.errors import FeedError
 class FeedClosed(FeedError):
     """The connection ended; ``normal`` is True for a clean close (code 1000/1001)."""
 
-    def __init__(self, message: str, *, normal: bool, code: int | None = None, reason: str = "") -> None:
+    def __init__(
+        self, message: str, *, normal: bool, code: int | None = None, reason: str = ""
+    ) -> None:
         super().__init__(message)
         self.normal = normal
         self.code = code
@@ -86,7 +88,12 @@ def _closed(e: ConnectionClosed, url: str) -> FeedClosed:
     code = rcvd.code if rcvd is not None else None
     reason = rcvd.reason if rcvd is not None else ""
     normal = isinstance(e, ConnectionClosedOK)
-    return FeedClosed(f"connection to {url} closed (code {code}, reason {reason!r})", normal=normal, code=code, reason=reason)
+    return FeedClosed(
+        f"connection to {url} closed (code {code}, reason {reason!r})",
+        normal=normal,
+        code=code,
+        reason=reason,
+    )
 
 
 class WebSocketSource:
@@ -151,3 +158,85 @@ class WebSocketSource:
         except (OSError, InvalidHandshake, TimeoutError) as e:
             raise FeedError(f"cannot connect to {self.url}: {e}") from e
         return WebSocketConnection(ws, self.url)
+
+
+class _RecordedConnection:
+    def __init__(
+        self, frames: list[str | bytes], end_normal: bool, sent: list[str], name: str
+    ) -> None:
+        self._frames = frames
+        self._end_normal = end_normal
+        self._sent = sent
+        self._name = name
+        self._pos = 0
+
+    async def send(self, text: str) -> None:
+        self._sent.append(text)
+
+    async def recv(self) -> str | bytes:
+        if self._pos >= len(self._frames):
+            code = 1000 if self._end_normal else 1006
+            raise FeedClosed(
+                f"recording {self._name} ended (code {code})", normal=self._end_normal, code=code
+            )
+        frame = self._frames[self._pos]
+        self._pos += 1
+        return frame
+
+    async def close(self) -> None:
+        self._pos = len(self._frames)
+
+
+class RecordedSource:
+    """Replay recorded frames as a :class:`FrameSource` (tests, offline demos).
+
+    Each :meth:`connect` plays the next recorded connection: its frames in order, then a
+    close (normal or abnormal, per ``ends``). Client messages are recorded in ``sent``
+    and otherwise ignored, so a recording must contain the handshake the server sent.
+
+    Parameters
+    ----------
+    connections
+        Frames of each successive connection.
+    ends
+        ``"normal"`` or ``"error"`` per connection (default: all normal).
+    name
+        Shown in messages.
+    """
+
+    def __init__(
+        self,
+        connections: list[list[str | bytes]],
+        *,
+        ends: list[str] | None = None,
+        name: str = "recording",
+    ) -> None:
+        self._connections = connections
+        self._ends = ends or ["normal"] * len(connections)
+        if len(self._ends) != len(connections) or not set(self._ends) <= {"normal", "error"}:
+            raise FeedError(f"ends {self._ends!r} must give 'normal' or 'error' per connection")
+        self.name = name
+        self.sent: list[str] = []
+        self.opened = 0
+
+    @classmethod
+    def from_jsonl(cls, path: str, *, end: str = "normal") -> RecordedSource:
+        """Build a one-connection source from a file with one frame per line."""
+        with open(path, "rb") as f:
+            frames: list[str | bytes] = [line.rstrip(b"\n") for line in f if line.strip()]
+        return cls([frames], ends=[end], name=path)
+
+    @property
+    def description(self) -> str:
+        """Return the recording's name."""
+        return self.name
+
+    async def connect(self) -> FrameConnection:
+        """Open the next recorded connection; FeedError when none is left."""
+        if self.opened >= len(self._connections):
+            raise FeedError(f"{self.name}: no more recorded connections (played {self.opened})")
+        k = self.opened
+        self.opened += 1
+        return _RecordedConnection(
+            list(self._connections[k]), self._ends[k] == "normal", self.sent, self.name
+        )

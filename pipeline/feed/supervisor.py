@@ -56,6 +56,7 @@ class Backoff:
     max_s: float = 30.0
     multiplier: float = 2.0
     max_attempts: int | None = None
+    """Consecutive failed connections before giving up; None = never give up."""
 
     def delay_s(self, attempt: int, rng: random.Random) -> float:
         """Return the wait before reconnect attempt ``attempt`` (1-based)."""
@@ -79,7 +80,9 @@ def _statuses(frame: str | bytes) -> list[FeedStatus]:
 def _raise_if_fatal(statuses: Sequence[FeedStatus], where: str) -> None:
     for st in statuses:
         if st.status == m.STATUS_AUTH_FAILED:
-            raise AuthError(f"{where} rejected the API key (auth_failed: {st.message!r}); check MASSIVE_API_KEY")
+            raise AuthError(
+                f"{where} rejected the API key (auth_failed: {st.message!r}); check MASSIVE_API_KEY"
+            )
         if st.status == m.STATUS_MAX_CONNECTIONS:
             raise MaxConnectionsError(
                 f"{where} refused the connection (max_connections: {st.message!r}); "
@@ -141,7 +144,7 @@ class FeedSupervisor:
         self.clock = clock
         self.backoff = backoff or Backoff()
         self._sleep = sleep
-        self._rng = rng or random.Random()
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self.handshake_timeout_s = handshake_timeout_s
         self.exit_on_close = exit_on_close
         self._on_disconnect = on_disconnect
@@ -153,7 +156,7 @@ class FeedSupervisor:
         self._data_seen = False
 
     async def run(self) -> None:
-        """Connect and read until cancelled, a fatal status, or a normal close with ``exit_on_close``.
+        """Connect and read until cancelled, a fatal status, or (``exit_on_close``) a normal close.
 
         Raises
         ------
@@ -189,9 +192,9 @@ class FeedSupervisor:
             # A connection that delivered data resets the backoff; one that failed before
             # any data (refused, dropped at once) keeps growing it: no reconnect storm.
             attempt = 1 if self._data_seen else attempt + 1
-            if self.backoff.max_attempts is not None and attempt > self.backoff.max_attempts:
+            if self.backoff.max_attempts is not None and attempt >= self.backoff.max_attempts:
                 raise FeedError(
-                    f"gave up on {self.source.description} after {attempt - 1} failed attempts; "
+                    f"gave up on {self.source.description} after {attempt} failed attempts; "
                     f"last error: {self.last_error}"
                 )
             delay = self.backoff.delay_s(attempt, self._rng)
@@ -203,14 +206,17 @@ class FeedSupervisor:
         self.disconnects += 1
         self.last_error = reason
         if self._on_disconnect is not None:
-            await self._on_disconnect(Disconnect(reason=reason, detected_ns=self.clock.now_ns(), attempt=attempt))
+            await self._on_disconnect(
+                Disconnect(reason=reason, detected_ns=self.clock.now_ns(), attempt=attempt)
+            )
 
     async def _recv(self, conn: FrameConnection, step: str) -> str | bytes:
         try:
             frame = await asyncio.wait_for(conn.recv(), self.handshake_timeout_s)
         except TimeoutError:
             raise FeedError(
-                f"{self.source.description} sent nothing for {self.handshake_timeout_s} s while {step}"
+                f"{self.source.description} sent nothing for {self.handshake_timeout_s} s "
+                f"while {step}"
             ) from None
         await self._on_frame(frame, self.clock.now_ns())
         return frame

@@ -42,10 +42,14 @@ import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import KafkaError as _LibKafkaError
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (  # the documented import path; the stubs re-export it quietly
+    AdminClient,
+    NewTopic,  # pyright: ignore[reportPrivateImportUsage]
+)
 
 from pipeline.errors import BrokerError, ConfigError, KafkaError
 from pipeline.settings import Settings
@@ -75,7 +79,7 @@ _probe_logger.propagate = False
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
-def client_conf(bootstrap: str, extra_conf: Mapping[str, str] | None = None) -> dict[str, object]:
+def client_conf(bootstrap: str, extra_conf: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Return the librdkafka settings shared by every client: bootstrap + TLS/SASL pass-through.
 
     Parameters
@@ -87,10 +91,10 @@ def client_conf(bootstrap: str, extra_conf: Mapping[str, str] | None = None) -> 
 
     Returns
     -------
-    dict[str, object]
-        A new configuration dictionary.
+    dict[str, Any]
+        A new configuration dictionary (values: str, numbers, a logger).
     """
-    conf: dict[str, object] = {"bootstrap.servers": bootstrap}
+    conf: dict[str, Any] = {"bootstrap.servers": bootstrap}
     conf.update(extra_conf or {})
     return conf
 

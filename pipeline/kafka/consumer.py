@@ -203,7 +203,9 @@ def read_range(
                     done = True
                     break
                 ts_type, ts_ms = msg.timestamp()
-                headers = msg.headers()
+                headers: list[tuple[str, bytes | None]] = []
+                for k, v in msg.headers() or ():
+                    headers.append((k, v.encode() if isinstance(v, str) else v))
                 records.append(
                     KafkaRecord(
                         topic=rng.topic,
@@ -211,7 +213,7 @@ def read_range(
                         offset=offset,
                         key=msg.key(),
                         value=msg.value(),
-                        headers=tuple(headers) if headers else (),
+                        headers=tuple(headers),
                         timestamp_ms=int(ts_ms) if ts_type else -1,
                     )
                 )

@@ -225,7 +225,8 @@ class EventProducer:
         """
         if self.failed:
             self._raise_if_failed()
-        key, value, headers = codec.encode(event)
+        key, value, encoded_headers = codec.encode(event)
+        headers: list[tuple[str, str | bytes | None]] = [*encoded_headers]
         kind, sip_ns, receipt_ns = _event_meta(event)
         callback = functools.partial(self._on_delivery, kind, sip_ns, receipt_ns)
         deadline: float | None = None

@@ -67,7 +67,9 @@ def test_the_documented_status_frames_parse() -> None:
 
 
 def test_recorded_replay_frames_parse_without_rejects() -> None:
-    events = [e for f in _frames("replay_xxx_2018-01-02_first60.jsonl") for e in parse_frame(f, RECV)]
+    events = [
+        e for f in _frames("replay_xxx_2018-01-02_first60.jsonl") for e in parse_frame(f, RECV)
+    ]
     trades = [e for e in events if isinstance(e, Trade)]
     assert len(trades) == 60
     assert not [e for e in events if isinstance(e, Reject)]
@@ -77,7 +79,9 @@ def test_recorded_replay_frames_parse_without_rejects() -> None:
 
 
 def test_a_frame_may_mix_status_and_trade_events_and_keeps_their_order() -> None:
-    frame = orjson.dumps([{"ev": "status", "status": "success", "message": "x"}, DOC_TRADE, DOC_TRADE])
+    frame = orjson.dumps(
+        [{"ev": "status", "status": "success", "message": "x"}, DOC_TRADE, DOC_TRADE]
+    )
     kinds = [type(e).__name__ for e in parse_frame(frame, RECV)]
     assert kinds == ["FeedStatus", "Trade", "Trade"]
 
@@ -110,7 +114,7 @@ def test_unknown_extra_keys_are_ignored() -> None:
 @pytest.mark.parametrize(
     ("frame", "code", "detail"),
     [
-        (b"[{\"ev\":\"T\",", parse.MALFORMED_JSON, ""),
+        (b'[{"ev":"T",', parse.MALFORMED_JSON, ""),
         (b"", parse.MALFORMED_JSON, ""),
         (b"\xff\xfe", parse.MALFORMED_JSON, ""),
         (orjson.dumps(DOC_TRADE), parse.FRAME_NOT_ARRAY, "JSON dict"),
@@ -149,7 +153,9 @@ def test_unknown_extra_keys_are_ignored() -> None:
         (orjson.dumps([{"ev": "status", "status": 1}]), parse.MISTYPED_FIELD, "'status'"),
     ],
 )
-def test_bad_input_becomes_a_reject_with_its_reason_and_the_raw_frame(frame: bytes, code: str, detail: str) -> None:
+def test_bad_input_becomes_a_reject_with_its_reason_and_the_raw_frame(
+    frame: bytes, code: str, detail: str
+) -> None:
     event = _one(frame)
     assert isinstance(event, Reject)
     assert reason_code(event.reason) == code
@@ -181,8 +187,17 @@ def test_a_text_frame_with_a_lone_surrogate_is_kept_byte_for_byte() -> None:
 def test_validate_trade_applies_the_same_value_rules_to_file_trades() -> None:
     good = Trade("XXX", 1, 10.0, 5, 4, "1")
     assert validate_trade(good) is None
-    assert reason_code(validate_trade(Trade("XXX", 1, 0.0, 5, 4, "1")) or "") == parse.NON_POSITIVE_PRICE
-    assert reason_code(validate_trade(Trade("XXX", 1, 10.0, 0, 4, "1")) or "") == parse.NON_POSITIVE_SIZE
-    assert reason_code(validate_trade(Trade("XXX", 1, float("nan"), 5, 4, "1")) or "") == parse.INVALID_VALUE
+    assert (
+        reason_code(validate_trade(Trade("XXX", 1, 0.0, 5, 4, "1")) or "")
+        == parse.NON_POSITIVE_PRICE
+    )
+    assert (
+        reason_code(validate_trade(Trade("XXX", 1, 10.0, 0, 4, "1")) or "")
+        == parse.NON_POSITIVE_SIZE
+    )
+    assert (
+        reason_code(validate_trade(Trade("XXX", 1, float("nan"), 5, 4, "1")) or "")
+        == parse.INVALID_VALUE
+    )
     assert reason_code(validate_trade(Trade("", 1, 1.0, 5, 4, "1")) or "") == parse.MISSING_FIELD
     assert reason_code(validate_trade(Trade("XXX", 0, 1.0, 5, 4, "1")) or "") == parse.INVALID_VALUE

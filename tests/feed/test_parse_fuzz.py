@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from pipeline.events import FeedStatus, Reject, Trade
 from pipeline.feed.parse import REASON_CODES, parse_frame, reason_code
 
+
 # orjson.dumps refuses lone surrogates and integers beyond 64 bits: keep generated values encodable
 # (raw text frames with surrogates are covered by the st.text() branch of _frames).
 def _text(n: int) -> st.SearchStrategy[str]:
@@ -24,7 +25,11 @@ _scalars = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
     _text(12),
 )
-_json = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text(6), inner, max_size=4), max_leaves=12)
+_json = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text(6), inner, max_size=4),
+    max_leaves=12,
+)
 
 # Near-valid trades: the right keys with values drawn from plausible and implausible ones.
 _trade = st.fixed_dictionaries(
@@ -36,7 +41,9 @@ _trade = st.fixed_dictionaries(
         "p": st.one_of(st.floats(-10, 1e6), st.integers(-5, 10**6), _scalars),
         "s": st.one_of(st.integers(-5, 10**6), st.floats(-1, 1e4), _scalars),
         "t": st.one_of(st.integers(-1, 2 * 10**13), st.floats(0, 2e12), _scalars),
-        "c": st.one_of(st.lists(st.integers(-1, 60), max_size=4), st.lists(_scalars, max_size=2), _scalars),
+        "c": st.one_of(
+            st.lists(st.integers(-1, 60), max_size=4), st.lists(_scalars, max_size=2), _scalars
+        ),
         "q": st.one_of(st.integers(-1, 10**9), _scalars),
         "z": st.one_of(st.integers(0, 3), _scalars),
         "trfi": st.one_of(st.integers(0, 300), _scalars),
@@ -51,12 +58,16 @@ _frames = st.one_of(
     st.lists(st.one_of(_trade, _json), max_size=5).map(orjson.dumps),
     _json.map(orjson.dumps),
     # Truncated valid frames.
-    st.tuples(st.lists(_trade, min_size=1, max_size=3).map(orjson.dumps), st.integers(0, 200)).map(lambda p: p[0][: p[1]]),
+    st.tuples(st.lists(_trade, min_size=1, max_size=3).map(orjson.dumps), st.integers(0, 200)).map(
+        lambda p: p[0][: p[1]]
+    ),
 )
 
 
 # Modest in the suite; FEED_FUZZ_EXAMPLES=1000000 runs the long campaign.
-@settings(max_examples=int(os.environ.get("FEED_FUZZ_EXAMPLES", "400")), derandomize=True, deadline=None)
+@settings(
+    max_examples=int(os.environ.get("FEED_FUZZ_EXAMPLES", "400")), derandomize=True, deadline=None
+)
 @given(_frames)
 def test_every_frame_is_parsed_or_rejected_with_a_reason(frame: bytes | str) -> None:
     events = parse_frame(frame, 7)
@@ -65,7 +76,9 @@ def test_every_frame_is_parsed_or_rejected_with_a_reason(frame: bytes | str) -> 
         assert e.receipt_ns == 7
         if isinstance(e, Reject):
             assert reason_code(e.reason) in REASON_CODES
-            assert e.raw == (frame if isinstance(frame, bytes) else frame.encode("utf-8", "surrogatepass"))
+            assert e.raw == (
+                frame if isinstance(frame, bytes) else frame.encode("utf-8", "surrogatepass")
+            )
         elif isinstance(e, Trade):
             assert e.price > 0
             assert e.size > 0
