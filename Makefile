@@ -12,7 +12,7 @@ export MICROSTRUCTURE_HOME ?= $(CURDIR)/var
 # Numba's on-disk cache, shared by CLI, Dagster runs and tests.
 export NUMBA_CACHE_DIR ?= $(CURDIR)/var/numba-cache
 
-.PHONY: help sync fmt lint type test test-fast test-kafka test-vertica cov-kernels demo dev \
+.PHONY: help sync fmt lint type test test-fast test-kafka test-vertica cov-kernels demo dev dev-demo \
         kafka-up kafka-down mcp bench up down udx-install compose-check clean
 
 help:
@@ -98,3 +98,9 @@ down:
 clean:
 	-$(RUN) microstructure kafka down
 	rm -rf var .pytest_cache
+
+# The Dagster UI on the state `make demo` leaves in var/demo (its runs, assets, partitions).
+dev-demo: sync
+	MICROSTRUCTURE_HOME=$(CURDIR)/var/demo MICROSTRUCTURE_KAFKA_PORT=19192 \
+	DAGSTER_HOME=$(CURDIR)/var/demo/dagster \
+	$(RUN) dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
