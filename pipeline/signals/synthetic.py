@@ -80,7 +80,11 @@ def _u_shape(tau: np.ndarray | float) -> np.ndarray | float:
 
 
 def _simulate_day(
-    rng: np.random.Generator, cfg: SimulationConfig, open_ns: int, close_ns: int
+    rng: np.random.Generator,
+    noise_rng: np.random.Generator,
+    cfg: SimulationConfig,
+    open_ns: int,
+    close_ns: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
     span_s = (close_ns - open_ns) / 1e9
     n_events_target = cfg.trades_per_day / cfg.prints_per_event
@@ -159,7 +163,7 @@ def _simulate_day(
     stamp = np.repeat(ev_ns, per_event)
     logp = np.repeat(x_eff, per_event)
     if cfg.noise_bp > 0.0:
-        logp = logp + cfg.noise_bp * 1e-4 * rng.standard_normal(logp.shape[0])
+        logp = logp + cfg.noise_bp * 1e-4 * noise_rng.standard_normal(logp.shape[0])
     price = np.exp(logp)
     if cfg.tick > 0.0:
         price = np.maximum(np.round(price / cfg.tick) * cfg.tick, cfg.tick)
@@ -187,14 +191,19 @@ def simulate_tape(
     """
     cfg = cfg or SimulationConfig()
     p = params or Params()
-    rng = np.random.default_rng(cfg.seed)
+    # One independent stream per partition, and noise apart: changing the noise, the tick or
+    # the number of days leaves every other partition's arrivals, prices and jumps unchanged.
+    streams = iter(np.random.SeedSequence(cfg.seed).spawn(len(cfg.symbols) * len(cfg.days)))
     frames: list[pd.DataFrame] = []
     truth_rows: list[dict[str, Any]] = []
     for symbol in cfg.symbols:
         for day in cfg.days:
             dt.date.fromisoformat(day)  # validates the text
             open_ns, close_ns = session_bounds(day, p)
-            stamp, price, size, truth = _simulate_day(rng, cfg, open_ns, close_ns)
+            main, noise = next(streams).spawn(2)
+            stamp, price, size, truth = _simulate_day(
+                np.random.default_rng(main), np.random.default_rng(noise), cfg, open_ns, close_ns
+            )
             frames.append(
                 pd.DataFrame(
                     {"timestamp_ns": stamp, "symbol": symbol, "price": price, "size": size}
@@ -213,3 +222,75 @@ def simulate_tape(
     ]
     truth_df = pd.DataFrame(truth_rows, columns=truth_cols)
     return SyntheticTape(trades, truth_df, cfg)
+
+
+@dataclass(frozen=True)
+class DetectionReport:
+    """How a configuration's ``jump_detected`` flags compare with the planted jumps."""
+
+    planted: int
+    detected: int
+    prints: int
+    tested: int
+    false_flags: int
+
+    @property
+    def power(self) -> float:
+        """Share of planted jumps flagged at their own print."""
+        return self.detected / self.planted if self.planted else math.nan
+
+    @property
+    def false_flag_rate(self) -> float:
+        """False flags per print (every print, as in statistics.md 8.3)."""
+        return self.false_flags / self.prints if self.prints else math.nan
+
+    @property
+    def false_flag_rate_tested(self) -> float:
+        """False flags per print with a Lee-Mykland statistic."""
+        return self.false_flags / self.tested if self.tested else math.nan
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return counts and rates as a JSON-ready dict."""
+        return {
+            "planted": self.planted,
+            "detected": self.detected,
+            "power": self.power,
+            "prints": self.prints,
+            "tested": self.tested,
+            "false_flags": self.false_flags,
+            "false_flag_rate": self.false_flag_rate,
+            "false_flag_rate_tested": self.false_flag_rate_tested,
+        }
+
+
+def evaluate_detection(trade_signals: pd.DataFrame, truth: pd.DataFrame) -> DetectionReport:
+    """Compare per-print ``jump_detected`` with the truth file of a synthetic tape.
+
+    A planted jump counts as detected when the print carrying it (same symbol, date and
+    position in the partition) is flagged; every other flagged print is a false flag.
+
+    Parameters
+    ----------
+    trade_signals
+        ``compute_frames(...).trade_signals`` of the tape (partition order).
+    truth
+        ``SyntheticTape.truth``.
+
+    Returns
+    -------
+    DetectionReport
+        Counts; ``power`` and ``false_flag_rate`` derive from them.
+    """
+    ts = trade_signals[["symbol", "date", "jump_detected", "lee_mykland_stat"]].copy()
+    ts["seq"] = ts.groupby(["symbol", "date"], sort=False).cumcount()
+    flagged = ts[ts["jump_detected"].astype(bool)]
+    flagged_keys = set(zip(flagged["symbol"], flagged["date"], flagged["seq"], strict=True))
+    truth_keys = set(zip(truth["symbol"], truth["date"], truth["seq"].astype(int), strict=True))
+    detected = len(flagged_keys & truth_keys)
+    return DetectionReport(
+        planted=len(truth_keys),
+        detected=detected,
+        prints=len(ts),
+        tested=int(ts["lee_mykland_stat"].notna().sum()),
+        false_flags=len(flagged_keys - truth_keys),
+    )

@@ -27,10 +27,12 @@ def as_int64(values: npt.ArrayLike, name: str) -> Int64Array:
         finite = np.isfinite(raw)
         if not finite.all():
             row = int(np.flatnonzero(~finite)[0])
-            raise KernelInputError(f"{name} at row {row} is {raw[row]!r} and must be finite")
+            raise KernelInputError(f"{name} at row {row} is {float(raw[row])!r} and must be finite")
         if (raw != np.round(raw)).any():
             row = int(np.flatnonzero(raw != np.round(raw))[0])
-            raise KernelInputError(f"{name} at row {row} is {raw[row]!r} and must be an integer")
+            raise KernelInputError(
+                f"{name} at row {row} is {float(raw[row])!r} and must be an integer"
+            )
     elif raw.dtype.kind not in "iub" and raw.size:
         raise KernelInputError(f"{name} has dtype {raw.dtype} and must be integer")
     arr = np.ascontiguousarray(raw, dtype=np.int64)
@@ -45,7 +47,7 @@ def check_prices(price: Float64Array) -> None:
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise KernelInputError(
-            f"price at row {row} is {price[row]!r} and must be finite and > 0 "
+            f"price at row {row} is {float(price[row])!r} and must be finite and > 0 "
             f"({int(bad.sum())} such rows)"
         )
 

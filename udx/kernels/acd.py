@@ -163,6 +163,17 @@ def build_diurnal(
     return Diurnal(kx, ky, km, left, right, floor_factor * float(np.mean(duration_s)))
 
 
+def tod_seconds(timestamp_ns: npt.ArrayLike, open_ns: int, open_s: int) -> Float64Array:
+    """Return local seconds after midnight of UTC ns stamps of one session day.
+
+    Counted from the session open, whose wall-clock time is ``open_s``: the offset to UTC is
+    constant within regular hours (no DST change happens between 09:30 and 16:00).
+    """
+    ts = as_int64(timestamp_ns, "timestamp_ns")
+    midnight_ns = open_ns - open_s * NS_PER_S
+    return (ts - midnight_ns) / 1e9
+
+
 def diurnal_phi(diurnal: Diurnal, tod_s: npt.ArrayLike) -> Float64Array:
     """Match the reference ``phi``: diurnal factor at times ``tod_s`` (seconds after midnight).
 
@@ -735,8 +746,7 @@ def acd_day(
         stamps[:-1], dur, open_ns=open_ns, open_s=open_s, close_s=close_s, bin_s=bin_s,
         floor_factor=floor_factor,
     )  # fmt: skip
-    midnight_ns = open_ns - open_s * NS_PER_S  # wall-clock midnight (RTH never spans a DST jump)
-    phi_print = diurnal_phi(diurnal, (ts - midnight_ns) / 1e9)
+    phi_print = diurnal_phi(diurnal, tod_seconds(ts, open_ns, open_s))
     xt = dur / phi_print[first[:-1]]
     exp_fit = fit_acd(xt, "exp", min_durations=min_durations, boundary_tol=boundary_tol)
     weib_start = (exp_fit.omega, exp_fit.alpha, exp_fit.beta) if exp_fit.fitted else None
