@@ -199,3 +199,34 @@ sys.stdin.read()
             if parent.poll() is None:
                 parent.kill()
                 parent.wait(timeout=10)
+
+
+def test_with_kafka_bootstrap_servers_up_only_ensures_the_topic_and_down_stops_nothing(
+    kafka_broker: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pipeline.kafka.broker import delete_topic
+
+    topic = f"external-{tmp_path.name}"[:100]
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_broker)
+    monkeypatch.setenv(
+        "MICROSTRUCTURE_HOME", str(tmp_path / "home")
+    )  # no jars, no local broker here
+    monkeypatch.setenv("MICROSTRUCTURE_TOPIC", topic)
+    monkeypatch.setenv("MICROSTRUCTURE_TOPIC_PARTITIONS", "2")
+    try:
+        assert main(["kafka", "up"]) == 0
+        out = capsys.readouterr().out
+        assert f"using external Kafka at {kafka_broker}" in out
+        assert f"topic {topic}: 2 partitions (created)" in out
+        assert main(["kafka", "status"]) == 0
+        out = capsys.readouterr().out
+        assert "external cluster" in out
+        assert f"topic {topic}: 2 partitions, 0 records retained" in out
+        assert main(["kafka", "down"]) == 0
+        assert "nothing to stop" in capsys.readouterr().out
+        assert not (tmp_path / "home" / "kafka").exists()
+    finally:
+        delete_topic(kafka_broker, topic)
