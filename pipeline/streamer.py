@@ -235,6 +235,12 @@ class Streamer:
             self._close_gaps(None)
 
     # -- control ---------------------------------------------------------------------------------
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """Stop reading, then drain and flush as for any other stop (e.g. on SIGTERM)."""
+        if not self._stop.is_set():
+            self.stats.stop_reason = reason
+            self._stop.set()
+
     def _snapshot(self) -> StreamStats:
         st = self.stats
         st.sent = self.producer.sent

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 import time
 from typing import Any
@@ -159,8 +160,16 @@ def _run(args: argparse.Namespace) -> int:
         f"streaming {','.join(streamer.channels)} from {url} into {topic} at {bootstrap}",
         file=sys.stderr,
     )
+
+    async def main() -> Any:
+        # SIGINT/SIGTERM stop reading, then everything received is produced and flushed.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, streamer.request_stop, f"signal {sig.name}")
+        return await streamer.run()
+
     try:
-        st = asyncio.run(streamer.run())
+        st = asyncio.run(main())
     finally:
         progress.stop()
     summary = summary_dict(st, latency)

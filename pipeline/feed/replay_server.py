@@ -132,6 +132,8 @@ class ReplayServer:
         self.max_pause_s = max_pause_s
         self.close_at_end = close_at_end
         self.stats = ReplayStats()
+        # Set whenever a connection's replay has sent its last frame (tests, demos).
+        self.replay_finished = asyncio.Event()
         self._active = 0
         self._server: Server | None = None
 
@@ -341,6 +343,7 @@ class _Session:
                 srv.stats.frames_sent += 1
                 srv.stats.trades_sent += len(batch)
             srv.stats.completed_replays += 1
+            srv.replay_finished.set()
             if srv.close_at_end:
                 await self.ws.close(CLOSE_NORMAL, "replay finished")
         except ConnectionClosed:

@@ -250,3 +250,39 @@ def test_cli_stream_without_a_key_or_topic_fails_clearly(
     monkeypatch.setenv("MICROSTRUCTURE_TOPIC", "absent-topic-for-cli")
     assert main(["stream", "--symbols", "XXX", "--url", "ws://127.0.0.1:9"]) == 1
     assert "microstructure kafka up" in capsys.readouterr().err
+
+
+def test_sigterm_to_the_stream_command_drains_and_flushes_before_exit(
+    kafka_broker: str, kafka_topic: str, tmp_path: Path
+) -> None:
+    import os
+    import signal
+
+    from tests.support.wait import wait_until
+
+    source_trades, _ = load_trades(SAMPLE, tape=1, limit=400)
+
+    async def serve_and_stream() -> tuple[int, str]:
+        # A server that never closes: only the signal can end the stream.
+        async with ReplayServer(source_trades, api_key="k", frame_events=20) as srv:
+            env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_broker, "MASSIVE_API_KEY": "k",
+                   "MICROSTRUCTURE_TOPIC": kafka_topic}  # fmt: skip
+            args = ["-m", "pipeline.cli", "stream", "--symbols", "XXX", "--url", srv.url, "--json"]
+            pipe = asyncio.subprocess.PIPE
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, *args, env=env, stdout=pipe, stderr=pipe
+            )
+            await srv.replay_finished.wait()
+            proc.send_signal(signal.SIGTERM)
+            out, _ = await proc.communicate()
+            return proc.returncode or 0, out.decode()
+
+    code, out = run(serve_and_stream())
+    assert code == 0
+    summary = orjson.loads(out.strip().splitlines()[-1])
+    assert summary["stop_reason"] == "signal SIGTERM"
+    assert summary["delivered"] == summary["trades"] == 400
+    wait_until(
+        lambda: sum(h - lo for lo, h in watermarks(kafka_broker, kafka_topic, 5.0).values()) == 400,
+        10.0,
+    )
