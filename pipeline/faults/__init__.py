@@ -1,0 +1,1 @@
+"""Fault-injection campaigns behind ``microstructure faults``."""
