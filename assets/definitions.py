@@ -6,7 +6,7 @@ import dagster as dg
 
 from assets.ingest import market_data
 from assets.jobs import ingest_job, signals_job
-from assets.resources import KafkaResource, WarehouseResource
+from assets.resources import KafkaResource, QualityResource, WarehouseResource
 from assets.schedules import signals_daily_schedule, signals_hourly_schedule
 from assets.sensors import build_market_data_sensor, market_data_sensor
 from assets.signals import signal_tables
@@ -22,7 +22,7 @@ enriched_market_data = dg.AssetSpec(
 
 
 def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    """Return the ``kafka`` and ``warehouse`` resources configured from ``settings``.
+    """Return the ``kafka``, ``warehouse`` and ``quality`` resources from ``settings``.
 
     Parameters
     ----------
@@ -43,6 +43,7 @@ def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableReso
             max_records=settings.max_records,
         ),
         "warehouse": WarehouseResource(url=settings.warehouse_url),
+        "quality": QualityResource(known_symbols=list(settings.symbols)),
     }
 
 
@@ -51,12 +52,13 @@ def build_defs(
     warehouse: WarehouseResource | None = None,
     settings: Settings | None = None,
     sensor_retry_base_s: float | None = None,
+    quality: QualityResource | None = None,
 ) -> dg.Definitions:
     """Build the definitions; tests pass their own broker and warehouse file.
 
     Parameters
     ----------
-    kafka, warehouse
+    kafka, warehouse, quality
         Resources to use instead of the ones from ``settings``.
     settings
         Defaults for missing resources (the environment when omitted).
@@ -73,6 +75,8 @@ def build_defs(
         resources["kafka"] = kafka
     if warehouse is not None:
         resources["warehouse"] = warehouse
+    if quality is not None:
+        resources["quality"] = quality
     return dg.Definitions(
         assets=[market_data, signal_tables, enriched_market_data],
         jobs=[ingest_job, signals_job],

@@ -5,10 +5,12 @@
 
 import dagster as dg
 
-from assets.resources import KafkaResource, WarehouseResource
+from assets.checks import INGEST_CHECK_SPECS, check_results, skipped_results
+from assets.resources import KafkaResource, QualityResource, WarehouseResource
 from pipeline.errors import KafkaError
 from pipeline.kafka.offsets import OffsetRange
 from pipeline.microbatch import shape_batch
+from pipeline.quality import validate_batch
 
 INGEST_GROUP = "ingest"
 TP_TAG = "ingest/tp"
@@ -27,17 +29,18 @@ def tp_tag_value(topic: str, partition: int) -> str:
     return f"{topic}-{partition}"
 
 
-@dg.asset(group_name=INGEST_GROUP, kinds={"kafka", "duckdb"})
+@dg.asset(group_name=INGEST_GROUP, kinds={"kafka", "duckdb"}, check_specs=INGEST_CHECK_SPECS)
 def market_data(
     context: dg.AssetExecutionContext,
     config: MicrobatchConfig,
     kafka: KafkaResource,
     warehouse: WarehouseResource,
+    quality: QualityResource,
 ) -> dg.MaterializeResult:
     """Trades from the market-data topic, loaded exactly once per Kafka offset.
 
-    Each run reads ``[ledger end, stop_offset)`` of one partition and writes trades,
-    rejects, gaps and the ledger row in one warehouse transaction.
+    Each run reads ``[ledger end, stop_offset)`` of one partition, runs the ingest gates
+    and writes trades, rejects, gaps, verdict and ledger row in one warehouse transaction.
     """
     wh = warehouse.open()
     start = wh.next_offset(kafka.topic, config.partition)
@@ -48,11 +51,17 @@ def market_data(
             f"{kafka.topic}:{config.partition} already loaded to {start} >= {config.stop_offset}"
         )
         return dg.MaterializeResult(
-            metadata={"noop": True, "partition": config.partition, "next_offset": start}
+            metadata={"noop": True, "partition": config.partition, "next_offset": start},
+            check_results=skipped_results(INGEST_CHECK_SPECS, "range already loaded"),
         )
     offsets = OffsetRange(kafka.topic, config.partition, start, config.stop_offset)
     batch = shape_batch(kafka.read_range(offsets), offsets)
-    loaded = wh.load_batch(batch, expected_start=start, run_id=context.run.run_id)
+    # The gates judge the batch; it commits either way (its bad records are already
+    # rejects) and a failed verdict blocks the signals of the days it holds.
+    report = validate_batch(batch, quality.known_symbols, quality.max_reject_ratio)
+    loaded = wh.load_batch(
+        batch, expected_start=start, run_id=context.run.run_id, quality=report.verdict()
+    )
     advisory = "committed"
     try:
         kafka.commit_advisory(config.partition, config.stop_offset)
@@ -74,5 +83,8 @@ def market_data(
             "n_gaps": loaded.n_gaps,
             "dagster/row_count": loaded.n_trades,
             "advisory_commit": advisory,
-        }
+            "quality_passed": report.passed,
+            "quality_s": round(report.elapsed_s, 4),
+        },
+        check_results=check_results(report),
     )

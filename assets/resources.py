@@ -11,7 +11,7 @@ import signal
 from collections.abc import Callable, Sequence
 
 import dagster as dg
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from pipeline.errors import InjectedFault
 from pipeline.kafka import consumer
@@ -141,3 +141,12 @@ class KafkaResource(dg.ConfigurableResource):
             timeout_s=self.metadata_timeout_s,
             extra_conf=self._conf(),
         )
+
+
+class QualityResource(dg.ConfigurableResource):
+    """Settings of the quality gates (pipeline/quality.py)."""
+
+    known_symbols: list[str] = Field(default_factory=list)  # empty: that gate is skipped
+    max_reject_ratio: float = 0.5
+    # Publish a day's signals even if a batch holding it failed its ingest gate.
+    allow_failed_batches: bool = False

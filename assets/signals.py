@@ -14,9 +14,12 @@ from datetime import date
 
 import dagster as dg
 
+from assets.checks import SIGNAL_CHECK_SPECS, check_results
 from assets.ingest import market_data
 from assets.partitions import session_close_ns, trading_days
-from assets.resources import WarehouseResource
+from assets.resources import QualityResource, WarehouseResource
+from pipeline.microbatch import day_bounds_ns
+from pipeline.quality import validate_signals
 from pipeline.warehouse.provenance import build_signal_run
 
 SIGNAL_GROUP = "signals"
@@ -51,14 +54,18 @@ SIGNAL_SPECS = [
 
 @dg.multi_asset(
     specs=SIGNAL_SPECS,
+    check_specs=SIGNAL_CHECK_SPECS,
     partitions_def=trading_days,
     can_subset=False,
     name="signal_tables",
 )
 def signal_tables(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
-) -> Iterator[dg.MaterializeResult]:
-    """Compute the day's signals from its regular-hours trades and replace the day atomically."""
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, quality: QualityResource
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """Compute the day's signals from its regular-hours trades, audit them, publish the day.
+
+    A failed audit publishes nothing: the last good version of the day stays visible.
+    """
     # Heavy imports (numba kernels) stay out of definition loading.
     from pipeline.signals.assemble import compute_frames
     from udx.kernels import KERNEL_VERSION, Params
@@ -68,6 +75,23 @@ def signal_tables(
     trades = wh.read_day_trades(day)
     params = Params()
     frames = compute_frames(trades, params, passthrough=PASSTHROUGH)
+    report = validate_signals(
+        frames,
+        day.isoformat(),
+        n_input_trades=len(trades),
+        n_input_symbols=int(trades["symbol"].nunique()),
+        n_buckets=params.n_buckets,
+        failed_input_batches=wh.failed_batches(*day_bounds_ns(day)),
+        allow_failed_inputs=quality.allow_failed_batches,
+    )
+    wh.record_quality(context.run.run_id, report.rows())
+    if not report.passed:
+        yield from check_results(report)
+        raise dg.Failure(
+            description=f"signal audit of {day} failed ({', '.join(report.failed)}); "
+            "nothing published, the last good version of the day stays visible",
+            metadata={"quality": dg.MetadataValue.json(report.summary_json())},
+        )
     run = build_signal_run(
         run_id=context.run.run_id,
         day=day,
@@ -78,6 +102,8 @@ def signal_tables(
         computed_ns=time.time_ns(),
         session_close_ns=session_close_ns(day),
         ingested_through_ns=wh.ingested_through_ns(),
+        quality_passed=report.passed,
+        quality_summary_json=report.summary_json(),
     )
     if trades.empty:
         context.log.warning(f"no regular-hours trades loaded for {day}; nothing published")
@@ -91,6 +117,7 @@ def signal_tables(
         "final": run.final,
         "input_offsets": run.input_offsets_json,
         "published": published is not None,
+        "quality_s": round(report.elapsed_s, 4),
     }
     yield dg.MaterializeResult(
         asset_key="trading_signals",
@@ -99,10 +126,15 @@ def signal_tables(
             "dagster/row_count": run.n_trades,
             "n_jumps": int(frames.trade_signals["jump_detected"].sum()) if run.n_trades else 0,
         },
+        check_results=check_results(report, "trading_signals"),
     )
     yield dg.MaterializeResult(
-        asset_key="symbol_day_metrics", metadata={**common, "dagster/row_count": run.n_symbols}
+        asset_key="symbol_day_metrics",
+        metadata={**common, "dagster/row_count": run.n_symbols},
+        check_results=check_results(report, "symbol_day_metrics"),
     )
     yield dg.MaterializeResult(
-        asset_key="trade_intensity", metadata={**common, "dagster/row_count": run.n_buckets}
+        asset_key="trade_intensity",
+        metadata={**common, "dagster/row_count": run.n_buckets},
+        check_results=check_results(report, "trade_intensity"),
     )

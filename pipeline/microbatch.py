@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -455,3 +456,22 @@ def plan_microbatches(
         if stop is not None:
             planned.append(PlannedBatch(partition, start, stop))
     return planned, warnings
+
+
+def day_bounds_ns(day: date) -> tuple[int, int]:
+    """Return the UTC epoch ns bounds ``[start, end)`` of a New York calendar day.
+
+    Parameters
+    ----------
+    day
+        The local date.
+
+    Returns
+    -------
+    tuple[int, int]
+        Local midnight of ``day`` and of the next day, as UTC epoch ns (23 or 25 hours
+        apart on DST switch days).
+    """
+    start = pd.Timestamp(day.isoformat()).tz_localize(NEW_YORK)
+    end = (pd.Timestamp(day.isoformat()) + pd.Timedelta(days=1)).tz_localize(NEW_YORK)
+    return int(start.as_unit("ns").value), int(end.as_unit("ns").value)

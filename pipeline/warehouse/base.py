@@ -207,6 +207,10 @@ class Warehouse(Protocol):
         """Return the latest SIP time of any loaded trade (ledger), None when empty."""
         ...
 
+    def failed_batches(self, start_ns: int, end_ns: int) -> list[str]:
+        """Return ``topic:partition:[start,stop)`` of failed-gate batches overlapping a window."""
+        ...
+
     def read_day_trades(self, day: date, *, regular_hours_only: bool = True) -> pd.DataFrame:
         """Return one New York day's trades in stable order (symbol, timestamp_ns, arrival)."""
         ...

@@ -439,6 +439,23 @@ class DuckDBWarehouse:
             value = s.scalar(q.INGESTED_THROUGH)
         return None if value is None else int(value)
 
+    def failed_batches(self, start_ns: int, end_ns: int) -> list[str]:
+        """Return the batches whose ingest gate failed and whose trades overlap a window.
+
+        Parameters
+        ----------
+        start_ns, end_ns
+            The window ``[start_ns, end_ns)`` (e.g. a New York day), UTC epoch ns.
+
+        Returns
+        -------
+        list[str]
+            ``topic:partition:[start,stop)`` of each such batch.
+        """
+        with self.transaction() as s:
+            rows = s.execute(q.FAILED_BATCHES, (start_ns, end_ns))
+        return [f"{t}:{p}:[{a},{b})" for t, p, a, b in rows]
+
     # --- signals -------------------------------------------------------------------------
 
     def read_day_trades(self, day: date, *, regular_hours_only: bool = True) -> pd.DataFrame:

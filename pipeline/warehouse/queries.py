@@ -175,6 +175,13 @@ PARTITION_PROGRESS = (
     "GROUP BY kafka_topic, kafka_partition ORDER BY kafka_topic, kafka_partition"
 )
 INGESTED_THROUGH = f"SELECT max(max_timestamp_ns) FROM {KAFKA_OFFSETS}"
+# Batches whose ingest gate failed and whose trades overlap [start_ns, end_ns).
+FAILED_BATCHES = (
+    "SELECT kafka_topic, kafka_partition, start_offset, stop_offset "
+    f"FROM {KAFKA_OFFSETS} WHERE quality_passed = false "
+    "AND max_timestamp_ns >= ? AND min_timestamp_ns < ? "
+    "ORDER BY kafka_topic, kafka_partition, start_offset"
+)
 
 # --- microbatch load (one transaction) -----------------------------------------------------
 

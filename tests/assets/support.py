@@ -10,7 +10,7 @@ import dagster as dg
 from confluent_kafka import Producer
 
 from assets.definitions import build_defs
-from assets.resources import KafkaResource, WarehouseResource
+from assets.resources import KafkaResource, QualityResource, WarehouseResource
 from pipeline.events import Event
 from pipeline.kafka.broker import client_conf
 from pipeline.kafka.producer import EventProducer
@@ -95,6 +95,7 @@ def harness(
     instance: dg.DagsterInstance,
     max_records: int = 200_000,
     warehouse: WarehouseResource | None = None,
+    quality: QualityResource | None = None,
 ) -> Harness:
     url = f"duckdb:///{duckdb_file}"
     defs = build_defs(
@@ -103,5 +104,6 @@ def harness(
         ),
         warehouse=warehouse or WarehouseResource(url=url),
         sensor_retry_base_s=0.0,
+        quality=quality or QualityResource(),
     )
     return Harness(defs, instance, bootstrap, topic, url)

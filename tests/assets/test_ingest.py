@@ -13,7 +13,7 @@ from datetime import date
 import dagster as dg
 import pytest
 
-from assets.resources import WarehouseResource
+from assets.resources import QualityResource, WarehouseResource
 from pipeline.errors import OffsetConflict
 from pipeline.kafka import consumer
 from pipeline.kafka.codec import SCHEMA_TRADE
@@ -177,3 +177,31 @@ def test_a_second_loader_of_the_same_range_fails_with_offset_conflict_and_rolls_
         assert wh.query_frame("ledger", (kafka_topic, kafka_topic, 10))["run_id"].tolist() == [
             "by-hand"
         ]
+
+
+def test_a_batch_failing_its_gate_commits_with_its_verdict_and_fails_the_run_visibly(
+    kafka_broker, kafka_topic, duckdb_file
+):
+    produce(kafka_broker, kafka_topic, sample_trades(200))
+    with dg.instance_for_test() as instance:
+        h = harness(
+            kafka_broker,
+            kafka_topic,
+            duckdb_file,
+            instance,
+            quality=QualityResource(known_symbols=["AAPL"]),
+        )
+        [request] = h.requests()
+        result = h.run(request, raise_on_error=False)
+
+        assert not result.success
+        evals = {e.check_name: e for e in result.get_asset_check_evaluations()}
+        assert evals["known_symbols"].passed is False
+        assert evals["prices_positive_finite"].passed is True
+        wh = open_warehouse(h.url, read_only=True)
+        # One bad verdict must not stall ingest: rows and ledger committed, verdict stored.
+        assert wh.table_counts()["market_data"] == 200
+        [ledger] = wh.query_frame("ledger", (kafka_topic, kafka_topic, 10)).to_dict("records")
+        assert not ledger["quality_passed"]
+        assert "known_symbols" in ledger["quality_summary"]
+        assert h.requests() == []  # the range is loaded: nothing to retry

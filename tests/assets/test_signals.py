@@ -7,7 +7,7 @@ from datetime import date
 import dagster as dg
 import pytest
 
-from assets.resources import WarehouseResource
+from assets.resources import QualityResource, WarehouseResource
 from assets.signals import signal_tables
 from pipeline.kafka.offsets import OffsetRange
 from pipeline.microbatch import shape_batch
@@ -31,12 +31,18 @@ def loaded(duckdb_file) -> DuckDBWarehouse:
     return wh
 
 
-def _materialize(url: str, day: date, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+def _materialize(
+    url: str, day: date, instance: dg.DagsterInstance, quality: QualityResource | None = None
+) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [signal_tables],
         partition_key=day.isoformat(),
-        resources={"warehouse": WarehouseResource(url=url)},
+        resources={
+            "warehouse": WarehouseResource(url=url),
+            "quality": quality or QualityResource(),
+        },
         instance=instance,
+        raise_on_error=False,
     )
 
 
@@ -85,3 +91,33 @@ def test_a_day_without_trades_publishes_nothing_and_says_so(loaded, duckdb_file)
     mat = result.asset_materializations_for_node("signal_tables")[0]
     assert mat.metadata["published"].value is False
     assert loaded.table_counts()["signal_runs"] == 0
+
+
+def test_a_day_holding_a_batch_that_failed_its_gate_is_not_published_until_allowed(duckdb_file):
+    from pipeline.quality import validate_batch
+
+    wh = DuckDBWarehouse(duckdb_file)
+    wh.migrate()
+    records = as_records(sample_trades(day=DAY1))
+    batch = shape_batch(records, OffsetRange("polygon-market-data", 0, 0, len(records)))
+    # The gate fails on symbols the platform does not know; the batch still commits.
+    report = validate_batch(batch, known_symbols={"AAPL"})
+    assert not report.passed
+    wh.load_batch(batch, expected_start=0, run_id="load", quality=report.verdict())
+    url = f"duckdb:///{duckdb_file}"
+
+    with dg.instance_for_test() as instance:
+        blocked = _materialize(url, DAY1, instance)
+        assert not blocked.success
+        evals = {e.check_name: e.passed for e in blocked.get_asset_check_evaluations()}
+        assert evals["inputs_passed_ingest_checks"] is False
+        assert evals["one_row_per_trade"] is True
+        assert wh.table_counts()["trading_signals"] == 0
+        stored = wh.query_frame("quality_results", ("signals", "signals", 100))
+        assert not stored.loc[
+            stored["expectation"] == "inputs_passed_ingest_checks", "passed"
+        ].iloc[0]
+
+        allowed = _materialize(url, DAY1, instance, QualityResource(allow_failed_batches=True))
+        assert allowed.success
+        assert wh.table_counts()["trading_signals"] == len(wh.read_day_trades(DAY1))
