@@ -1,0 +1,651 @@
+"""``build_server(settings)``: the MCP server object with its tools, routes and lifespan.
+
+The lifespan starts a :class:`~pipeline.warehouse.reads.WarehouseReader` (the first
+snapshot is built in the background, so the server answers ``initialize`` at once and
+clients never hit their start-up timeout). Every tool is read-only and idempotent,
+returns structured content that conforms to its output model plus a compact text block
+(summary, CSV rows, one JSON line of provenance), and is audited and measured.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import anyio.to_thread
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, ContentBlock, TextContent, ToolAnnotations
+from pydantic import Field
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from mcp_server import models as m
+from mcp_server import telemetry as tm
+from mcp_server.settings import McpSettings, token_digest
+from mcp_server.tools import Answer, SignalType, ToolService, iso_utc
+from pipeline.warehouse.reads import (
+    Snapshot,
+    WarehouseBusy,
+    WarehouseReader,
+    WarehouseUnavailable,
+    open_reader,
+)
+
+logger = logging.getLogger("microstructure.mcp")
+
+SERVER_NAME = "microstructure"
+SERVER_VERSION = "0.1.0"
+MAX_LIMIT = 1000
+TOOL_NAMES: tuple[str, ...] = (
+    "list_symbols",
+    "get_enriched_data",
+    "get_trading_signals",
+    "get_jump_events",
+    "get_symbol_metrics",
+    "get_real_time_data",
+    "get_data_quality",
+)
+INSTRUCTIONS = (
+    "Market-microstructure analytics over a tick warehouse (trades, jump statistics, "
+    "volatility and duration fits, BUY/SELL/HOLD signals). Start with list_symbols. Time "
+    "windows count back from each symbol's newest data unless start/end are given (times "
+    "without an offset are New York exchange time). Answers are capped: when paging.truncated "
+    "is true, pass paging.next_cursor back or narrow the window. Every answer carries "
+    "provenance (as-of time, data lag, kernel version and parameters) and completeness (feed "
+    "gaps, rejects, quality verdicts); mention incompleteness when you use the data."
+)
+
+READ_ONLY = ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+)
+
+# Set by _run when a call reached a tool; the middleware audits calls that never did
+# (arguments failing the input schema, unknown tools).
+_AUDITED: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
+    "mcp_audited", default=None
+)
+
+# Who is calling, for transports that carry no MCP request context (plain HTTP requests).
+CURRENT_CLIENT: contextvars.ContextVar[tuple[str, str | None, str] | None] = contextvars.ContextVar(
+    "mcp_client", default=None
+)
+
+ContentHook = Callable[[Mapping[str, Any]], Sequence[ContentBlock]]
+"""Extra content blocks for a tool's answer (e.g. a PNG chart for ``get_symbol_metrics``)."""
+
+
+class StaticTokenVerifier:
+    """Bearer tokens from settings (``MCP_AUTH_TOKEN``, the tokens file), one client id each.
+
+    Only SHA-256 digests of the tokens are held; comparing digests in a dict is not a
+    timing oracle for the token itself.
+    """
+
+    def __init__(self, digests: Mapping[str, str]) -> None:
+        self._digests = dict(digests)
+
+    def client_id(self, token: str) -> str | None:
+        """Return the client id of ``token``, None if unknown."""
+        return self._digests.get(token_digest(token))
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        """Return the access info of a known token (the SDK's ``TokenVerifier`` protocol)."""
+        client = self.client_id(token)
+        if client is None:
+            return None
+        return AccessToken(token="redacted", client_id=client, scopes=[])  # noqa: S106
+
+
+@dataclass
+class Runtime:
+    """What the tools share: settings, the warehouse reader and the tool logic."""
+
+    settings: McpSettings
+    reader: WarehouseReader
+    service: ToolService
+    content_hooks: Mapping[str, ContentHook] = field(default_factory=dict)
+    started_ns: int = field(default_factory=time.time_ns)
+
+    def stale_reason(self, snap: Snapshot) -> str | None:
+        """Return why ``snap`` is behind the file (None when it is current)."""
+        if not self.reader.is_stale(snap):
+            return None
+        return self.reader.last_error or "a refresh of the snapshot is in progress"
+
+    def health(self) -> dict[str, Any]:
+        """Return the ``/health`` document (no secrets, no paths beyond the file name)."""
+        st = self.reader.status()
+        now = time.time_ns()
+        snap = self.reader.current()  # never waits: health must answer at once
+        newest = None if snap is None else snap.newest_trade_ns
+        doc: dict[str, Any] = {
+            "status": "ok" if st.has_snapshot else ("starting" if st.source_exists else "no_data"),
+            "warehouse_reachable": st.source_exists and (st.has_snapshot or st.last_error is None),
+            "warehouse_file": st.path.name,
+            "snapshot_as_of": iso_utc(st.snapshot_taken_ns),
+            "snapshot_age_s": None
+            if st.snapshot_taken_ns is None
+            else round((now - st.snapshot_taken_ns) / 1e9, 3),
+            "snapshot_stale": st.snapshot_stale,
+            "newest_trade": iso_utc(newest),
+            "data_lag_s": None if newest is None else round((now - newest) / 1e9, 3),
+            "last_load": None if snap is None else iso_utc(snap.last_commit_ns),
+            "symbols": None if snap is None else len(snap.symbols),
+            "last_error": st.last_error,
+            "uptime_s": round((now - self.started_ns) / 1e9, 1),
+        }
+        tm.SNAPSHOT_REFRESHES.set(st.refreshes)
+        tm.SNAPSHOT_FAILURES.set(st.failures)
+        if st.snapshot_taken_ns is not None:
+            tm.SNAPSHOT_AGE.set(doc["snapshot_age_s"])
+        if newest is not None and snap is not None:
+            tm.DATA_LAG.set((snap.taken_ns - newest) / 1e9)
+        return doc
+
+
+def _who(ctx: Context | None) -> tuple[str, str | None, str]:
+    """Return (client id, remote address, transport) of the current call."""
+    current = CURRENT_CLIENT.get()
+    if current is not None:
+        return current
+    token = get_access_token()
+    request: Any = None
+    if ctx is not None:
+        try:
+            request = ctx.request_context.request
+        except ValueError:
+            request = None
+    if isinstance(request, Request):
+        state = request.scope.get("state") or {}
+        client = state.get("mcp_client") or (token.client_id if token else "anonymous")
+        remote = request.client.host if request.client else None
+        return str(client), remote, "http"
+    if token is not None:
+        return token.client_id, None, "http"
+    return "local", None, "stdio"
+
+
+def build_server(
+    settings: McpSettings,
+    *,
+    reader: WarehouseReader | None = None,
+    content_hooks: Mapping[str, ContentHook] | None = None,
+) -> MCPServer[Runtime]:
+    """Build the MCP server: tools, ``/health``, ``/metrics`` and the reader's lifespan.
+
+    Parameters
+    ----------
+    settings
+        Caps, auth and the warehouse URL.
+    reader
+        The warehouse reader; by default one for ``settings.warehouse_url``.
+    content_hooks
+        Per tool name, a function adding content blocks to its answers (the seam for a
+        PNG report of ``get_symbol_metrics``).
+
+    Returns
+    -------
+    MCPServer
+        Serve it with ``run_stdio_async()``, ``streamable_http_app(...)`` (see
+        :mod:`mcp_server.http`) or the in-memory ``Client(server)``.
+    """
+    if reader is None:
+        reader = open_reader(settings.warehouse_url, check_interval_s=settings.refresh_s)
+    runtime = Runtime(
+        settings=settings,
+        reader=reader,
+        service=ToolService(max_rows=settings.max_rows, max_bytes=settings.max_bytes),
+        content_hooks=dict(content_hooks or {}),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_server: MCPServer[Runtime]) -> AsyncIterator[Runtime]:
+        runtime.reader.start()
+        try:
+            yield runtime
+        finally:
+            runtime.reader.close()
+
+    verifier = StaticTokenVerifier(settings.tokens) if settings.auth_required else None
+    server: MCPServer[Runtime] = MCPServer(
+        SERVER_NAME,
+        title="Market microstructure analytics",
+        instructions=INSTRUCTIONS,
+        version=SERVER_VERSION,
+        lifespan=lifespan,
+        token_verifier=verifier,
+        # Static bearer tokens: no authorization server to advertise, so no RFC 9728
+        # metadata (resource_server_url None) and nothing for a client to discover.
+        auth=AuthSettings(issuer_url=settings.base_url, resource_server_url=None)  # type: ignore[arg-type]
+        if verifier is not None
+        else None,
+        log_level=settings.log_level if settings.log_level in _LEVELS else "INFO",  # type: ignore[arg-type]
+    )
+    server.runtime = runtime  # type: ignore[attr-defined]
+    _register_tools(server, runtime)
+    server.middleware.append(_audit_rejected_calls)
+
+    @server.custom_route("/health", methods=["GET"])
+    async def health(_request: Request) -> Response:
+        doc = runtime.health()
+        return JSONResponse(doc, status_code=200 if doc["status"] == "ok" else 503)
+
+    @server.custom_route("/metrics", methods=["GET"])
+    async def metrics(_request: Request) -> Response:
+        runtime.health()  # refresh the gauges
+        body, content_type = tm.render_metrics()
+        return Response(body, media_type=content_type)
+
+    return server
+
+
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+async def _audit_rejected_calls(
+    ctx: ServerRequestContext[Any, Any], call_next: CallNext
+) -> HandlerResult:
+    """Audit ``tools/call`` requests refused before any tool ran (bad arguments, unknown tool)."""
+    if ctx.method != "tools/call":
+        return await call_next(ctx)
+    flag = [False]
+    token = _AUDITED.set(flag)
+    t0 = time.perf_counter()
+    try:
+        result = await call_next(ctx)
+    finally:
+        _AUDITED.reset(token)
+    if not flag[0]:
+        params = ctx.params or {}
+        name = str(params.get("name", ""))[:64]
+        raw_args = params.get("arguments")
+        record_rejection(
+            tool=name,
+            arguments=raw_args if isinstance(raw_args, dict) else {},
+            client=_who_from_request(ctx.request),
+            error=_error_text(result),
+            ms=(time.perf_counter() - t0) * 1e3,
+        )
+    return result
+
+
+def _error_text(result: HandlerResult) -> str:
+    content: Any = None
+    if isinstance(result, CallToolResult):
+        content = [c.model_dump() for c in result.content]
+    elif isinstance(result, dict):
+        content = result.get("content")
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        return str(content[0].get("text", "rejected"))
+    return "rejected"
+
+
+def _who_from_request(request: Any) -> tuple[str, str | None, str]:
+    if isinstance(request, Request):
+        state = request.scope.get("state") or {}
+        token = get_access_token()
+        client = state.get("mcp_client") or (token.client_id if token else "anonymous")
+        return str(client), request.client.host if request.client else None, "http"
+    return "local", None, "stdio"
+
+
+def record_rejection(
+    *,
+    tool: str,
+    arguments: Mapping[str, Any],
+    client: tuple[str, str | None, str],
+    error: str,
+    ms: float,
+) -> None:
+    """Count and audit a call refused before its tool ran."""
+    label = tool if tool in TOOL_NAMES else "unknown"
+    tm.TOOL_CALLS.labels(label, "rejected").inc()
+    tm.audit(
+        client=client[0],
+        remote=client[1],
+        transport=client[2],
+        tool=tool,
+        arguments=arguments,
+        outcome="rejected",
+        rows=0,
+        nbytes=0,
+        ms=ms,
+        query_ms=0.0,
+        error=error,
+    )
+
+
+async def _run(
+    runtime: Runtime,
+    tool: str,
+    ctx: Context | None,
+    arguments: dict[str, Any],
+    work: Callable[[Snapshot, str | None], Answer],
+) -> CallToolResult:
+    """Run one tool call with auditing, metrics and error mapping."""
+    t0 = time.perf_counter()
+    client, remote, transport = _who(ctx)
+    outcome, rows, nbytes, query_s, error = "ok", 0, 0, 0.0, None
+    audited = _AUDITED.get()
+    if audited is not None:
+        audited[0] = True
+    try:
+        if runtime.reader.current() is None:
+            # The first snapshot is still being built: wait in a thread, not on the loop.
+            await anyio.to_thread.run_sync(runtime.reader.wait_ready)
+        # Inline on the event loop: a page is one range scan of at most a few hundred
+        # rows (about 1 ms), cheaper than a hop to a worker thread.
+        with runtime.reader.use() as snap:
+            answer = work(snap, runtime.stale_reason(snap))
+        content: list[ContentBlock] = [TextContent(type="text", text=answer.text)]
+        hook = runtime.content_hooks.get(tool)
+        if hook is not None:
+            content.extend(hook(answer.data))
+        rows, nbytes, query_s = answer.rows, len(answer.text), answer.query_s
+        return CallToolResult(content=content, structured_content=answer.data)
+    except ToolError as e:
+        outcome, error = "rejected", str(e)
+        raise
+    except (WarehouseBusy, WarehouseUnavailable) as e:
+        outcome, error = "busy", str(e)
+        raise ToolError(f"{e}; retry in a few seconds") from None
+    except Exception as e:
+        ref = uuid.uuid4().hex[:12]
+        outcome, error = "error", f"{type(e).__name__} (reference {ref})"
+        logger.exception("tool %s failed (reference %s)", tool, ref)
+        raise ToolError(
+            f"internal error (reference {ref}); the server log has the details"
+        ) from None
+    finally:
+        elapsed = time.perf_counter() - t0
+        tm.TOOL_CALLS.labels(tool, outcome).inc()
+        tm.TOOL_SECONDS.labels(tool).observe(elapsed)
+        if outcome == "ok":
+            tm.QUERY_SECONDS.labels(tool).observe(query_s)
+            tm.ROWS.labels(tool).inc(rows)
+        tm.audit(
+            client=client,
+            remote=remote,
+            transport=transport,
+            tool=tool,
+            arguments=arguments,
+            outcome=outcome,
+            rows=rows,
+            nbytes=nbytes,
+            ms=elapsed * 1e3,
+            query_ms=query_s * 1e3,
+            error=error,
+        )
+
+
+_WINDOW_NOTE = (
+    " The window counts back from the newest data of the symbol unless start/end are given "
+    "(so replayed history answers sensibly); times without an offset are New York time, a "
+    "bare date is that whole day."
+)
+
+Symbol = Annotated[str, Field(description="ticker, e.g. AAPL (see list_symbols)", max_length=64)]
+HoursBack = Annotated[
+    float | None,
+    Field(description="window length in hours, back from end (or from the newest data)", gt=0),
+]
+Start = Annotated[
+    str | None,
+    Field(
+        description="window start, ISO 8601 (e.g. 2018-01-03T10:00:00) or YYYY-MM-DD", max_length=64
+    ),
+]
+End = Annotated[
+    str | None,
+    Field(
+        description="window end (exclusive), ISO 8601 or YYYY-MM-DD (inclusive day)", max_length=64
+    ),
+]
+CursorArg = Annotated[
+    str | None,
+    Field(
+        description="paging.next_cursor of the previous answer, to get the next (older) page",
+        max_length=512,
+    ),
+]
+
+
+Limit = Annotated[
+    int,
+    Field(
+        description=f"most rows to return (1-{MAX_LIMIT}; the server may cap lower)",
+        ge=1,
+        le=MAX_LIMIT,
+    ),
+]
+SymbolLimit = Annotated[int, Field(description="most symbols to list", ge=1, le=MAX_LIMIT)]
+StartDay = Annotated[
+    str | None,
+    Field(description="first day, YYYY-MM-DD (default: counted back by days)", max_length=32),
+]
+EndDay = Annotated[
+    str | None,
+    Field(description="last day, YYYY-MM-DD (default: the newest day with data)", max_length=32),
+]
+Days = Annotated[
+    int, Field(description="without start_day: how many days with data to return", ge=1, le=62)
+]
+Day = Annotated[
+    str | None, Field(description="YYYY-MM-DD (default: the symbol's newest day)", max_length=32)
+]
+SignalTypeArg = Annotated[SignalType, Field(description="BUY, SELL, HOLD or ALL")]
+Symbols = Annotated[
+    list[Annotated[str, Field(max_length=64)]],
+    Field(description='tickers, e.g. ["AAPL", "MSFT"]', min_length=1, max_length=50),
+]
+
+
+def _register_tools(server: MCPServer[Runtime], runtime: Runtime) -> None:
+    svc = runtime.service
+
+    async def get_enriched_data(
+        symbol: Symbol,
+        limit: Limit = 50,
+        hours_back: HoursBack = None,
+        start: Start = None,
+        end: End = None,
+        cursor: CursorArg = None,
+        ctx: Context | None = None,
+    ) -> Annotated[CallToolResult, m.EnrichedData]:
+        args = {
+            "symbol": symbol,
+            "limit": limit,
+            "hours_back": hours_back,
+            "start": start,
+            "end": end,
+            "cursor": cursor,
+        }
+        return await _run(
+            runtime,
+            "get_enriched_data",
+            ctx,
+            args,
+            lambda snap, stale: svc.enriched_data(
+                snap, stale, symbol, limit, hours_back, start, end, cursor
+            ),
+        )
+
+    async def get_trading_signals(
+        symbol: Symbol,
+        signal_type: SignalTypeArg = "ALL",
+        limit: Limit = 50,
+        hours_back: HoursBack = None,
+        start: Start = None,
+        end: End = None,
+        cursor: CursorArg = None,
+        ctx: Context | None = None,
+    ) -> Annotated[CallToolResult, m.TradingSignals]:
+        args = {
+            "symbol": symbol,
+            "signal_type": signal_type,
+            "limit": limit,
+            "hours_back": hours_back,
+            "start": start,
+            "end": end,
+            "cursor": cursor,
+        }
+        return await _run(
+            runtime,
+            "get_trading_signals",
+            ctx,
+            args,
+            lambda snap, stale: svc.trading_signals(
+                snap, stale, symbol, signal_type, limit, hours_back, start, end, cursor
+            ),
+        )
+
+    async def get_jump_events(
+        symbol: Symbol,
+        hours_back: HoursBack = None,
+        start: Start = None,
+        end: End = None,
+        limit: Limit = 50,
+        cursor: CursorArg = None,
+        ctx: Context | None = None,
+    ) -> Annotated[CallToolResult, m.JumpEvents]:
+        args = {
+            "symbol": symbol,
+            "hours_back": hours_back,
+            "start": start,
+            "end": end,
+            "limit": limit,
+            "cursor": cursor,
+        }
+        return await _run(
+            runtime,
+            "get_jump_events",
+            ctx,
+            args,
+            lambda snap, stale: svc.jump_events(
+                snap, stale, symbol, hours_back, start, end, limit, cursor
+            ),
+        )
+
+    async def get_symbol_metrics(
+        symbol: Symbol,
+        start_day: StartDay = None,
+        end_day: EndDay = None,
+        days: Days = 5,
+        ctx: Context | None = None,
+    ) -> Annotated[CallToolResult, m.SymbolMetrics]:
+        args = {"symbol": symbol, "start_day": start_day, "end_day": end_day, "days": days}
+        return await _run(
+            runtime,
+            "get_symbol_metrics",
+            ctx,
+            args,
+            lambda snap, stale: svc.symbol_metrics(snap, stale, symbol, start_day, end_day, days),
+        )
+
+    async def get_real_time_data(
+        symbols: Symbols,
+        ctx: Context | None = None,
+    ) -> Annotated[CallToolResult, m.RealTimeData]:
+        args = {"symbols": symbols}
+        return await _run(
+            runtime,
+            "get_real_time_data",
+            ctx,
+            args,
+            lambda snap, stale: svc.real_time_data(snap, stale, symbols),
+        )
+
+    async def list_symbols(
+        limit: SymbolLimit = 200,
+        cursor: CursorArg = None,
+        ctx: Context | None = None,
+    ) -> Annotated[CallToolResult, m.SymbolList]:
+        args = {"limit": limit, "cursor": cursor}
+        return await _run(
+            runtime,
+            "list_symbols",
+            ctx,
+            args,
+            lambda snap, stale: svc.list_symbols(snap, stale, limit, cursor),
+        )
+
+    async def get_data_quality(
+        symbol: Symbol,
+        day: Day = None,
+        ctx: Context | None = None,
+    ) -> Annotated[CallToolResult, m.DataQuality]:
+        args = {"symbol": symbol, "day": day}
+        return await _run(
+            runtime,
+            "get_data_quality",
+            ctx,
+            args,
+            lambda snap, stale: svc.data_quality(snap, stale, symbol, day),
+        )
+
+    tools: list[tuple[Callable[..., Any], str, str]] = [
+        (
+            list_symbols,
+            "List symbols",
+            "List the symbols in the warehouse with their trade counts, first/last trade and the "
+            "days that have trades and published signals. Start here.",
+        ),
+        (
+            get_enriched_data,
+            "Trades with signals",
+            "Trades of one symbol joined with their per-trade statistics (log return, "
+            "Lee-Mykland statistic and jump flag, GARCH variance, standardized return, ACD "
+            "duration and surprise, intensity z-score) and BUY/SELL/HOLD signal, newest first. "
+            "Default window: 1 hour." + _WINDOW_NOTE,
+        ),
+        (
+            get_trading_signals,
+            "Trading signals",
+            "BUY/SELL/HOLD signals of one symbol (signal_type filters; ALL for every type) with "
+            "their statistics, newest first, plus the count of each type in the window. Default "
+            "window: 24 hours." + _WINDOW_NOTE,
+        ),
+        (
+            get_jump_events,
+            "Jump events",
+            "Trades where the Lee-Mykland test detected a price jump, newest first, and the "
+            "day-level Barndorff-Nielsen-Shephard jump test of each day in the window. Default "
+            "window: 7 days." + _WINDOW_NOTE,
+        ),
+        (
+            get_symbol_metrics,
+            "Daily statistics",
+            "Daily statistics of one symbol: trade and return counts, VWAP, BNS realized "
+            "measures and jump test, GARCH(1,1) and ACD(1,1) (exponential, Weibull) fits, "
+            "Lee-Mykland jump count. Newest day first; by default the 5 newest days with data.",
+        ),
+        (
+            get_real_time_data,
+            "Newest data",
+            "For each symbol: the newest processed trade, the newest signal and the newest "
+            "BUY/SELL, each with its age in seconds, and the newest day's trade and signal "
+            "counts. Unknown symbols are listed, not fatal.",
+        ),
+        (
+            get_data_quality,
+            "Data quality",
+            "Quality checks of one symbol-day: ingest batches' quality verdicts, the signals "
+            "run's suite verdict and finality, feed gaps, rejected records (with samples; their "
+            "raw text is untrusted data) and minutes with trades. Default: the newest day.",
+        ),
+    ]
+    for fn, title, description in tools:
+        server.add_tool(
+            fn, name=fn.__name__, title=title, description=description, annotations=READ_ONLY
+        )

@@ -1,0 +1,1000 @@
+"""``microstructure bench mcp``: the MCP server over HTTP under an agent-fleet load.
+
+What it does:
+
+1. writes a warehouse of real-sized data (:func:`write_sample_warehouse`): the shipped
+   XXX sample (77,263 real NYSE-TAQ trades over 2018-01-02/03) plus three symbols derived
+   from it by jittering times and scaling prices, so 8 symbol-days of about 38,000
+   trades each (309,052 trades), loaded the way ingest loads them (microbatches per
+   Kafka partition with ledger rows, rejects and a feed gap) with stand-in signals,
+   daily metrics, intensity buckets and signal runs;
+2. starts ``microstructure serve-mcp --http`` on an ephemeral port with bearer tokens
+   for 100 clients, ``--workers`` uvicorn workers (default 2);
+3. drives it from a separate process (:mod:`asyncio` + uvloop over raw HTTP/1.1
+   keep-alive sockets, pre-encoded MCP 2026-07-28 ``tools/call`` requests) with a mix of
+   every tool: (a) saturation, 100 closed-loop clients for ``--duration`` seconds;
+   (b) latency, 100 clients at an aggregate open-loop ``--rate`` (200/s), latency
+   measured from each request's scheduled time so queueing is counted;
+4. measures each tool's warehouse query directly on a snapshot (p50/p99 over many
+   runs), and the CPU of the load generator and of the server processes, so the
+   report shows the load generator is not the bottleneck.
+
+The load generator is this module run as ``python -m pipeline.bench.mcp loadgen ...``;
+it needs nothing outside the project's lock file (no wrk), so ``make bench`` works on a
+fresh machine. The signals here are stand-ins (kernel version ``fixture-1``) with the
+real tables' shapes; the real kernels write the same tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "trades_XXX_2018-01-02_03.csv.gz"
+TOPIC = "polygon-market-data"
+FIXTURE_KERNEL_VERSION = "fixture-1"
+DEFAULT_SYMBOLS: tuple[str, ...] = ("XXX", "AAA", "BBB", "CCC")
+N_PARTITIONS = 4
+BATCH_RECORDS = 20_000
+# Stand-in rule parameters, stored as every run's params (the real kernels store theirs).
+FIXTURE_PARAMS: dict[str, Any] = {
+    "lee_mykland": {"K": 270, "alpha": 0.01},
+    "bns": {"sampling": "tick"},
+    "garch": {"p": 1, "q": 1},
+    "acd": {"models": ["exponential", "weibull"]},
+    "intensity": {"bucket_s": 60, "z_window": 30},
+    "signal_rule": "v1: BUY on an up jump, SELL on a down jump, else HOLD",
+}
+
+
+@dataclass(frozen=True)
+class SampleFacts:
+    """What :func:`write_sample_warehouse` wrote."""
+
+    path: Path
+    symbols: tuple[str, ...]
+    days: tuple[str, ...]
+    n_trades: int
+    n_signals: int
+    n_batches: int
+    n_rejects: int
+    n_gaps: int
+
+
+def _partition(symbol: str) -> int:
+    # Stable across processes (Python's hash() is salted); Kafka uses murmur2, any
+    # stable hash serves the fixture.
+    return zlib.crc32(symbol.encode()) % N_PARTITIONS
+
+
+def write_sample_warehouse(
+    path: Path,
+    *,
+    symbols: Sequence[str] = DEFAULT_SYMBOLS,
+    trades_per_day: int | None = None,
+    seed: int = 7,
+) -> SampleFacts:
+    """Write a DuckDB warehouse from the shipped sample, as ingest and signals would.
+
+    Parameters
+    ----------
+    path
+        The DuckDB file to create (must not exist).
+    symbols
+        The first is the real XXX sample (renamed if not ``XXX``); the others are
+        derived from it (times jittered by up to 0.5 s, prices scaled).
+    trades_per_day
+        Keep only the first N trades of each symbol-day (small, fast test fixtures);
+        None keeps all (about 38,000 per symbol-day).
+    seed
+        Seed of the jitter.
+
+    Returns
+    -------
+    SampleFacts
+        Counts of what was written.
+    """
+    import duckdb
+    import numpy as np
+    import pandas as pd
+
+    from pipeline.warehouse.migrate import discover, split_statements
+
+    if path.exists():
+        raise FileExistsError(path)
+    rng = np.random.default_rng(seed)
+    base = pd.read_csv(SAMPLE, keep_default_na=False)
+    frames = []
+    for k, sym in enumerate(symbols):
+        d = base.copy()
+        if k:
+            d["timestamp_ns"] = d["timestamp_ns"] + rng.integers(-500_000_000, 500_000_000, len(d))
+            d["price"] = (d["price"] * (0.5 + 0.4 * k)).round(2)
+        d["symbol"] = sym
+        frames.append(d.sort_values("timestamp_ns", kind="stable"))
+    t = pd.concat(frames, ignore_index=True)
+    ny = pd.to_datetime(t["timestamp_ns"], utc=True).dt.tz_convert("America/New_York")
+    t["trade_date"] = ny.dt.date
+    if trades_per_day is not None:
+        t = t.groupby(["symbol", "trade_date"], sort=False).head(trades_per_day)
+        ny = ny.loc[t.index]
+    t = t.sort_values(["timestamp_ns", "symbol"], kind="stable").reset_index(drop=True)
+    ny = pd.to_datetime(t["timestamp_ns"], utc=True).dt.tz_convert("America/New_York")
+    midnight = ny.dt.normalize()
+    open_ns = (midnight + pd.Timedelta(hours=9, minutes=30)).dt.tz_convert("UTC").astype("int64")
+    close_ns = (midnight + pd.Timedelta(hours=16)).dt.tz_convert("UTC").astype("int64")
+    t["ns_from_open"] = t["timestamp_ns"] - open_ns
+    t["in_regular_hours"] = (t["timestamp_ns"] >= open_ns) & (t["timestamp_ns"] <= close_ns)
+    t["kafka_partition"] = t["symbol"].map(_partition).astype("int32")
+    # Rejects and gaps travel in the same topic and take offsets too (design.md).
+    t["exchange_id"] = t["exchange"].map(lambda x: ord(x) - 64 if x else 0).astype("int32")
+
+    con = duckdb.connect(str(path))
+    try:
+        for m in discover("duckdb"):
+            for stmt in split_statements(m.sql):
+                con.execute(stmt)
+        columns = _table_columns(con)
+        md_rows, ledger, rejects, gaps = _ingest_frames(t, rng)
+        sig, metrics, intensity, runs = _signal_frames(md_rows)
+        for table, frame in (
+            ("market_data", md_rows),
+            ("kafka_offsets", ledger),
+            ("market_data_rejects", rejects),
+            ("feed_gaps", gaps),
+            ("trading_signals", sig),
+            ("symbol_day_metrics", metrics),
+            ("trade_intensity", intensity),
+            ("signal_runs", runs),
+        ):
+            _insert(con, table, frame, columns[table])
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    return SampleFacts(
+        path=path,
+        symbols=tuple(symbols),
+        days=tuple(sorted({str(d) for d in md_rows["trade_date"]})),
+        n_trades=len(md_rows),
+        n_signals=len(sig),
+        n_batches=len(ledger),
+        n_rejects=len(rejects),
+        n_gaps=len(gaps),
+    )
+
+
+def _table_columns(con: Any) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for table, column in con.execute(
+        "SELECT table_name, column_name FROM information_schema.columns ORDER BY ordinal_position"
+    ).fetchall():
+        out.setdefault(str(table), []).append(str(column))
+    return out
+
+
+def _insert(con: Any, table: str, frame: Any, present: list[str]) -> None:
+    # Only the columns the table has (the schema is still growing); BY NAME fills the rest.
+    cols = [c for c in frame.columns if c in present]
+    view = frame[cols]
+    con.register("fixture_rows", view)
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM fixture_rows")  # noqa: S608
+    finally:
+        con.unregister("fixture_rows")
+
+
+def _ingest_frames(t: Any, rng: Any) -> tuple[Any, Any, Any, Any]:
+    """Assign Kafka offsets, cut microbatches and build ledger, reject and gap rows."""
+    import numpy as np
+    import pandas as pd
+
+    n = len(t)
+    # A few records per partition are rejects (non-positive price, unparsable frame).
+    reject_at = set(rng.choice(n, size=max(3, n // 20_000), replace=False).tolist())
+    t = t.assign(is_reject=[i in reject_at for i in range(n)])
+    t["kafka_offset"] = t.groupby("kafka_partition").cumcount().astype("int64")
+    loaded_base = int(t["timestamp_ns"].max()) + 5_000_000_000
+    t["batch"] = (t["kafka_offset"] // BATCH_RECORDS).astype("int64")
+    t["loaded_ns"] = loaded_base + (t["kafka_partition"] * 100 + t["batch"]) * 1_000_000
+    trades = t[~t["is_reject"]]
+    md = pd.DataFrame(
+        {
+            "symbol": trades["symbol"],
+            "timestamp_ns": trades["timestamp_ns"],
+            "price": trades["price"],
+            "size": trades["size"].astype("int64"),
+            "exchange": trades["exchange_id"],
+            "trade_id": trades["kafka_offset"].astype(str),
+            "trf_id": 0,
+            "tape": 1,
+            "conditions": trades["conditions"],
+            "sequence_number": trades["kafka_offset"],
+            "trf_timestamp_ns": pd.array([None] * len(trades), dtype="Int64"),
+            "trade_date": trades["trade_date"],
+            "in_regular_hours": trades["in_regular_hours"],
+            "ns_from_open": trades["ns_from_open"],
+            "source": "ws",
+            "receipt_ns": trades["timestamp_ns"] + 1_500_000,
+            "kafka_ts_ns": trades["timestamp_ns"] + 2_500_000,
+            "loaded_ns": trades["loaded_ns"],
+            "kafka_topic": TOPIC,
+            "kafka_partition": trades["kafka_partition"],
+            "kafka_offset": trades["kafka_offset"],
+        }
+    )
+    bad = t[t["is_reject"]]
+    rejects = pd.DataFrame(
+        {
+            "stage": "ingest",
+            "reason": [
+                "non-positive price" if i % 2 else "unparsable value" for i in range(len(bad))
+            ],
+            "raw": [
+                json.dumps({"sym": s, "p": -1.0 if i % 2 else "??", "note": "'; DROP TABLE x;--"})
+                for i, s in enumerate(bad["symbol"])
+            ],
+            "symbol": [s if i % 2 else None for i, s in enumerate(bad["symbol"])],
+            "receipt_ns": bad["timestamp_ns"] + 1_500_000,
+            "kafka_topic": TOPIC,
+            "kafka_partition": bad["kafka_partition"],
+            "kafka_offset": bad["kafka_offset"],
+            "loaded_ns": bad["loaded_ns"],
+        }
+    )
+    groups = t.groupby(["kafka_partition", "batch"], sort=True)
+    ledger_rows = []
+    for i, ((part, _batch), g) in enumerate(groups):
+        good = g[~g["is_reject"]]
+        failed = i == 1  # one batch with a failed expectation, as the gate records it
+        ledger_rows.append(
+            {
+                "kafka_topic": TOPIC,
+                "kafka_partition": int(part),
+                "start_offset": int(g["kafka_offset"].min()),
+                "stop_offset": int(g["kafka_offset"].max()) + 1,
+                "n_messages": len(g),
+                "n_trades": len(good),
+                "n_duplicates": 0,
+                "n_rejects": int(g["is_reject"].sum()),
+                "n_gaps": 0,
+                "min_timestamp_ns": int(good["timestamp_ns"].min()),
+                "max_timestamp_ns": int(good["timestamp_ns"].max()),
+                "quality_passed": not failed,
+                "quality_summary": json.dumps(
+                    {"failed": ["expect_column_values_to_be_between(size)"], "unexpected": 3}
+                )
+                if failed
+                else None,
+                "run_id": f"ingest-{part}-{i}",
+                "committed_ns": int(g["loaded_ns"].max()),
+            }
+        )
+    ledger = pd.DataFrame(ledger_rows)
+    # One reconnect of the second symbol's subscription on the last day: 40 s missed.
+    sym = str(t["symbol"].iloc[len(t) // 2])
+    last_day = t[t["trade_date"] == t["trade_date"].max()]
+    mid = int(last_day["timestamp_ns"].iloc[len(last_day) // 2])
+    gaps = pd.DataFrame(
+        {
+            "subscription": [f"T.{sym}"],
+            "last_before_ns": [mid],
+            "first_after_ns": [mid + 40_000_000_000],
+            "reason": ["reconnect after watchdog timeout"],
+            "detected_ns": [mid + 41_000_000_000],
+            "kafka_topic": [TOPIC],
+            "kafka_partition": [int(t["kafka_partition"].iloc[0])],
+            "kafka_offset": [int(t["kafka_offset"].max()) + 1],
+            "loaded_ns": [loaded_base + 10**9],
+        }
+    )
+    del np
+    return md.reset_index(drop=True), ledger, rejects, gaps
+
+
+def _signal_frames(md: Any) -> tuple[Any, Any, Any, Any]:
+    """Stand-in statistics per symbol-day, in the real tables' shapes."""
+    import numpy as np
+    import pandas as pd
+
+    sig_parts = []
+    metric_rows = []
+    intensity_parts = []
+    run_rows = []
+    computed_base = int(md["loaded_ns"].max()) + 60_000_000_000
+    reg = md[md["in_regular_hours"]].sort_values(["symbol", "trade_date", "timestamp_ns"])
+    for day, day_rows in reg.groupby("trade_date", sort=True):
+        run_id = f"signals-{day}-fixture"
+        offsets: dict[str, list[int]] = {}
+        n_buckets = 0
+        for sym, g in day_rows.groupby("symbol", sort=True):
+            price = g["price"].to_numpy(dtype=np.float64)
+            ts = g["timestamp_ns"].to_numpy(dtype=np.int64)
+            r = np.zeros(len(g))
+            r[1:] = np.diff(np.log(price))
+            absr = np.abs(r)
+            # Bipower-style local scale over a trailing window (K = 270), floored.
+            k = 270
+            prod = np.zeros(len(g))
+            prod[1:] = absr[1:] * absr[:-1]
+            csum = np.cumsum(prod)
+            lagged = np.concatenate([np.zeros(k), csum[:-k]]) if len(g) > k else np.zeros(len(g))
+            width = np.minimum(np.arange(len(g)), k).clip(min=1)
+            scale = np.sqrt(np.maximum((csum - lagged) / width * (np.pi / 2), 1e-12))
+            lm = r / scale
+            xi = 4.6 + 0.0 * lm
+            jump = np.abs(lm) > 12.0
+            jump[0] = False
+            signal = np.where(jump & (r > 0), "BUY", np.where(jump & (r < 0), "SELL", "HOLD"))
+            sigma2 = pd.Series(r * r).ewm(alpha=0.05).mean().to_numpy() + 1e-12
+            dur = np.zeros(len(g))
+            dur[1:] = np.diff(ts) / 1e9
+            psi = pd.Series(dur).ewm(alpha=0.1).mean().to_numpy() + 1e-9
+            minute = (g["ns_from_open"].to_numpy() // 60_000_000_000).clip(0, 389)
+            counts = np.bincount(minute, minlength=390)
+            cz = (counts - counts.mean()) / (counts.std() + 1e-9)
+            sig_parts.append(
+                pd.DataFrame(
+                    {
+                        "symbol": sym,
+                        "date": day,
+                        "seq": np.arange(len(g), dtype=np.int32),
+                        "timestamp_ns": ts,
+                        "price": price,
+                        "size": g["size"].to_numpy(),
+                        "log_return": np.where(np.arange(len(g)) == 0, np.nan, r),
+                        "lee_mykland_stat": lm,
+                        "lm_xi": xi,
+                        "jump_detected": jump,
+                        "garch_sigma2": sigma2,
+                        "standardized_return": r / np.sqrt(sigma2),
+                        "bns_stat": np.nan,
+                        "conditional_duration": psi,
+                        "acd_surprise": dur / psi,
+                        "trade_intensity_zscore": cz[minute],
+                        "trading_signal": signal,
+                        "kafka_partition": g["kafka_partition"].to_numpy(),
+                        "kafka_offset": g["kafka_offset"].to_numpy(),
+                        "kernel_version": FIXTURE_KERNEL_VERSION,
+                        "run_id": run_id,
+                    }
+                )
+            )
+            rv = float((r * r).sum())
+            bv = float((np.pi / 2) * prod.sum())
+            z = (rv - bv) / max(rv, 1e-12) * np.sqrt(len(g)) / 3.0
+            p_value = float(np.exp(-abs(z)))
+            part = str(int(g["kafka_partition"].iloc[0]))
+            offsets[part] = [int(g["kafka_offset"].min()), int(g["kafka_offset"].max())]
+            metric_rows.append(
+                {
+                    "symbol": sym,
+                    "date": day,
+                    "n_trades": len(g),
+                    "n_returns": len(g) - 1,
+                    "first_timestamp_ns": int(ts[0]),
+                    "last_timestamp_ns": int(ts[-1]),
+                    "vwap": float((price * g["size"]).sum() / g["size"].sum()),
+                    "bns_m": len(g) - 1,
+                    "bns_rv": rv,
+                    "bns_bv": bv,
+                    "bns_tq": rv * rv / len(g),
+                    "bns_qq": rv * rv / len(g),
+                    "bns_rj": (rv - bv) / max(rv, 1e-12),
+                    "bns_z": z,
+                    "bns_p_value": p_value,
+                    "bns_jump": p_value < 0.01,
+                    "garch_omega": 1e-9,
+                    "garch_alpha": 0.05,
+                    "garch_beta": 0.93,
+                    "garch_loglik": float(-0.5 * np.sum(np.log(sigma2) + r * r / sigma2)),
+                    "garch_scale": 1e4,
+                    "garch_converged": True,
+                    "acd_exp_omega": 0.1,
+                    "acd_exp_alpha": 0.1,
+                    "acd_exp_beta": 0.8,
+                    "acd_exp_loglik": -float(len(g)),
+                    "acd_weibull_omega": 0.1,
+                    "acd_weibull_alpha": 0.1,
+                    "acd_weibull_beta": 0.8,
+                    "acd_weibull_gamma": 0.7,
+                    "acd_weibull_loglik": -0.9 * len(g),
+                    "acd_exp_at_boundary": False,
+                    "acd_weibull_at_boundary": False,
+                    "lm_jump_count": int(jump.sum()),
+                    "notes": None,
+                    "kernel_version": FIXTURE_KERNEL_VERSION,
+                    "params": json.dumps(FIXTURE_PARAMS, sort_keys=True),
+                    "input_offsets": json.dumps({part: offsets[part]}),
+                    "run_id": run_id,
+                }
+            )
+            open_ns = int(ts[0] - g["ns_from_open"].iloc[0])
+            intensity_parts.append(
+                pd.DataFrame(
+                    {
+                        "symbol": sym,
+                        "date": day,
+                        "bucket": np.arange(390, dtype=np.int32),
+                        "bucket_start_ns": open_ns + np.arange(390) * 60_000_000_000,
+                        "count": counts.astype(np.int64),
+                        "z": cz,
+                        "kernel_version": FIXTURE_KERNEL_VERSION,
+                        "run_id": run_id,
+                    }
+                )
+            )
+            n_buckets += 390
+        day_sig = pd.concat(sig_parts[-day_rows["symbol"].nunique() :])
+        run_rows.append(
+            {
+                "run_id": run_id,
+                "date": day,
+                "n_symbols": int(day_rows["symbol"].nunique()),
+                "n_trades": len(day_rows),
+                "n_buckets": n_buckets,
+                "kernel_version": FIXTURE_KERNEL_VERSION,
+                "params": json.dumps(FIXTURE_PARAMS, sort_keys=True),
+                "input_offsets": json.dumps(offsets),
+                "content_hash": hashlib.sha256(
+                    pd.util.hash_pandas_object(day_sig[["timestamp_ns", "price"]]).to_numpy()
+                ).hexdigest(),
+                "quality_passed": True,
+                "quality_summary": None,
+                "ingested_through_ns": int(md["timestamp_ns"].max()),
+                "final": True,
+                "computed_ns": computed_base + len(run_rows) * 1_000_000_000,
+            }
+        )
+    return (
+        pd.concat(sig_parts, ignore_index=True),
+        pd.DataFrame(metric_rows),
+        pd.concat(intensity_parts, ignore_index=True),
+        pd.DataFrame(run_rows),
+    )
+
+
+# --- the request mix ----------------------------------------------------------------------
+
+# (tool, weight, arguments variants); {s} is replaced by each symbol in turn. Weights model
+# an agent fleet: mostly "what is new" and recent signals, some drill-down and quality.
+MIX: tuple[tuple[str, int, tuple[dict[str, Any], ...]], ...] = (
+    ("get_real_time_data", 25, ({"symbols": ["{s}"]}, {"symbols": ["XXX", "AAA", "BBB", "CCC"]})),
+    (
+        "get_trading_signals",
+        20,
+        (
+            {"symbol": "{s}", "signal_type": "BUY", "limit": 20},
+            {"symbol": "{s}", "signal_type": "SELL", "limit": 20},
+            {"symbol": "{s}", "signal_type": "ALL", "limit": 50, "hours_back": 1},
+        ),
+    ),
+    (
+        "get_enriched_data",
+        20,
+        (
+            {"symbol": "{s}", "limit": 50},
+            {"symbol": "{s}", "limit": 50, "start": "2018-01-03T10:00", "end": "2018-01-03T10:15"},
+        ),
+    ),
+    ("get_jump_events", 10, ({"symbol": "{s}", "limit": 20},)),
+    ("get_symbol_metrics", 10, ({"symbol": "{s}"},)),
+    ("get_data_quality", 10, ({"symbol": "{s}"}, {"symbol": "{s}", "day": "2018-01-02"})),
+    ("list_symbols", 5, ({},)),
+)
+
+
+def mix_calls(symbols: Sequence[str], seed: int = 11) -> list[tuple[str, dict[str, Any]]]:
+    """Return a shuffled list of (tool, arguments) whose frequencies follow :data:`MIX`."""
+    import random
+
+    calls: list[tuple[str, dict[str, Any]]] = []
+    for tool, weight, variants in MIX:
+        expanded = [
+            json.loads(json.dumps(v).replace("{s}", sym)) for v in variants for sym in symbols
+        ]
+        calls.extend((tool, expanded[i % len(expanded)]) for i in range(weight * 4))
+    random.Random(seed).shuffle(calls)  # noqa: S311 - a reproducible order, not a secret
+    return calls
+
+
+def encode_call(
+    host: str, port: int, token: str | None, tool: str, args: dict[str, Any], rid: int
+) -> bytes:
+    """Return one HTTP/1.1 POST of an MCP 2026-07-28 ``tools/call``, ready to write."""
+    body = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": rid,
+            "method": "tools/call",
+            "params": {
+                "name": tool,
+                "arguments": args,
+                "_meta": {
+                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                    "io.modelcontextprotocol/clientCapabilities": {},
+                },
+            },
+        },
+        separators=(",", ":"),
+    ).encode()
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    head = (
+        f"POST /mcp HTTP/1.1\r\nHost: {host}:{port}\r\n{auth}"
+        "Accept: application/json, text/event-stream\r\nContent-Type: application/json\r\n"
+        f"MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: {tool}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    return head + body
+
+
+# --- the load generator (a separate process) -------------------------------------------------
+
+
+def loadgen_main(spec_path: Path) -> dict[str, Any]:
+    """Drive the server as the spec says and return the raw measurements.
+
+    One asyncio connection per client (uvloop, raw HTTP/1.1 keep-alive, requests encoded
+    in advance, responses parsed by Content-Length only), so the generator spends a few
+    tens of microseconds per request; its own CPU time is measured and reported.
+    """
+    import asyncio
+    import time
+
+    import uvloop
+
+    spec = json.loads(spec_path.read_text())
+    host, port = spec["host"], int(spec["port"])
+    tokens: list[str | None] = spec["tokens"] or [None] * spec["clients"]
+    calls = [(t, a) for t, a in spec["calls"]]
+    clients = int(spec["clients"])
+    per_client: list[list[tuple[str, bytes]]] = []
+    for c in range(clients):
+        token = tokens[c % len(tokens)]
+        reqs = [
+            (tool, encode_call(host, port, token, tool, args, i + 1))
+            for i, (tool, args) in enumerate(calls[c:] + calls[:c])
+        ]
+        per_client.append(reqs)
+
+    class Conn(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.buf = bytearray()
+            self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
+            self.transport: asyncio.Transport | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport  # type: ignore[assignment]
+
+        def data_received(self, data: bytes) -> None:
+            self.buf += data
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(self.buf[:end]).lower()
+            i = head.find(b"content-length:")
+            if i < 0:
+                length = 0
+            else:
+                j = head.find(b"\r\n", i)
+                length = int(head[i + 15 : j if j > 0 else None])
+            if len(self.buf) < end + 4 + length:
+                return
+            status = int(self.buf[9:12])
+            body = bytes(self.buf[end + 4 : end + 4 + length])
+            del self.buf[: end + 4 + length]
+            if self.waiter is not None and not self.waiter.done():
+                self.waiter.set_result((status, body))
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self.waiter is not None and not self.waiter.done():
+                self.waiter.set_exception(ConnectionError("connection lost"))
+
+    results: dict[str, Any] = {}
+
+    async def one_phase(mode: str, duration_s: float, rate: float) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        lat: dict[str, list[int]] = {}
+        errors: dict[str, int] = {}
+        conns: list[Conn] = []
+        for _ in range(clients):
+            _, proto = await loop.create_connection(Conn, host, port)
+            conns.append(proto)
+        t_start = time.perf_counter()
+        deadline = t_start + duration_s
+
+        async def send(conn: Conn, tool: str, req: bytes, t_ref: float) -> None:
+            conn.waiter = loop.create_future()
+            assert conn.transport is not None
+            conn.transport.write(req)
+            try:
+                status, body = await conn.waiter
+            except ConnectionError:
+                errors[tool] = errors.get(tool, 0) + 1
+                return
+            lat.setdefault(tool, []).append(int((time.perf_counter() - t_ref) * 1e9))
+            if status != 200 or b'"isError":false' not in body:
+                errors[tool] = errors.get(tool, 0) + 1
+
+        async def closed(c: int) -> None:
+            reqs, conn, k = per_client[c], conns[c], 0
+            while time.perf_counter() < deadline:
+                tool, req = reqs[k % len(reqs)]
+                k += 1
+                await send(conn, tool, req, time.perf_counter())
+
+        async def opened(c: int) -> None:
+            # Client c owns schedule slots c, c + clients, ...; latency counts from the
+            # slot's time, so a late send (queueing) is charged, not hidden.
+            reqs, conn, k = per_client[c], conns[c], 0
+            slot = c
+            while True:
+                t_sched = t_start + slot / rate
+                if t_sched >= deadline:
+                    return
+                delay = t_sched - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tool, req = reqs[k % len(reqs)]
+                k += 1
+                await send(conn, tool, req, t_sched)
+                slot += clients
+
+        cpu0 = time.process_time()
+        await asyncio.gather(*((closed if mode == "closed" else opened)(c) for c in range(clients)))
+        wall = time.perf_counter() - t_start
+        cpu = time.process_time() - cpu0
+        for conn in conns:
+            if conn.transport is not None:
+                conn.transport.close()
+        return {
+            "wall_s": wall,
+            "cpu_s": cpu,
+            "latency_ns": lat,
+            "errors": errors,
+            "requests": sum(len(v) for v in lat.values()),
+        }
+
+    async def main() -> None:
+        for phase in spec["phases"]:
+            results[phase["name"]] = await one_phase(
+                phase["mode"], phase["duration_s"], phase["rate"]
+            )
+
+    uvloop.run(main())
+    return results
+
+
+# --- the benchmark -----------------------------------------------------------------------------
+
+
+def _pct(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _proc_cpu_s(pids: Sequence[int]) -> float:
+    """Return user+system CPU seconds of ``pids`` (Linux /proc), ignoring exited ones."""
+    import os
+
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    out = [pid]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.extend(_children(int(stat.parent.name)))
+    return out
+
+
+def measure_queries(
+    path: Path, symbols: Sequence[str], repeat: int = 300
+) -> dict[str, dict[str, float]]:
+    """Time each tool's warehouse query on a snapshot of ``path`` (p50/p99 in ms)."""
+    from mcp_server.tools import ToolService
+    from pipeline.warehouse.reads import build_snapshot
+
+    snap = build_snapshot(path)
+    svc = ToolService()
+    calls = mix_calls(symbols)
+    by_tool: dict[str, list[float]] = {}
+    try:
+        for k in range(repeat * 7):
+            tool, a = calls[k % len(calls)]
+            ans = _call_service(svc, snap, tool, a)
+            if k >= len(calls):  # first pass warms the caches
+                by_tool.setdefault(tool, []).append(ans.query_s * 1e3)
+    finally:
+        snap.retire()
+    return {
+        t: {"p50_ms": round(_pct(v, 0.5), 3), "p99_ms": round(_pct(v, 0.99), 3), "n": len(v)}
+        for t, v in sorted(by_tool.items())
+    }
+
+
+def _call_service(svc: Any, snap: Any, tool: str, a: dict[str, Any]) -> Any:
+    g = a.get
+    if tool == "get_enriched_data":
+        return svc.enriched_data(
+            snap, None, a["symbol"], g("limit", 50), g("hours_back"), g("start"), g("end"), None
+        )
+    if tool == "get_trading_signals":
+        return svc.trading_signals(
+            snap,
+            None,
+            a["symbol"],
+            g("signal_type", "ALL"),
+            g("limit", 50),
+            g("hours_back"),
+            g("start"),
+            g("end"),
+            None,
+        )
+    if tool == "get_jump_events":
+        return svc.jump_events(
+            snap, None, a["symbol"], g("hours_back"), g("start"), g("end"), g("limit", 50), None
+        )
+    if tool == "get_symbol_metrics":
+        return svc.symbol_metrics(
+            snap, None, a["symbol"], g("start_day"), g("end_day"), g("days", 5)
+        )
+    if tool == "get_real_time_data":
+        return svc.real_time_data(snap, None, a["symbols"])
+    if tool == "get_data_quality":
+        return svc.data_quality(snap, None, a["symbol"], g("day"))
+    return svc.list_symbols(snap, None, g("limit", 200), None)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the benchmark's options."""
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds per phase")
+    parser.add_argument("--clients", type=int, default=100, help="concurrent clients")
+    parser.add_argument("--rate", type=float, default=200.0, help="open-loop requests/s")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers of the server")
+    parser.add_argument(
+        "--warehouse", type=Path, default=None, help="use this warehouse (default: write one)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark and print its figures (one JSON object with --json)."""
+    import os
+    import re
+    import secrets
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    import httpx
+
+    with tempfile.TemporaryDirectory(prefix="bench-mcp-") as tmp_s:
+        tmp = Path(tmp_s)
+        if args.warehouse is None:
+            _note(args, "writing the bench warehouse (8 symbol-days, ~309,000 trades) ...")
+            facts = write_sample_warehouse(tmp / "warehouse.duckdb")
+            warehouse, symbols = facts.path, list(facts.symbols)
+        else:
+            warehouse, symbols = args.warehouse, list(DEFAULT_SYMBOLS)
+        tokens = [secrets.token_urlsafe(24) for _ in range(args.clients)]
+        tokens_file = tmp / "tokens"
+        tokens_file.write_text("".join(f"agent-{i:03d}:{t}\n" for i, t in enumerate(tokens)))
+        tokens_file.chmod(0o600)
+        env = {
+            **os.environ,
+            "MICROSTRUCTURE_WAREHOUSE_URL": f"duckdb:///{warehouse}",
+            "MICROSTRUCTURE_MCP_TOKENS_FILE": str(tokens_file),
+            # Each simulated agent stays far below this; the bench measures capacity,
+            # not the limiter (which still runs on every request).
+            "MICROSTRUCTURE_MCP_RATE": "10000",
+            "MICROSTRUCTURE_MCP_BURST": "10000",
+        }
+        env.pop("MCP_AUTH_TOKEN", None)
+        log_path = tmp / "server.log"
+        with log_path.open("w") as log:
+            server = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "mcp_server",
+                    "--http",
+                    "--port",
+                    "0",
+                    "--workers",
+                    str(args.workers),
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,
+            )
+        try:
+            port = _wait_port(log_path, server, timeout_s=60)
+            _wait_healthy(httpx, port, timeout_s=120)
+            _note(
+                args,
+                f"server up on port {port} with {args.workers} worker(s); load generator starting",
+            )
+            calls = mix_calls(symbols)
+            warm = {"name": "warmup", "mode": "closed", "duration_s": 3.0, "rate": 0}
+            sat = {"name": "saturation", "mode": "closed", "duration_s": args.duration, "rate": 0}
+            lat = {
+                "name": "latency",
+                "mode": "open",
+                "duration_s": args.duration,
+                "rate": args.rate,
+            }
+            results: dict[str, Any] = {}
+            server_cpu: dict[str, float] = {}
+            for phase in (warm, sat, lat):
+                spec = {
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "clients": args.clients,
+                    "tokens": tokens,
+                    "calls": calls,
+                    "phases": [phase],
+                }
+                spec_path = tmp / f"spec-{phase['name']}.json"
+                spec_path.write_text(json.dumps(spec))
+                pids = _children(server.pid)
+                cpu0, t0 = _proc_cpu_s(pids), time.perf_counter()
+                out = subprocess.run(
+                    [sys.executable, "-m", "pipeline.bench.mcp", "loadgen", str(spec_path)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                server_cpu[phase["name"]] = (_proc_cpu_s(pids) - cpu0) / (time.perf_counter() - t0)
+                results.update(json.loads(out.stdout))
+        finally:
+            os.killpg(server.pid, signal.SIGINT)
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+        queries = measure_queries(warehouse, symbols)
+        audit_lines = sum(1 for line in log_path.read_text().splitlines() if "mcp.audit" in line)
+        del re
+
+    sat_r, lat_r = results["saturation"], results["latency"]
+    all_lat = [v / 1e6 for vs in lat_r["latency_ns"].values() for v in vs]
+    report = {
+        "saturation_requests_per_s": round(sat_r["requests"] / sat_r["wall_s"], 1),
+        "p50_ms": round(_pct(all_lat, 0.5), 3),
+        "p99_ms": round(_pct(all_lat, 0.99), 3),
+        "max_ms": round(max(all_lat), 3) if all_lat else None,
+        "per_tool": {
+            t: {
+                "p50_ms": round(_pct([x / 1e6 for x in v], 0.5), 3),
+                "p99_ms": round(_pct([x / 1e6 for x in v], 0.99), 3),
+            }
+            for t, v in sorted(lat_r["latency_ns"].items())
+        },
+        "latency_phase_requests_per_s": round(lat_r["requests"] / lat_r["wall_s"], 1),
+        "errors": {"saturation": sat_r["errors"], "latency": lat_r["errors"]},
+        "query_ms": queries,
+        "saturation_p50_ms": round(
+            _pct([v / 1e6 for vs in sat_r["latency_ns"].values() for v in vs], 0.5), 3
+        ),
+        "saturation_p99_ms": round(
+            _pct([v / 1e6 for vs in sat_r["latency_ns"].values() for v in vs], 0.99), 3
+        ),
+        "loadgen_cpu_pct_of_core": {
+            "saturation": round(100 * sat_r["cpu_s"] / sat_r["wall_s"], 1),
+            "latency": round(100 * lat_r["cpu_s"] / lat_r["wall_s"], 1),
+        },
+        "server_cpu_pct_of_core": {
+            k: round(100 * v, 1) for k, v in server_cpu.items() if k != "warmup"
+        },
+        "audit_lines": audit_lines,
+        "setup": {
+            "clients": args.clients,
+            "duration_s": args.duration,
+            "rate": args.rate,
+            "workers": args.workers,
+            "cores": os.cpu_count(),
+            "load_generator": "pipeline.bench.mcp loadgen: asyncio+uvloop raw HTTP/1.1 keep-alive, "
+            "separate process, MCP 2026-07-28 tools/call, bearer token per client",
+            "loadavg_at_end": os.getloadavg(),
+        },
+    }
+    if args.json:
+        print(json.dumps(report))
+    else:
+        _print_report(report)
+    return 0
+
+
+def _note(args: argparse.Namespace, text: str) -> None:
+    import sys
+
+    print(text, file=sys.stderr, flush=True)
+    del args
+
+
+def _wait_port(log_path: Path, proc: Any, timeout_s: float) -> int:
+    import re
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        m = re.search(r"listening on https?://[^:]+:(\d+)/mcp", log_path.read_text())
+        if m:
+            return int(m.group(1))
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited: {log_path.read_text()[-2000:]}")
+        time.sleep(0.1)
+    raise TimeoutError("the server did not announce its port")
+
+
+def _wait_healthy(httpx: Any, port: int, timeout_s: float) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError("the server's snapshot was not ready in time")
+
+
+def _print_report(r: dict[str, Any]) -> None:
+    s = r["setup"]
+    print(f"MCP over HTTP, {s['clients']} clients, {s['workers']} worker(s), {s['cores']} cores")
+    print(
+        f"  saturation (closed loop, {s['duration_s']:g} s): "
+        f"{r['saturation_requests_per_s']:.0f} requests/s "
+        f"(p50 {r['saturation_p50_ms']} ms, p99 {r['saturation_p99_ms']} ms)"
+    )
+    print(
+        f"  latency at {s['rate']:g} requests/s (open loop): p50 {r['p50_ms']} ms, "
+        f"p99 {r['p99_ms']} ms, max {r['max_ms']} ms"
+    )
+    for tool, v in r["per_tool"].items():
+        q = r["query_ms"].get(tool, {})
+        print(
+            f"    {tool:22s} p50 {v['p50_ms']:7.3f} ms  p99 {v['p99_ms']:7.3f} ms   "
+            f"warehouse query p50 {q.get('p50_ms', 0):.3f} ms p99 {q.get('p99_ms', 0):.3f} ms"
+        )
+    print(f"  errors: {r['errors']}")
+    print(
+        f"  load generator CPU (% of one core): {r['loadgen_cpu_pct_of_core']}; "
+        f"server CPU: {r['server_cpu_pct_of_core']}"
+    )
+    print(f"  load generator: {s['load_generator']}; load average at end {s['loadavg_at_end']}")
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) == 3 and sys.argv[1] == "loadgen":
+        print(json.dumps(loadgen_main(Path(sys.argv[2]))))
+    else:
+        print("usage: python -m pipeline.bench.mcp loadgen SPEC.json", file=sys.stderr)
+        sys.exit(2)
