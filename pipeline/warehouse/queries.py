@@ -315,6 +315,12 @@ READS: dict[str, str] = {
         f"SELECT stage, reason, count(*) AS n FROM {REJECTS} GROUP BY stage, reason "
         "ORDER BY n DESC LIMIT ?"
     ),
+    # Kafka append -> warehouse commit latency quantiles, seconds: (q1, q2).
+    "append_to_commit_latency": (
+        "SELECT quantile_cont((loaded_ns - kafka_ts_ns) / 1e9, ?) AS q1, "
+        "quantile_cont((loaded_ns - kafka_ts_ns) / 1e9, ?) AS q2, count(*) AS n "
+        f"FROM {MARKET_DATA} WHERE kafka_ts_ns > 0"
+    ),
     # Quality verdicts, newest first: (suite or NULL, limit).
     "quality_results": (
         f"SELECT {_cols(QUALITY_COLUMNS)} FROM {QUALITY_RESULTS} WHERE (? IS NULL OR suite = ?) "

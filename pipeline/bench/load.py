@@ -1,0 +1,343 @@
+"""``microstructure bench load``: Kafka -> DuckDB rows/s, and append-to-commit latency.
+
+Two measurements on a real broker (a throwaway local one unless
+``KAFKA_BOOTSTRAP_SERVERS`` is set) and a throwaway DuckDB file:
+
+1. **Throughput.** ``--trades`` (1,000,000) trades are produced first (the shipped XXX
+   sample replayed under several symbols, so they spread over the partitions), then
+   loaded by the microbatch path of the ``market_data`` asset (ledger -> exact range read
+   -> shape -> ingest gates -> one-transaction load), ``--processes`` partitions at a time.
+   rows/s = trades committed / wall time of the load phase (Dagster run overhead excluded;
+   it is a per-run constant, see the latency figure).
+2. **Latency through the sensor path.** Trades are produced at ``--rate`` for
+   ``--seconds`` while the real ``market_data_sensor`` ticks every ``--interval-s``
+   (Dagster's default for this sensor) and its runs execute in-process, as
+   ``microstructure ingest`` does. Latency of each row = its warehouse commit time minus
+   its Kafka append time (LogAppendTime), read back from the warehouse.
+
+What bounds the latency: a message waits on average half a sensor interval for the next
+tick, then for its run (read + shape + gates + COMMIT); with the Dagster daemon each run
+is also a fresh process (imports, ~5-10 s here) unless runs are executed in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+TOPIC_PREFIX = "bench-load"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the benchmark's options."""
+    parser.add_argument("--trades", type=int, default=1_000_000, help="trades to load (1,000,000)")
+    parser.add_argument("--partitions", type=int, default=4, help="topic partitions (4)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=min(4, os.cpu_count() or 1),
+        help="loader processes, one partition each at a time (CPU count, max 4)",
+    )
+    parser.add_argument(
+        "--max-records", type=int, default=200_000, help="largest batch span (200,000)"
+    )
+    parser.add_argument("--rate", type=float, default=5_000.0, help="latency phase: trades/s")
+    parser.add_argument("--seconds", type=float, default=60.0, help="latency phase: duration")
+    parser.add_argument(
+        "--interval-s", type=float, default=None, help="sensor interval (the sensor's default)"
+    )
+    parser.add_argument("--skip-latency", action="store_true", help="throughput only")
+
+
+def _sample_trades(n: int) -> list[Any]:
+    """Return ``n`` trades: the shipped sample, replayed under symbols S00, S01, ..."""
+    import gzip
+
+    import pandas as pd
+
+    from pipeline.events import Trade
+
+    path = (
+        Path(__file__).resolve().parents[1] / "data" / "sample" / "trades_XXX_2018-01-02_03.csv.gz"
+    )
+    with gzip.open(path, "rt") as f:
+        frame = pd.read_csv(f, dtype={"exchange": "str"}, keep_default_na=False)
+    letters = sorted(frame["exchange"].unique())
+    base = [
+        Trade(
+            symbol="XXX",
+            sip_timestamp_ns=int(ts),
+            price=float(p),
+            size=int(s),
+            exchange=letters.index(x) + 1,
+            trade_id=str(i),
+            sequence_number=i,
+            receipt_ns=int(ts),
+            source="file",
+        )
+        for i, (ts, p, s, x) in enumerate(
+            zip(
+                frame["timestamp_ns"], frame["price"], frame["size"], frame["exchange"], strict=True
+            )
+        )
+    ]
+    out: list[Any] = []
+    copy = 0
+    while len(out) < n:
+        symbol = f"S{copy:02d}"
+        out.extend(replace(t, symbol=symbol) for t in base[: n - len(out)])
+        copy += 1
+    return out
+
+
+def _produce(bootstrap: str, topic: str, trades: list[Any]) -> float:
+    from pipeline.kafka.producer import EventProducer
+
+    t0 = time.perf_counter()
+    with EventProducer(bootstrap, topic) as producer:
+        for t in trades:
+            producer.send(t)
+        producer.flush(120.0)
+    return time.perf_counter() - t0
+
+
+def _load_partition(args: tuple[str, str, str, int, int]) -> dict[str, float]:
+    """Load one partition to its high watermark (in a worker process)."""
+    from pipeline.kafka import consumer
+    from pipeline.kafka.offsets import OffsetRange
+    from pipeline.microbatch import plan_microbatches, shape_batch
+    from pipeline.quality import validate_batch
+    from pipeline.warehouse import open_warehouse
+
+    bootstrap, topic, url, partition, max_records = args
+    wh = open_warehouse(url, lock_timeout_s=120.0)
+    stages = {"read_s": 0.0, "shape_s": 0.0, "gates_s": 0.0, "load_s": 0.0, "rows": 0.0}
+    while True:
+        marks = {partition: consumer.watermarks(bootstrap, topic, 10.0)[partition]}
+        nxt = wh.next_offsets(topic)
+        planned, _ = plan_microbatches(marks, nxt, max_records)
+        if not planned:
+            return stages
+        b = planned[0]
+        rng = OffsetRange(topic, partition, b.start, b.stop)
+        t0 = time.perf_counter()
+        records = consumer.read_range(bootstrap, rng, 120.0)
+        t1 = time.perf_counter()
+        batch = shape_batch(records, rng)
+        t2 = time.perf_counter()
+        report = validate_batch(batch)
+        t3 = time.perf_counter()
+        loaded = wh.load_batch(
+            batch, expected_start=b.start, run_id="bench", quality=report.verdict()
+        )
+        t4 = time.perf_counter()
+        stages["read_s"] += t1 - t0
+        stages["shape_s"] += t2 - t1
+        stages["gates_s"] += t3 - t2
+        stages["load_s"] += t4 - t3
+        stages["rows"] += loaded.n_trades
+
+
+def _throughput(bootstrap: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    from pipeline.kafka.broker import ensure_topic
+    from pipeline.warehouse import open_warehouse
+
+    topic = f"{TOPIC_PREFIX}-{os.getpid()}-{int(time.time())}"
+    ensure_topic(bootstrap, topic, args.partitions, timeout_s=30.0)
+    trades = _sample_trades(args.trades)
+    produce_s = _produce(bootstrap, topic, trades)
+    url = f"duckdb:///{workdir / 'throughput.duckdb'}"
+    open_warehouse(url).migrate()
+    # Warm the gates' imports outside the timed phase (a once-per-process cost).
+    from pipeline.quality import _context
+
+    _context()
+    jobs = [(bootstrap, topic, url, p, args.max_records) for p in range(args.partitions)]
+    t0 = time.perf_counter()
+    if args.processes > 1:
+        ctx = multiprocessing.get_context("spawn")
+        pool = ctx.Pool(args.processes, initializer=_warm)
+        try:
+            # Workers import and warm up before the clock starts.
+            pool.map(_noop, range(args.processes))
+            t0 = time.perf_counter()
+            results = pool.map(_load_partition, jobs)
+        finally:
+            pool.close()
+            pool.join()
+    else:
+        results = [_load_partition(j) for j in jobs]
+    wall = time.perf_counter() - t0
+    counts = open_warehouse(url, read_only=True).table_counts()
+    rows = counts["market_data"]
+    stage = {
+        k: round(sum(r[k] for r in results), 3) for k in ("read_s", "shape_s", "gates_s", "load_s")
+    }
+    return {
+        "trades": len(trades),
+        "rows_committed": rows,
+        "produce_s": round(produce_s, 3),
+        "load_wall_s": round(wall, 3),
+        "rows_per_s": round(rows / wall, 1) if wall > 0 else 0.0,
+        "processes": args.processes,
+        "stage_cpu_s": stage,
+        "load_only_rows_per_s": round(rows / stage["load_s"], 1) if stage["load_s"] else None,
+    }
+
+
+def _warm() -> None:
+    from pipeline.quality import _context
+
+    _context()
+
+
+def _noop(_: int) -> None:
+    return None
+
+
+def _latency(bootstrap: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    import dagster as dg
+
+    from assets.definitions import build_defs
+    from assets.resources import KafkaResource, QualityResource, WarehouseResource
+    from assets.sensors import SENSOR_INTERVAL_S
+    from pipeline.commands.ingest import DAGSTER_YAML
+    from pipeline.kafka.broker import ensure_topic
+    from pipeline.kafka.producer import EventProducer
+    from pipeline.warehouse import open_warehouse
+
+    interval = float(args.interval_s if args.interval_s is not None else SENSOR_INTERVAL_S)
+    topic = f"{TOPIC_PREFIX}-lat-{os.getpid()}-{int(time.time())}"
+    ensure_topic(bootstrap, topic, args.partitions, timeout_s=30.0)
+    url = f"duckdb:///{workdir / 'latency.duckdb'}"
+    defs = build_defs(
+        kafka=KafkaResource(bootstrap_servers=bootstrap, topic=topic, max_records=args.max_records),
+        warehouse=WarehouseResource(url=url),
+        quality=QualityResource(),
+    )
+    sensor = defs.resolve_sensor_def("market_data_sensor")
+    job = defs.resolve_job_def("ingest_job")
+    n = int(args.rate * args.seconds)
+    trades = _sample_trades(n)
+    done = threading.Event()
+
+    def produce_steadily() -> None:
+        with EventProducer(bootstrap, topic) as producer:
+            t0 = time.perf_counter()
+            for i, t in enumerate(trades):
+                due = t0 + i / args.rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                producer.send(t)
+            producer.flush(60.0)
+        done.set()
+
+    producer_thread = threading.Thread(target=produce_steadily, daemon=True)
+    runs = 0
+    with tempfile.TemporaryDirectory() as home:
+        # The project's instance settings (queued runs, console log level).
+        shutil.copyfile(DAGSTER_YAML, Path(home) / "dagster.yaml")
+        instance = dg.DagsterInstance.from_config(home)
+        producer_thread.start()
+        next_tick = time.perf_counter()
+        while True:
+            delay = next_tick - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            next_tick += interval
+            context = dg.build_sensor_context(
+                instance=instance, definitions=defs, resources=dict(defs.resources or {})
+            )
+            tick = sensor.evaluate_tick(context)
+            for r in tick.run_requests or []:
+                job.execute_in_process(run_config=r.run_config, instance=instance, tags=r.tags)
+                runs += 1
+            if done.is_set() and not tick.run_requests:
+                break
+        instance.dispose()
+    producer_thread.join()
+    lat = open_warehouse(url, read_only=True).query_frame("append_to_commit_latency", (0.5, 0.99))
+    p50, p99, rows = lat.iloc[0]["q1"], lat.iloc[0]["q2"], lat.iloc[0]["n"]
+    return {
+        "append_to_commit_p50_s": round(float(p50), 3),
+        "append_to_commit_p99_s": round(float(p99), 3),
+        "latency_rows": int(rows),
+        "latency_runs": runs,
+        "sensor_interval_s": interval,
+        "rate_per_s": args.rate,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark and print its figures (one JSON object with ``--json``).
+
+    Parameters
+    ----------
+    args
+        Parsed options.
+
+    Returns
+    -------
+    int
+        Exit code.
+    """
+    from pipeline.commands.ingest import quiet_dagster
+    from pipeline.settings import Settings
+
+    quiet_dagster(bool(getattr(args, "verbose", False)))
+    settings = Settings.from_env()
+    with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
+        workdir = Path(tmp)
+        broker = None
+        if settings.uses_local_broker:
+            from pipeline.kafka.broker import LocalBroker, free_port
+
+            broker = LocalBroker(
+                kafka_home=settings.home / "kafka",
+                version=settings.kafka_version,
+                port=free_port(),
+                controller_port=free_port(),
+                state_dir=workdir / "broker",
+                heap_mb=768,
+                die_with_parent=True,
+            )
+            broker.fetch()
+            broker.up(timeout_s=90.0)
+            bootstrap = broker.bootstrap
+        else:
+            bootstrap = settings.bootstrap_servers
+        try:
+            result = _throughput(bootstrap, args, workdir)
+            if not args.skip_latency:
+                result.update(_latency(bootstrap, args, workdir))
+        finally:
+            if broker is not None:
+                broker.down(timeout_s=30.0)
+    if args.json:
+        keys = ("rows_per_s", "append_to_commit_p50_s", "append_to_commit_p99_s")
+        print(json.dumps({k: result.get(k) for k in keys}))
+        return 0
+    print(
+        f"throughput: {result['rows_committed']:,} trades committed in {result['load_wall_s']} s "
+        f"= {result['rows_per_s']:,.0f} rows/s ({result['processes']} processes; target 200,000)"
+    )
+    print(f"  stage CPU seconds (all processes): {result['stage_cpu_s']}")
+    print(f"  DuckDB load alone: {result['load_only_rows_per_s']:,} rows/s")
+    if "append_to_commit_p50_s" in result:
+        print(
+            f"latency (append -> COMMIT via sensor every {result['sensor_interval_s']} s, "
+            f"{result['rate_per_s']:,.0f} trades/s, {result['latency_runs']} runs): "
+            f"p50 {result['append_to_commit_p50_s']} s, p99 {result['append_to_commit_p99_s']} s "
+            "(target p50 < 30 s)"
+        )
+    return 0
