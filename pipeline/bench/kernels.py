@@ -17,7 +17,8 @@ import statistics
 import time
 import warnings
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 BENCH_DATE = "2024-03-04"
 SAMPLE_DAY = "2018-01-02"
@@ -36,7 +37,8 @@ def _sample_returns() -> Any:
     )
     frames = compute_frames(pd.read_csv(path))
     day = frames.trade_signals[frames.trade_signals["date"] == SAMPLE_DAY]
-    return day["log_return"].to_numpy(dtype=float, na_value=float("nan"))[1:]
+    returns = cast("pd.Series", day["log_return"])
+    return returns.to_numpy(dtype=float, na_value=float("nan"))[1:]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +50,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per kernel (median)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-arch", action="store_true", help="skip the arch comparison")
+
+
+@dataclass(frozen=True)
+class ArchFigures:
+    """Our GARCH fit and arch's on the same returns: times, LLs (original units), status."""
+
+    n: int
+    ours_seconds: float
+    ours_loglik: float
+    arch_seconds: float
+    arch_loglik: float
+    arch_alpha: float
+    arch_beta: float
+    arch_status: int
+
+
+def _arch_figures(y: Any, repeat: int) -> ArchFigures:
+    """Time ``fit_garch`` and arch 8.0.0 on ``y`` (raises ImportError without arch)."""
+    from arch import arch_model
+
+    from udx.kernels import fit_garch
+
+    def fit_arch() -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = arch_model(y, mean="Zero", vol="GARCH", p=1, q=1, dist="normal", rescale=True)
+            return model.fit(disp="off", show_warning=False)
+
+    ours_s, ours = _median_seconds(lambda: fit_garch(y), repeat)
+    arch_s, res = _median_seconds(fit_arch, repeat)
+    n = int(y.shape[0])
+    return ArchFigures(
+        n=n,
+        ours_seconds=ours_s,
+        ours_loglik=float(ours.loglik),
+        arch_seconds=arch_s,
+        # arch reports the LL of the rescaled data: back to original units, as ours.
+        arch_loglik=float(res.loglikelihood) + n * math.log(float(res.scale)),
+        arch_alpha=float(res.params.iloc[1]),
+        arch_beta=float(res.params.iloc[2]),
+        arch_status=int(res.convergence_flag),
+    )
 
 
 def _median_seconds(func: Callable[[], Any], repeat: int) -> tuple[float, Any]:
@@ -134,36 +178,19 @@ def run(args: argparse.Namespace) -> int:
     )
     garch_fit = result.garch
 
-    arch_s: float | None = None
-    arch_ll: float | None = None
+    arch_fit: ArchFigures | None = None
+    sample_fit: ArchFigures | None = None
     arch_note = ""
     if not args.no_arch:
         try:
-            from arch import arch_model
+            arch_fit = _arch_figures(r[1:], args.repeat)
+            if not args.json:
+                # The XXX sample day as well: like-for-like where arch's optimiser behaves.
+                sample_fit = _arch_figures(_sample_returns(), args.repeat)
         except ImportError:
             arch_note = "arch is not installed (dev dependency); comparison skipped"
-        else:
-            y = r[1:]
-
-            def fit_arch(y: Any = y) -> Any:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    model = arch_model(
-                        y, mean="Zero", vol="GARCH", p=1, q=1, dist="normal", rescale=True
-                    )
-                    return model.fit(disp="off", show_warning=False)
-
-            arch_s, res = _median_seconds(fit_arch, args.repeat)
-            if not args.json:
-                # The XXX sample day as well: there arch's optimiser converges, so LLs and
-                # parameters compare like for like (on the generated day it may stop early).
-                y_small = _sample_returns()
-                small_ours_s, small_ours = _median_seconds(lambda: fit_garch(y_small), args.repeat)
-                small_arch_s, small_arch = _median_seconds(lambda: fit_arch(y_small), args.repeat)
-            # arch reports the LL of the rescaled data: back to original units as ours.
-            arch_ll = float(res.loglikelihood) + y.shape[0] * math.log(float(res.scale))
-            arch_params = (float(res.params.iloc[1]), float(res.params.iloc[2]))
-            arch_flag = int(res.convergence_flag)
+    arch_s = arch_fit.arch_seconds if arch_fit else None
+    arch_ll = arch_fit.arch_loglik if arch_fit else None
 
     rates = {name: n / s for name, s in seconds.items()}
     out = {
@@ -192,25 +219,25 @@ def run(args: argparse.Namespace) -> int:
             f"GARCH ours: {seconds['garch_fit']:.3f} s, LL {garch_fit.loglik:.3f}, "
             f"alpha {garch_fit.alpha:.5f}, beta {garch_fit.beta:.5f}"
         )
-    if arch_s is not None and arch_ll is not None:
+    if arch_fit is not None:
         print(
-            f"GARCH arch: {arch_s:.3f} s, LL {arch_ll:.3f}, alpha {arch_params[0]:.5f}, "
-            f"beta {arch_params[1]:.5f}, SLSQP status {arch_flag}"
-            + (" (converged)" if arch_flag == 0 else " (NOT converged)")
+            f"GARCH arch: {arch_fit.arch_seconds:.3f} s, LL {arch_fit.arch_loglik:.3f}, "
+            f"alpha {arch_fit.arch_alpha:.5f}, beta {arch_fit.arch_beta:.5f}, SLSQP status "
+            f"{arch_fit.arch_status}" + (" (converged)" if arch_fit.arch_status == 0 else "")
         )
         print(
-            f"arch/ours time ratio: {arch_s / seconds['garch_fit']:.1f}x; "
-            f"LL ours - arch: {out['garch_loglik'] - arch_ll:+.4f}"
+            f"arch/ours time ratio: {arch_fit.arch_seconds / seconds['garch_fit']:.1f}x; "
+            f"LL ours - arch: {garch_fit.loglik - arch_fit.arch_loglik:+.4f}"
+            if garch_fit is not None
+            else ""
         )
-        small_arch_ll = float(small_arch.loglikelihood) + y_small.shape[0] * math.log(
-            float(small_arch.scale)
-        )
+    if sample_fit is not None:
         print(
-            f"XXX {SAMPLE_DAY} ({y_small.shape[0]:,} returns): ours {small_ours_s * 1e3:.1f} ms "
-            f"(converged {small_ours.converged}), arch "
-            f"{small_arch_s * 1e3:.1f} ms (status {int(small_arch.convergence_flag)}), ratio "
-            f"{small_arch_s / small_ours_s:.1f}x, LL ours - arch "
-            f"{small_ours.loglik - small_arch_ll:+.4f}"
+            f"XXX {SAMPLE_DAY} ({sample_fit.n:,} returns): ours "
+            f"{sample_fit.ours_seconds * 1e3:.1f} ms, arch {sample_fit.arch_seconds * 1e3:.1f} ms "
+            f"(status {sample_fit.arch_status}), ratio "
+            f"{sample_fit.arch_seconds / sample_fit.ours_seconds:.1f}x, LL ours - arch "
+            f"{sample_fit.ours_loglik - sample_fit.arch_loglik:+.4f}"
         )
     elif arch_note:
         print(arch_note)

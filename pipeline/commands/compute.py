@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pipeline.errors import DataError
 
@@ -25,7 +25,12 @@ OUTPUT_FILES: dict[str, str] = {
     "symbol_day_metrics": "symbol_day_metrics.parquet",
     "intensity_buckets": "intensity_buckets.parquet",
 }
-_TYPED = {"timestamp_ns": "Int64", "symbol": "str", "price": "float64", "size": "Int64"}
+_TYPED: dict[str, Any] = {
+    "timestamp_ns": "Int64",
+    "symbol": "str",
+    "price": "float64",
+    "size": "Int64",
+}
 
 
 def register(sub: Any) -> None:
@@ -79,7 +84,7 @@ def read_trades(path: Path) -> pd.DataFrame:
             "(required: timestamp_ns, symbol, price, size)"
         )
     try:
-        return pd.read_csv(path, usecols=list(_TYPED), dtype=_TYPED)
+        return pd.read_csv(path, usecols=list(_TYPED), dtype=_TYPED)  # pyright: ignore[reportCallIssue, reportArgumentType] - the stubs reject the nullable "Int64" names
     except (ValueError, TypeError):
         # Some cell does not parse: read text and let compute_frames reject rows with reasons.
         return pd.read_csv(path, usecols=list(_TYPED), dtype="str", keep_default_na=True)
@@ -169,6 +174,7 @@ def print_summary(
     elapsed_s: float,
 ) -> None:
     """Print counts and rates per symbol-day and overall."""
+    import numpy as np
     from rich.table import Table
 
     m = frames.symbol_day_metrics
@@ -177,7 +183,15 @@ def print_summary(
     for header in ("symbol", "date", "prints", "LM flags", "BUY/SELL", "BNS z (p)", "GARCH a/b",
                    "ACD a/b"):  # fmt: skip
         table.add_column(header, no_wrap=True)
-    signals = ts.groupby(["symbol", "date"])["trading_signal"].value_counts().unstack(fill_value=0)
+    sizes = cast("pd.Series", ts.groupby(["symbol", "date", "trading_signal"]).size())
+    counts: dict[tuple[str, str, str], int] = {
+        (str(k[0]), str(k[1]), str(k[2])): int(v)
+        for k, v in zip(
+            cast("list[tuple[str, str, str]]", sizes.index.tolist()),
+            sizes.to_numpy().tolist(),
+            strict=True,
+        )
+    }
 
     def fmt(value: Any, spec: str) -> str:
         import pandas as pd
@@ -185,31 +199,33 @@ def print_summary(
         return "-" if value is None or pd.isna(value) else format(value, spec)
 
     notes: list[str] = []
-    for row in m.itertuples(index=False):
-        n = int(row.n_trades)
-        flags = int(row.lm_jump_count)
-        key = (row.symbol, row.date)
-        buy = int(signals.loc[key].get("BUY", 0)) if key in signals.index else 0
-        sell = int(signals.loc[key].get("SELL", 0)) if key in signals.index else 0
+    for row in m.to_dict(orient="records"):
+        n = int(row["n_trades"])
+        flags = int(row["lm_jump_count"])
+        symbol, date = str(row["symbol"]), str(row["date"])
+        buy = counts.get((symbol, date, "BUY"), 0)
+        sell = counts.get((symbol, date, "SELL"), 0)
         rate = f"{flags} ({flags / n:.2%})" if n else "0"
         table.add_row(
-            str(row.symbol),
-            str(row.date),
+            symbol,
+            date,
             f"{n:,}",
             rate,
             f"{buy}/{sell}",
-            f"{fmt(row.bns_z, '.2f')} ({fmt(row.bns_p_value, '.2f')})",
-            f"{fmt(row.garch_alpha, '.3f')}/{fmt(row.garch_beta, '.3f')}",
-            f"{fmt(row.acd_exp_alpha, '.3f')}/{fmt(row.acd_exp_beta, '.3f')}",
+            f"{fmt(row['bns_z'], '.2f')} ({fmt(row['bns_p_value'], '.2f')})",
+            f"{fmt(row['garch_alpha'], '.3f')}/{fmt(row['garch_beta'], '.3f')}",
+            f"{fmt(row['acd_exp_alpha'], '.3f')}/{fmt(row['acd_exp_beta'], '.3f')}",
         )
-        if isinstance(row.notes, str) and row.notes:
-            notes.append(f"{row.symbol} {row.date}: {row.notes}")
+        if isinstance(row["notes"], str) and row["notes"]:
+            notes.append(f"{symbol} {date}: {row['notes']}")
     console.print(table)
     for line in notes:
         console.print(f"note: {line}", highlight=False)
     n_rth = len(ts)
     n_rejected = len(frames.rejects)
-    n_flags = int(ts["jump_detected"].sum()) if n_rth else 0
+    n_flags = int(np.count_nonzero(ts["jump_detected"].to_numpy())) if n_rth else 0
+    n_buy = int(np.count_nonzero(ts["trading_signal"].to_numpy() == "BUY"))
+    n_sell = int(np.count_nonzero(ts["trading_signal"].to_numpy() == "SELL"))
     console.print(
         f"{len(trades):,} input rows: {n_rth:,} regular-hours prints in {len(m)} symbol-day(s), "
         f"{len(trades) - n_rth - n_rejected:,} outside regular hours ignored, "
@@ -221,8 +237,7 @@ def print_summary(
     if n_rth:
         console.print(
             f"LM jump flags: {n_flags:,} ({n_flags / n_rth:.3%} of prints); "
-            f"BUY {int((ts['trading_signal'] == 'BUY').sum()):,}, "
-            f"SELL {int((ts['trading_signal'] == 'SELL').sum()):,}"
+            f"BUY {n_buy:,}, SELL {n_sell:,}"
         )
     for name, path in written.items():
         console.print(f"wrote {path} ({len(getattr(frames, name)):,} rows)")

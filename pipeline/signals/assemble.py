@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -78,9 +78,12 @@ def _stamps(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         # Text: only whole integers parse; numpy_nullable keeps them Int64 with NA elsewhere.
         text = column.astype("str")
         whole = text.str.fullmatch(r"\s*-?\d+\s*").fillna(False).astype(bool)
-        num = pd.to_numeric(text.where(whole), errors="coerce", dtype_backend="numpy_nullable")
+        num = cast(
+            "pd.Series",
+            pd.to_numeric(text.where(whole), errors="coerce", dtype_backend="numpy_nullable"),
+        )
     elif not pd.api.types.is_integer_dtype(column.dtype):
-        num = pd.to_numeric(column, errors="coerce")
+        num = cast("pd.Series", pd.to_numeric(column, errors="coerce"))
     bad = np.array(num.isna().to_numpy(), dtype=bool)
     if pd.api.types.is_integer_dtype(num.dtype) or len(num) == int(bad.sum()):
         return num.fillna(0).to_numpy(dtype=np.int64), bad
@@ -90,14 +93,19 @@ def _stamps(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return np.where(bad, 0.0, as_float).astype(np.int64), bad
 
 
+def _floats(column: pd.Series) -> np.ndarray:
+    """Return a column as float64 with NaN where it does not parse."""
+    return cast("pd.Series", pd.to_numeric(column, errors="coerce")).astype("float64").to_numpy()
+
+
 def _reject_reasons(trades: pd.DataFrame) -> tuple[pd.Series, np.ndarray, np.ndarray, np.ndarray]:
     """Return (reason per row or None, stamps, prices, sizes) of the input rows."""
     n = len(trades)
     reason = pd.Series([None] * n, dtype=object, index=trades.index)
-    ts, bad_ts = _stamps(trades["timestamp_ns"])
-    price = pd.to_numeric(trades["price"], errors="coerce").astype("float64").to_numpy()
-    size_f = pd.to_numeric(trades["size"], errors="coerce").astype("float64").to_numpy()
-    symbol = trades["symbol"]
+    ts, bad_ts = _stamps(cast("pd.Series", trades["timestamp_ns"]))
+    price = _floats(cast("pd.Series", trades["price"]))
+    size_f = _floats(cast("pd.Series", trades["size"]))
+    symbol = cast("pd.Series", trades["symbol"])
     bad_symbol = np.array(symbol.isna().to_numpy(), dtype=bool)
     bad_symbol |= (symbol.astype(object).map(str) == "").to_numpy()
     with np.errstate(invalid="ignore"):
@@ -181,7 +189,7 @@ def compute_frames(
     metric_rows: list[dict[str, Any]] = []
     bucket_parts: list[dict[str, Any]] = []
     for done, key in enumerate(keys, start=1):
-        symbol, day = key
+        symbol, day = cast("tuple[Any, Any]", key)
         date = str(np.datetime64(day, "D"))
         rows = positions_all[groups[key]]
         bad = rejected[rows]
@@ -194,7 +202,7 @@ def compute_frames(
         row_parts.append(in_rows)
         metrics = {"symbol": symbol, **result.metrics}
         if bad.any():
-            counts = reason[rows[bad]].value_counts(sort=True)
+            counts = cast("pd.Series", reason.iloc[rows[bad]]).value_counts(sort=True)
             text = ", ".join(f"{k}: {v}" for k, v in counts.items())
             note = f"rejected rows: {int(bad.sum())} ({text})"
             metrics["notes"] = f"{metrics['notes']}; {note}" if metrics["notes"] else note
@@ -210,7 +218,7 @@ def compute_frames(
             "timestamp_ns": pd.array(
                 np.where(stamp_ok[rejected], ts_all[rejected], 0), dtype="Int64"
             ),
-            "reason": pd.Series(reason[rejected].to_numpy(), dtype="str"),
+            "reason": pd.Series(reason.to_numpy()[rejected], dtype="str"),
         },
         columns=list(REJECT_COLUMNS),
     )

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -74,9 +74,9 @@ class SyntheticTape:
     config: SimulationConfig
 
 
-def _u_shape(tau: np.ndarray | float) -> np.ndarray | float:
+def _u_shape(tau: np.ndarray) -> np.ndarray:
     """``(2 tau - 1)^2``: 1 at the open and close, 0 at mid-day."""
-    return (2.0 * np.asarray(tau) - 1.0) ** 2
+    return (2.0 * tau - 1.0) ** 2
 
 
 def _simulate_day(
@@ -93,7 +93,7 @@ def _simulate_day(
     base_duration = span_s / n_events_target * lam_mean  # duration at intensity 1
 
     def mean_duration(t: float) -> float:
-        return base_duration / (1.0 + cfg.intraday_intensity_u * float(_u_shape(t / span_s)))
+        return base_duration / (1.0 + cfg.intraday_intensity_u * (2.0 * t / span_s - 1.0) ** 2)
 
     persistence = cfg.acd_alpha + cfg.acd_beta
     omega = 1.0 - persistence  # unconditional mean of xt = 1
@@ -143,7 +143,7 @@ def _simulate_day(
     # Jumps at the first print of random events, past the LM warm-up.
     eligible = np.flatnonzero(first_print >= cfg.min_jump_position)
     n_jumps = min(cfg.jumps_per_day, eligible.shape[0])
-    jump_events = np.sort(rng.choice(eligible, size=n_jumps, replace=False)) if n_jumps else []
+    jump_events = np.sort(rng.choice(eligible, size=n_jumps, replace=False))
     truth: list[dict[str, Any]] = []
     for ev in jump_events:
         local_sd = math.sqrt(float(spot_var[ev]) * mean_duration(float(ev_t[ev])))
@@ -281,7 +281,10 @@ def evaluate_detection(trade_signals: pd.DataFrame, truth: pd.DataFrame) -> Dete
     DetectionReport
         Counts; ``power`` and ``false_flag_rate`` derive from them.
     """
-    ts = trade_signals[["symbol", "date", "jump_detected", "lee_mykland_stat"]].copy()
+    ts = cast(
+        "pd.DataFrame", trade_signals[["symbol", "date", "jump_detected", "lee_mykland_stat"]]
+    )
+    ts = ts.copy()
     ts["seq"] = ts.groupby(["symbol", "date"], sort=False).cumcount()
     flagged = ts[ts["jump_detected"].astype(bool)]
     flagged_keys = set(zip(flagged["symbol"], flagged["date"], flagged["seq"], strict=True))
@@ -291,6 +294,6 @@ def evaluate_detection(trade_signals: pd.DataFrame, truth: pd.DataFrame) -> Dete
         planted=len(truth_keys),
         detected=detected,
         prints=len(ts),
-        tested=int(ts["lee_mykland_stat"].notna().sum()),
+        tested=int(cast("pd.Series", ts["lee_mykland_stat"]).notna().sum()),
         false_flags=len(flagged_keys - truth_keys),
     )

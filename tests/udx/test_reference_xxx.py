@@ -40,7 +40,7 @@ def test_regular_hours_prints_and_stable_order_match_the_reference(day: str) -> 
     assert res.metrics["n_trades"] == N_RTH[day] == summary["n_trades_in_session"]
     assert res.metrics["n_returns"] == N_RTH[day] - 1
     sub = ref_csv(day, "trades_lm_sub.csv.gz")
-    assert sub["position"].max() < N_RTH[day]
+    assert sub["position"].to_numpy().max() < N_RTH[day]
 
 
 def test_log_returns_lee_mykland_and_xi_match_within_1e9(day: str) -> None:
@@ -77,13 +77,15 @@ def test_rolling_tick_bns_equals_every_500_return_block(day: str) -> None:
 def test_block_measures_match_bns_tick_csv(day: str) -> None:
     r = day_result(day).trades["log_return"]
     blocks = ref_csv(day, "bns_tick.csv")
-    for b in blocks.itertuples(index=False):
-        got: BnsResult = bns_test(r[1 + 500 * b.block : 1 + 500 * (b.block + 1)])
-        assert got.m == b.M
-        for name, value in (("rv", b.RV), ("bv", b.BV), ("tq", b.TQ), ("qq", b.QQ), ("rj", b.RJ)):
-            assert math.isclose(getattr(got, name), value, rel_tol=1e-9, abs_tol=1e-18), name
-        assert math.isclose(got.z, b.z_ratiomax_TQ, rel_tol=1e-9)
-        assert got.jump == bool(b.jump)
+    for b in blocks.to_dict(orient="records"):
+        block = int(b["block"])
+        got: BnsResult = bns_test(r[1 + 500 * block : 1 + 500 * (block + 1)])
+        assert got.m == b["M"]
+        for name in ("rv", "bv", "tq", "qq", "rj"):
+            expected = float(b[name.upper()])
+            assert math.isclose(getattr(got, name), expected, rel_tol=1e-9, abs_tol=1e-18), name
+        assert math.isclose(got.z, b["z_ratiomax_TQ"], rel_tol=1e-9)
+        assert got.jump == bool(b["jump"])
 
 
 def test_daily_five_minute_bns_matches_bns_sampled_csv(day: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from udx.kernels.config import JIT_OPTIONS
@@ -21,8 +21,9 @@ class PerformanceWarning(UserWarning):
     """The kernels run as plain Python (numba absent or disabled): correct but slow."""
 
 
-def _load_numba() -> Any | None:
-    if os.environ.get("MICRO_DISABLE_NUMBA", "").strip() == "1":
+def load_numba(environ: Mapping[str, str]) -> Any | None:
+    """Return the numba module, or None when it is absent or disabled in ``environ``."""
+    if environ.get("MICRO_DISABLE_NUMBA", "").strip() == "1":
         return None
     try:
         import numba  # optional dependency, imported once here
@@ -31,16 +32,28 @@ def _load_numba() -> Any | None:
     return numba
 
 
-_numba = _load_numba()
-NUMBA_ENABLED: bool = _numba is not None
+def warn_if_python(numba_module: Any | None, environ: Mapping[str, str]) -> None:
+    """Emit the one fallback warning unless numba is on or ``MICRO_QUIET=1``."""
+    if numba_module is None and environ.get("MICRO_QUIET", "").strip() != "1":
+        warnings.warn(
+            "numba is unavailable or disabled (MICRO_DISABLE_NUMBA=1): the statistics kernels "
+            "run as plain Python, with identical results but 100-1000x slower",
+            PerformanceWarning,
+            stacklevel=3,
+        )
 
-if not NUMBA_ENABLED and os.environ.get("MICRO_QUIET", "").strip() != "1":
-    warnings.warn(
-        "numba is unavailable or disabled (MICRO_DISABLE_NUMBA=1): the statistics kernels run "
-        "as plain Python, with identical results but 100-1000x slower",
-        PerformanceWarning,
-        stacklevel=2,
-    )
+
+def compile_with(numba_module: Any | None, func: F) -> F:
+    """Compile ``func`` with ``numba_module.njit`` (nopython mode), or return it unchanged."""
+    if numba_module is None:
+        return func
+    compiled: F = numba_module.njit(**JIT_OPTIONS)(func)
+    return compiled
+
+
+_numba = load_numba(os.environ)
+NUMBA_ENABLED: bool = _numba is not None
+warn_if_python(_numba, os.environ)
 
 
 def jit(func: F) -> F:
@@ -56,7 +69,4 @@ def jit(func: F) -> F:
     callable
         The compiled dispatcher, or ``func`` itself when numba is off.
     """
-    if _numba is None:
-        return func
-    compiled: F = _numba.njit(**JIT_OPTIONS)(func)  # njit: nopython mode, never object mode
-    return compiled
+    return compile_with(_numba, func)

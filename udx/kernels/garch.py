@@ -220,6 +220,17 @@ def garch_filter_py(
 garch_filter_nb = jit(garch_filter_py)
 
 
+def garch_loglik_grad(
+    e: Float64Array, omega: float, alpha: float, beta: float, backcast: float, grad: Float64Array
+) -> float:
+    """Match arch's GARCH(1,1) log-likelihood with its gradient: fast pass, exact on overflow."""
+    with np.errstate(over="ignore", invalid="ignore"):  # the Python twin's overflow is handled
+        ll = garch_loglik_grad_nb(e, omega, alpha, beta, backcast, grad, False)
+    if math.isnan(ll):
+        ll = garch_loglik_grad_nb(e, omega, alpha, beta, backcast, grad, True)
+    return float(ll)
+
+
 def arch_scale(y: Float64Array) -> float:
     """Match arch ``_check_scale``: the power of 10 that puts ``var(s y)`` in [0.1, 10000)."""
     orig = float(np.var(y))
@@ -293,7 +304,8 @@ def garch_start(e: Float64Array, backcast: float) -> tuple[float, float, float]:
         [[(1.0 - q) * m2, a0, q - a0] for a0 in GARCH_START_ALPHAS for q in GARCH_START_PERSISTENCE]
     )
     lls = np.empty(starts.shape[0])
-    garch_grid_loglik_nb(e, starts, backcast, lls)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflowing rows are redone exactly
+        garch_grid_loglik_nb(e, starts, backcast, lls)
     for j in np.flatnonzero(np.isnan(lls)):
         lls[j] = garch_loglik_nb(e, starts[j, 0], starts[j, 1], starts[j, 2], backcast)
     lls[np.isnan(lls)] = -math.inf
@@ -348,10 +360,8 @@ def fit_garch(
     def objective(theta: Float64Array) -> tuple[float, Float64Array]:
         # -LL / n: gradients of order 1 suit SLSQP's identity start Hessian (half the
         # evaluations of arch's unscaled objective); ftol is set on this scale.
-        ll = garch_loglik_grad_nb(e, theta[0], theta[1], theta[2], bc, grad, False)
-        if math.isnan(ll):
-            ll = garch_loglik_grad_nb(e, theta[0], theta[1], theta[2], bc, grad, True)
-        if not math.isfinite(ll):
+        ll = garch_loglik_grad(e, theta[0], theta[1], theta[2], bc, grad)
+        if not math.isfinite(ll):  # pragma: no cover - bounds keep h_t > 0 and finite
             return 1e300, np.zeros(3)
         return -ll / n, -grad / n
 
@@ -374,7 +384,7 @@ def fit_garch(
         )
     omega, alpha, beta = (float(v) for v in opt.x)
     ll_scaled = garch_loglik_nb(e, omega, alpha, beta, bc)
-    if not math.isfinite(ll_scaled):
+    if not math.isfinite(ll_scaled):  # pragma: no cover - defensive, as above
         return _no_fit(n, "GARCH: no finite log-likelihood at the optimum", s)
     persistence = alpha + beta
     at_boundary = persistence >= 1.0 - boundary_tol
