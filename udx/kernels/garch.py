@@ -396,7 +396,7 @@ def fit_garch(
         )
     if at_boundary:
         notes.append(
-            f"GARCH: alpha + beta = {persistence:.6f} on the boundary 1 "
+            f"GARCH: alpha + beta = {persistence:.6f}, on the alpha + beta = 1 boundary "
             "(integrated; unconditional variance undefined)"
         )
     uncond = omega / (s * s) / (1.0 - persistence) if persistence < 1.0 else _NAN
