@@ -161,6 +161,7 @@ def test_progress_is_reported_per_partition() -> None:
     assert seen == [(1, 1, "XXX", "2018-01-02")]
 
 
+@pytest.mark.property
 @KERNEL_PROPERTIES
 @given(seed=st.integers(0, 10_000), n_symbols=st.integers(2, 3))
 def test_results_do_not_depend_on_symbol_interleaving_or_names(seed: int, n_symbols: int) -> None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.udx.conftest import KERNEL_PROPERTIES, day_result
 from udx.kernels import bns_rolling, bns_test, fit_garch, lee_mykland, log_returns
+
+pytestmark = pytest.mark.property
 
 # Tick-like returns: multiples of 1 bp with many zeros; NaN first (the day's first print).
 tick_returns = st.lists(
