@@ -195,7 +195,7 @@ def _execute(
 
 
 def quiet_dagster(verbose: bool) -> None:
-    """Keep Dagster's per-event DEBUG lines and alembic's set-up lines off the console.
+    """Keep Dagster's per-event lines, alembic's and GX's set-up lines off the console.
 
     Parameters
     ----------
@@ -204,7 +204,7 @@ def quiet_dagster(verbose: bool) -> None:
     """
     if verbose:
         return
-    for name in ("dagster", "alembic"):
+    for name in ("dagster", "alembic", "great_expectations"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 

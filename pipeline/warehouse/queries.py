@@ -26,6 +26,8 @@ TRADE_INTENSITY = "trade_intensity"
 SIGNAL_RUNS = "signal_runs"
 QUALITY_RESULTS = "quality_results"
 ENRICHED_MARKET_DATA = "enriched_market_data"
+TRADE_MINUTES = "trade_minutes"
+DAY_COMPLETENESS = "day_completeness"
 SCHEMA_MIGRATIONS = "schema_migrations"
 
 TABLES: tuple[str, ...] = (
@@ -320,6 +322,11 @@ READS: dict[str, str] = {
         "SELECT quantile_cont((loaded_ns - kafka_ts_ns) / 1e9, ?) AS q1, "
         "quantile_cont((loaded_ns - kafka_ts_ns) / 1e9, ?) AS q2, count(*) AS n "
         f"FROM {MARKET_DATA} WHERE kafka_ts_ns > 0"
+    ),
+    # Completeness of a day per symbol: (day).
+    "day_completeness": (
+        "SELECT symbol, trade_date, n_trades, n_rth_trades, rth_minutes_with_trades, rth_minutes, "
+        f"n_gaps, gap_seconds FROM {DAY_COMPLETENESS} WHERE trade_date = ? ORDER BY symbol"
     ),
     # Quality verdicts, newest first: (suite or NULL, limit).
     "quality_results": (

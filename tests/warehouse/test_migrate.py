@@ -10,7 +10,7 @@ import pytest
 from pipeline.errors import MigrationError
 from pipeline.warehouse.duckdb_backend import DuckDBWarehouse
 from pipeline.warehouse.migrate import MIGRATIONS_DIR, apply_migrations, discover, split_statements
-from pipeline.warehouse.queries import ENRICHED_MARKET_DATA, TABLES
+from pipeline.warehouse.queries import DAY_COMPLETENESS, ENRICHED_MARKET_DATA, TABLES, TRADE_MINUTES
 
 
 def test_a_fresh_file_gets_every_migration_once_with_checksums(duckdb_file):
@@ -29,7 +29,8 @@ def test_every_platform_table_and_the_view_exist_after_migrating(duckdb_file):
     wh.migrate()
     with wh.transaction() as s:
         names = {r[0] for r in s.execute("SELECT table_name FROM information_schema.tables")}
-    assert {*TABLES, ENRICHED_MARKET_DATA, "schema_migrations"} <= names
+    views = {ENRICHED_MARKET_DATA, TRADE_MINUTES, DAY_COMPLETENESS}
+    assert {*TABLES, *views, "schema_migrations"} <= names
 
 
 def _copy_migrations(tmp_path: Path) -> Path:
@@ -74,7 +75,7 @@ def test_a_failing_migration_rolls_back_its_own_statements_only(duckdb_file, tmp
         apply_migrations(wh.transaction, "duckdb", d)
     versions = [m.version for m in wh.applied_migrations()]
     assert "0098" not in versions
-    assert "0007" in versions
+    assert "0008" in versions
     with wh.transaction() as s:
         assert s.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'half'"
