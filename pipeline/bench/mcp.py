@@ -5,9 +5,9 @@ What it does:
 1. writes a warehouse of real-sized data (:func:`write_sample_warehouse`): the shipped
    XXX sample (77,263 real NYSE-TAQ trades over 2018-01-02/03) plus three symbols derived
    from it by jittering times and scaling prices, so 8 symbol-days of about 38,000
-   trades each (309,052 trades), loaded the way ingest loads them (microbatches per
-   Kafka partition with ledger rows, rejects and a feed gap) with stand-in signals,
-   daily metrics, intensity buckets and signal runs;
+   trades each (about 309,000 trades), loaded the way ingest loads them (microbatches
+   per Kafka partition with ledger rows, rejects, a failed quality check and a feed gap),
+   with each day's signals computed by the real kernels and published by the warehouse;
 2. starts ``microstructure serve-mcp --http`` on an ephemeral port with bearer tokens
    for 100 clients, ``--workers`` uvicorn workers (default 2);
 3. drives it from a separate process (:mod:`asyncio` + uvloop over raw HTTP/1.1
@@ -21,14 +21,12 @@ What it does:
 
 The load generator is this module run as ``python -m pipeline.bench.mcp loadgen ...``;
 it needs nothing outside the project's lock file (no wrk), so ``make bench`` works on a
-fresh machine. The signals here are stand-ins (kernel version ``fixture-1``) with the
-real tables' shapes; the real kernels write the same tables.
+fresh machine.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import zlib
 from collections.abc import Sequence
@@ -38,19 +36,9 @@ from typing import Any
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "trades_XXX_2018-01-02_03.csv.gz"
 TOPIC = "polygon-market-data"
-FIXTURE_KERNEL_VERSION = "fixture-1"
 DEFAULT_SYMBOLS: tuple[str, ...] = ("XXX", "AAA", "BBB", "CCC")
 N_PARTITIONS = 4
 BATCH_RECORDS = 20_000
-# Stand-in rule parameters, stored as every run's params (the real kernels store theirs).
-FIXTURE_PARAMS: dict[str, Any] = {
-    "lee_mykland": {"K": 270, "alpha": 0.01},
-    "bns": {"sampling": "tick"},
-    "garch": {"p": 1, "q": 1},
-    "acd": {"models": ["exponential", "weibull"]},
-    "intensity": {"bucket_s": 60, "z_window": 30},
-    "signal_rule": "v1: BUY on an up jump, SELL on a down jump, else HOLD",
-}
 
 
 @dataclass(frozen=True)
@@ -78,9 +66,15 @@ def write_sample_warehouse(
     *,
     symbols: Sequence[str] = DEFAULT_SYMBOLS,
     trades_per_day: int | None = None,
+    batch_records: int = BATCH_RECORDS,
     seed: int = 7,
 ) -> SampleFacts:
     """Write a DuckDB warehouse from the shipped sample, as ingest and signals would.
+
+    The schema comes from the migration runner; trades, ledger rows, rejects and a gap are
+    inserted as microbatches per Kafka partition (one batch fails its quality check, with
+    its expectation in ``quality_results``); each day's signals are computed by the real
+    kernels (``compute_frames``) and published by ``Warehouse.publish_signals``.
 
     Parameters
     ----------
@@ -92,6 +86,8 @@ def write_sample_warehouse(
     trades_per_day
         Keep only the first N trades of each symbol-day (small, fast test fixtures);
         None keeps all (about 38,000 per symbol-day).
+    batch_records
+        Largest offset span of one microbatch (one ledger row each).
     seed
         Seed of the jitter.
 
@@ -100,11 +96,18 @@ def write_sample_warehouse(
     SampleFacts
         Counts of what was written.
     """
-    import duckdb
+    import time
+    from datetime import date, datetime
+    from zoneinfo import ZoneInfo
+
     import numpy as np
     import pandas as pd
 
-    from pipeline.warehouse.migrate import discover, split_statements
+    from pipeline.signals.assemble import compute_frames
+    from pipeline.warehouse import open_warehouse
+    from pipeline.warehouse.base import QualityResultRow
+    from pipeline.warehouse.provenance import build_signal_run
+    from udx.kernels import KERNEL_VERSION, Params
 
     if path.exists():
         raise FileExistsError(path)
@@ -123,7 +126,6 @@ def write_sample_warehouse(
     t["trade_date"] = ny.dt.date
     if trades_per_day is not None:
         t = t.groupby(["symbol", "trade_date"], sort=False).head(trades_per_day)
-        ny = ny.loc[t.index]
     t = t.sort_values(["timestamp_ns", "symbol"], kind="stable").reset_index(drop=True)
     ny = pd.to_datetime(t["timestamp_ns"], utc=True).dt.tz_convert("America/New_York")
     midnight = ny.dt.normalize()
@@ -132,37 +134,64 @@ def write_sample_warehouse(
     t["ns_from_open"] = t["timestamp_ns"] - open_ns
     t["in_regular_hours"] = (t["timestamp_ns"] >= open_ns) & (t["timestamp_ns"] <= close_ns)
     t["kafka_partition"] = t["symbol"].map(_partition).astype("int32")
-    # Rejects and gaps travel in the same topic and take offsets too (design.md).
     t["exchange_id"] = t["exchange"].map(lambda x: ord(x) - 64 if x else 0).astype("int32")
 
-    con = duckdb.connect(str(path))
-    try:
-        for m in discover("duckdb"):
-            for stmt in split_statements(m.sql):
-                con.execute(stmt)
+    wh = open_warehouse(f"duckdb:///{path}")
+    wh.migrate()
+    md_rows, ledger, rejects, gaps = _ingest_frames(t, rng, batch_records)
+    with wh.connect() as con:
         columns = _table_columns(con)
-        md_rows, ledger, rejects, gaps = _ingest_frames(t, rng)
-        sig, metrics, intensity, runs = _signal_frames(md_rows)
+        con.execute("BEGIN TRANSACTION")
         for table, frame in (
             ("market_data", md_rows),
             ("kafka_offsets", ledger),
             ("market_data_rejects", rejects),
             ("feed_gaps", gaps),
-            ("trading_signals", sig),
-            ("symbol_day_metrics", metrics),
-            ("trade_intensity", intensity),
-            ("signal_runs", runs),
         ):
             _insert(con, table, frame, columns[table])
-        con.execute("CHECKPOINT")
-    finally:
-        con.close()
+        con.execute("COMMIT")
+    failed = ledger[ledger["quality_passed"] == False]  # noqa: E712 - a pandas mask
+    wh.record_quality(
+        "ingest-fixture",
+        [
+            QualityResultRow(
+                suite="ingest",
+                target=f"{r.kafka_topic}:{r.kafka_partition}:[{r.start_offset},{r.stop_offset})",
+                expectation="expect_column_values_to_be_between(size)",
+                passed=False,
+                observed_json=json.dumps({"unexpected_count": 3}),
+            )
+            for r in failed.itertuples()
+        ],
+    )
+    params = Params()
+    n_signals = 0
+    new_york = ZoneInfo("America/New_York")
+    for day in sorted(set(md_rows["trade_date"])):
+        trades = wh.read_day_trades(day)
+        frames_ = compute_frames(trades, params, passthrough=("kafka_partition", "kafka_offset"))
+        close = datetime(day.year, day.month, day.day, 16, tzinfo=new_york)
+        run = build_signal_run(
+            run_id=f"signals-{day}-bench",
+            day=day,
+            trades=trades,
+            frames=frames_,
+            kernel_version=KERNEL_VERSION,
+            params=params.to_dict(),
+            computed_ns=time.time_ns(),
+            session_close_ns=int(close.timestamp()) * 1_000_000_000,
+            ingested_through_ns=wh.ingested_through_ns(),
+            quality_passed=True,
+        )
+        wh.publish_signals(day, frames_, run)
+        n_signals += len(frames_.trade_signals)
+    del date
     return SampleFacts(
         path=path,
         symbols=tuple(symbols),
         days=tuple(sorted({str(d) for d in md_rows["trade_date"]})),
         n_trades=len(md_rows),
-        n_signals=len(sig),
+        n_signals=n_signals,
         n_batches=len(ledger),
         n_rejects=len(rejects),
         n_gaps=len(gaps),
@@ -189,7 +218,7 @@ def _insert(con: Any, table: str, frame: Any, present: list[str]) -> None:
         con.unregister("fixture_rows")
 
 
-def _ingest_frames(t: Any, rng: Any) -> tuple[Any, Any, Any, Any]:
+def _ingest_frames(t: Any, rng: Any, batch_records: int) -> tuple[Any, Any, Any, Any]:
     """Assign Kafka offsets, cut microbatches and build ledger, reject and gap rows."""
     import numpy as np
     import pandas as pd
@@ -200,7 +229,7 @@ def _ingest_frames(t: Any, rng: Any) -> tuple[Any, Any, Any, Any]:
     t = t.assign(is_reject=[i in reject_at for i in range(n)])
     t["kafka_offset"] = t.groupby("kafka_partition").cumcount().astype("int64")
     loaded_base = int(t["timestamp_ns"].max()) + 5_000_000_000
-    t["batch"] = (t["kafka_offset"] // BATCH_RECORDS).astype("int64")
+    t["batch"] = (t["kafka_offset"] // batch_records).astype("int64")
     t["loaded_ns"] = loaded_base + (t["kafka_partition"] * 100 + t["batch"]) * 1_000_000
     trades = t[~t["is_reject"]]
     md = pd.DataFrame(
@@ -295,168 +324,6 @@ def _ingest_frames(t: Any, rng: Any) -> tuple[Any, Any, Any, Any]:
     )
     del np
     return md.reset_index(drop=True), ledger, rejects, gaps
-
-
-def _signal_frames(md: Any) -> tuple[Any, Any, Any, Any]:
-    """Stand-in statistics per symbol-day, in the real tables' shapes."""
-    import numpy as np
-    import pandas as pd
-
-    sig_parts = []
-    metric_rows = []
-    intensity_parts = []
-    run_rows = []
-    computed_base = int(md["loaded_ns"].max()) + 60_000_000_000
-    reg = md[md["in_regular_hours"]].sort_values(["symbol", "trade_date", "timestamp_ns"])
-    for day, day_rows in reg.groupby("trade_date", sort=True):
-        run_id = f"signals-{day}-fixture"
-        offsets: dict[str, list[int]] = {}
-        n_buckets = 0
-        for sym, g in day_rows.groupby("symbol", sort=True):
-            price = g["price"].to_numpy(dtype=np.float64)
-            ts = g["timestamp_ns"].to_numpy(dtype=np.int64)
-            r = np.zeros(len(g))
-            r[1:] = np.diff(np.log(price))
-            absr = np.abs(r)
-            # Bipower-style local scale over a trailing window (K = 270), floored.
-            k = 270
-            prod = np.zeros(len(g))
-            prod[1:] = absr[1:] * absr[:-1]
-            csum = np.cumsum(prod)
-            lagged = np.concatenate([np.zeros(k), csum[:-k]]) if len(g) > k else np.zeros(len(g))
-            width = np.minimum(np.arange(len(g)), k).clip(min=1)
-            scale = np.sqrt(np.maximum((csum - lagged) / width * (np.pi / 2), 1e-12))
-            lm = r / scale
-            xi = 4.6 + 0.0 * lm
-            jump = np.abs(lm) > 12.0
-            jump[0] = False
-            signal = np.where(jump & (r > 0), "BUY", np.where(jump & (r < 0), "SELL", "HOLD"))
-            sigma2 = pd.Series(r * r).ewm(alpha=0.05).mean().to_numpy() + 1e-12
-            dur = np.zeros(len(g))
-            dur[1:] = np.diff(ts) / 1e9
-            psi = pd.Series(dur).ewm(alpha=0.1).mean().to_numpy() + 1e-9
-            minute = (g["ns_from_open"].to_numpy() // 60_000_000_000).clip(0, 389)
-            counts = np.bincount(minute, minlength=390)
-            cz = (counts - counts.mean()) / (counts.std() + 1e-9)
-            sig_parts.append(
-                pd.DataFrame(
-                    {
-                        "symbol": sym,
-                        "date": day,
-                        "seq": np.arange(len(g), dtype=np.int32),
-                        "timestamp_ns": ts,
-                        "price": price,
-                        "size": g["size"].to_numpy(),
-                        "log_return": np.where(np.arange(len(g)) == 0, np.nan, r),
-                        "lee_mykland_stat": lm,
-                        "lm_xi": xi,
-                        "jump_detected": jump,
-                        "garch_sigma2": sigma2,
-                        "standardized_return": r / np.sqrt(sigma2),
-                        "bns_stat": np.nan,
-                        "conditional_duration": psi,
-                        "acd_surprise": dur / psi,
-                        "trade_intensity_zscore": cz[minute],
-                        "trading_signal": signal,
-                        "kafka_partition": g["kafka_partition"].to_numpy(),
-                        "kafka_offset": g["kafka_offset"].to_numpy(),
-                        "kernel_version": FIXTURE_KERNEL_VERSION,
-                        "run_id": run_id,
-                    }
-                )
-            )
-            rv = float((r * r).sum())
-            bv = float((np.pi / 2) * prod.sum())
-            z = (rv - bv) / max(rv, 1e-12) * np.sqrt(len(g)) / 3.0
-            p_value = float(np.exp(-abs(z)))
-            part = str(int(g["kafka_partition"].iloc[0]))
-            offsets[part] = [int(g["kafka_offset"].min()), int(g["kafka_offset"].max())]
-            metric_rows.append(
-                {
-                    "symbol": sym,
-                    "date": day,
-                    "n_trades": len(g),
-                    "n_returns": len(g) - 1,
-                    "first_timestamp_ns": int(ts[0]),
-                    "last_timestamp_ns": int(ts[-1]),
-                    "vwap": float((price * g["size"]).sum() / g["size"].sum()),
-                    "bns_m": len(g) - 1,
-                    "bns_rv": rv,
-                    "bns_bv": bv,
-                    "bns_tq": rv * rv / len(g),
-                    "bns_qq": rv * rv / len(g),
-                    "bns_rj": (rv - bv) / max(rv, 1e-12),
-                    "bns_z": z,
-                    "bns_p_value": p_value,
-                    "bns_jump": p_value < 0.01,
-                    "garch_omega": 1e-9,
-                    "garch_alpha": 0.05,
-                    "garch_beta": 0.93,
-                    "garch_loglik": float(-0.5 * np.sum(np.log(sigma2) + r * r / sigma2)),
-                    "garch_scale": 1e4,
-                    "garch_converged": True,
-                    "acd_exp_omega": 0.1,
-                    "acd_exp_alpha": 0.1,
-                    "acd_exp_beta": 0.8,
-                    "acd_exp_loglik": -float(len(g)),
-                    "acd_weibull_omega": 0.1,
-                    "acd_weibull_alpha": 0.1,
-                    "acd_weibull_beta": 0.8,
-                    "acd_weibull_gamma": 0.7,
-                    "acd_weibull_loglik": -0.9 * len(g),
-                    "acd_exp_at_boundary": False,
-                    "acd_weibull_at_boundary": False,
-                    "lm_jump_count": int(jump.sum()),
-                    "notes": None,
-                    "kernel_version": FIXTURE_KERNEL_VERSION,
-                    "params": json.dumps(FIXTURE_PARAMS, sort_keys=True),
-                    "input_offsets": json.dumps({part: offsets[part]}),
-                    "run_id": run_id,
-                }
-            )
-            open_ns = int(ts[0] - g["ns_from_open"].iloc[0])
-            intensity_parts.append(
-                pd.DataFrame(
-                    {
-                        "symbol": sym,
-                        "date": day,
-                        "bucket": np.arange(390, dtype=np.int32),
-                        "bucket_start_ns": open_ns + np.arange(390) * 60_000_000_000,
-                        "count": counts.astype(np.int64),
-                        "z": cz,
-                        "kernel_version": FIXTURE_KERNEL_VERSION,
-                        "run_id": run_id,
-                    }
-                )
-            )
-            n_buckets += 390
-        day_sig = pd.concat(sig_parts[-day_rows["symbol"].nunique() :])
-        run_rows.append(
-            {
-                "run_id": run_id,
-                "date": day,
-                "n_symbols": int(day_rows["symbol"].nunique()),
-                "n_trades": len(day_rows),
-                "n_buckets": n_buckets,
-                "kernel_version": FIXTURE_KERNEL_VERSION,
-                "params": json.dumps(FIXTURE_PARAMS, sort_keys=True),
-                "input_offsets": json.dumps(offsets),
-                "content_hash": hashlib.sha256(
-                    pd.util.hash_pandas_object(day_sig[["timestamp_ns", "price"]]).to_numpy()
-                ).hexdigest(),
-                "quality_passed": True,
-                "quality_summary": None,
-                "ingested_through_ns": int(md["timestamp_ns"].max()),
-                "final": True,
-                "computed_ns": computed_base + len(run_rows) * 1_000_000_000,
-            }
-        )
-    return (
-        pd.concat(sig_parts, ignore_index=True),
-        pd.DataFrame(metric_rows),
-        pd.concat(intensity_parts, ignore_index=True),
-        pd.DataFrame(run_rows),
-    )
 
 
 # --- the request mix ----------------------------------------------------------------------
