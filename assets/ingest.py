@@ -56,6 +56,7 @@ def market_data(
         )
     offsets = OffsetRange(kafka.topic, config.partition, start, config.stop_offset)
     batch = shape_batch(kafka.read_range(offsets), offsets)
+    warehouse.fault_point("after_read")
     # The gates judge the batch; it commits either way (its bad records are already
     # rejects) and a failed verdict blocks the signals of the days it holds.
     report = validate_batch(batch, quality.known_symbols, quality.max_reject_ratio)

@@ -77,9 +77,10 @@ def session_close_ns(day: date) -> int:
         The close, UTC epoch nanoseconds.
     """
     cal = _calendar()
-    ts = pd.Timestamp(day)
-    if cal.is_session(ts) if cal.first_session <= ts <= cal.last_session else False:
-        return int(cal.session_close(ts).value)
+    session = day.isoformat()
+    ts = pd.Timestamp(session)
+    if cal.first_session <= ts <= cal.last_session and cal.is_session(session):
+        return int(cal.session_close(session).value)
     return int(pd.Timestamp(datetime(day.year, day.month, day.day, 16, tzinfo=NEW_YORK)).value)
 
 

@@ -27,9 +27,10 @@ _MIGRATED: set[str] = set()
 class WarehouseResource(dg.ConfigurableResource):
     """The warehouse (``duckdb:///path`` or ``vertica://...``), migrated before first use.
 
-    ``fault_at`` (a step of the load transaction: ``after_insert``, ``before_commit``,
-    ``after_commit``) injects a failure there, for crash-point tests and
-    ``microstructure faults``; ``fault_kill`` makes it a ``kill -9`` of the run process.
+    ``fault_at`` (``after_read`` in the asset, or a step of the load transaction:
+    ``after_insert``, ``before_commit``, ``after_commit``) injects a failure there, for
+    crash-point tests and ``microstructure faults``; ``fault_kill`` makes it a ``kill -9``
+    of the run process.
     """
 
     url: str
@@ -63,6 +64,11 @@ class WarehouseResource(dg.ConfigurableResource):
             wh.migrate()
             _MIGRATED.add(self.url)
         return wh
+
+    def fault_point(self, step: str) -> None:
+        """Inject the configured fault if ``step`` is :attr:`fault_at` (e.g. ``after_read``)."""
+        if self.fault_at:
+            _fault_hook(self.fault_at, self.fault_kill)(step)
 
 
 def _fault_hook(at: str, kill: bool) -> Callable[[str], None]:

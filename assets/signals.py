@@ -79,7 +79,7 @@ def signal_tables(
         frames,
         day.isoformat(),
         n_input_trades=len(trades),
-        n_input_symbols=int(trades["symbol"].nunique()),
+        n_input_symbols=len(trades["symbol"].unique()),
         n_buckets=params.n_buckets,
         failed_input_batches=wh.failed_batches(*day_bounds_ns(day)),
         allow_failed_inputs=quality.allow_failed_batches,
@@ -124,7 +124,7 @@ def signal_tables(
         metadata={
             **common,
             "dagster/row_count": run.n_trades,
-            "n_jumps": int(frames.trade_signals["jump_detected"].sum()) if run.n_trades else 0,
+            "n_jumps": int(frames.trade_signals["jump_detected"].to_numpy(dtype=bool).sum()),
         },
         check_results=check_results(report, "trading_signals"),
     )

@@ -139,7 +139,7 @@ class Microbatch:
         dict[str, int | str | None]
             Offsets, counts and the SIP time range of the trades.
         """
-        ts = self.trades["timestamp_ns"]
+        ts = self.trades["timestamp_ns"].to_numpy(dtype="int64")
         return {
             "topic": self.range.topic,
             "partition": self.range.partition,
@@ -392,11 +392,11 @@ def _trades_frame(cols: dict[str, list[Any]]) -> tuple[pd.DataFrame, int]:
     derived = local_time_columns(ts)
     for name in _DERIVED:
         frame[name] = derived[name].to_numpy()
-    frame = frame[list(TRADE_COLUMNS)]
-    dup = frame.duplicated(subset=list(DEDUP_KEY), keep="first")
+    frame = pd.DataFrame(frame.loc[:, list(TRADE_COLUMNS)])
+    dup = frame.duplicated(subset=list(DEDUP_KEY), keep="first").to_numpy(dtype=bool)
     n_dup = int(dup.sum())
     if n_dup:
-        frame = frame.loc[~dup.to_numpy()].reset_index(drop=True)
+        frame = pd.DataFrame(frame.loc[~dup]).reset_index(drop=True)
     return frame, n_dup
 
 

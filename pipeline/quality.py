@@ -17,6 +17,8 @@ ERROR failures fail the gate, WARN failures are reported only. The GX context is
 ephemeral, in memory, with analytics and progress bars off, and built once per process.
 """
 
+# GX 1.x exports its expectation classes without __all__: pyright sees them as private.
+# pyright: reportPrivateImportUsage=false
 from __future__ import annotations
 
 import json
@@ -33,7 +35,9 @@ from pipeline.warehouse.base import QualityResultRow, QualityVerdict, SignalTabl
 
 if TYPE_CHECKING:
     from great_expectations.core.batch_definition import BatchDefinition
-    from great_expectations.data_context import AbstractDataContext
+    from great_expectations.data_context.data_context.abstract_data_context import (
+        AbstractDataContext,
+    )
 
 Severity = Literal["ERROR", "WARN"]
 

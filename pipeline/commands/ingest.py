@@ -173,7 +173,8 @@ def _execute(
     if not result.success:
         summary.failed += 1
         failures = [e for e in result.all_events if e.is_step_failure]
-        message = failures[0].step_failure_data.error.message.strip() if failures else "run failed"
+        error = failures[0].step_failure_data.error if failures else None
+        message = error.message.strip() if error is not None else "run failed"
         summary.errors.append(f"{key}: {message}")
         echo(f"FAILED {key} (run {result.run_id[:8]}): {message}")
         return

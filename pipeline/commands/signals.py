@@ -123,7 +123,8 @@ def run_signals(settings: Settings, days: Sequence[str], echo: Echo = print) -> 
             dt = time.perf_counter() - t0
             if not result.success:
                 failures = [e for e in result.all_events if e.is_step_failure]
-                msg = failures[0].step_failure_data.error.message.strip() if failures else "failed"
+                error = failures[0].step_failure_data.error if failures else None
+                msg = error.message.strip() if error is not None else "failed"
                 summary.failed.append(day)
                 echo(f"[{i}/{len(days)}] {day}: FAILED (run {result.run_id[:8]}): {msg}")
                 continue
@@ -132,7 +133,7 @@ def run_signals(settings: Settings, days: Sequence[str], echo: Echo = print) -> 
                 for m in result.asset_materializations_for_node("signal_tables")
             }
             ts = mats["trading_signals"]
-            n, jumps = int(ts["dagster/row_count"]), int(ts["n_jumps"])
+            n, jumps = int(str(ts["dagster/row_count"])), int(str(ts["n_jumps"]))
             summary.days.append(day)
             summary.trades += n
             summary.jumps += jumps

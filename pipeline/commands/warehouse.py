@@ -92,11 +92,11 @@ def _info(args: argparse.Namespace) -> int:
             )
     if runs is not None and len(runs):
         print("  signal days (latest run):")
-        for r in runs.itertuples(index=False):
-            state = "final" if r.final else "provisional"
+        for r in runs.to_dict("records"):
+            state = "final" if r["final"] else "provisional"
             print(
-                f"    {str(r.date)[:10]}  {r.n_trades:,} trades  {r.n_symbols} symbols  "
-                f"{state}  kernel {r.kernel_version}"
+                f"    {str(r['date'])[:10]}  {r['n_trades']:,} trades  {r['n_symbols']} symbols  "
+                f"{state}  kernel {r['kernel_version']}"
             )
     return 0
 

@@ -14,7 +14,9 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from pandas.util import hash_pandas_object
 
 from pipeline.warehouse import queries as q
 from pipeline.warehouse.base import SignalRun, SignalTables
@@ -27,8 +29,13 @@ DEFAULT_FINAL_GRACE_NS = 15 * 60 * 1_000_000_000
 def _offsets_json(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "{}"
-    g = frame.groupby("kafka_partition")["kafka_offset"].agg(["min", "max"])
-    return json.dumps({str(int(p)): [int(r["min"]), int(r["max"])] for p, r in g.iterrows()})
+    parts = frame["kafka_partition"].to_numpy(dtype=np.int64)
+    offsets = frame["kafka_offset"].to_numpy(dtype=np.int64)
+    out: dict[str, list[int]] = {}
+    for p in np.unique(parts):
+        sel = offsets[parts == p]
+        out[str(int(p))] = [int(sel.min()), int(sel.max())]
+    return json.dumps(out)
 
 
 def input_offsets(trades: pd.DataFrame) -> tuple[str, dict[str, str]]:
@@ -70,7 +77,7 @@ def content_hash(frames: SignalTables) -> str:
         present = [c for c in columns if c in frame.columns]
         h.update(",".join(present).encode())
         if len(frame):
-            hashed = pd.util.hash_pandas_object(frame[present], index=False)
+            hashed = hash_pandas_object(frame[present], index=False)  # pyright: ignore[reportCallIssue]
             h.update(hashed.to_numpy().tobytes())
     return h.hexdigest()
 
@@ -125,9 +132,7 @@ def build_signal_run(
     return SignalRun(
         run_id=run_id,
         day=day,
-        n_symbols=int(frames.symbol_day_metrics["symbol"].nunique())
-        if len(frames.symbol_day_metrics)
-        else 0,
+        n_symbols=len(frames.symbol_day_metrics["symbol"].unique()),
         n_trades=len(frames.trade_signals),
         n_buckets=len(frames.intensity_buckets),
         kernel_version=kernel_version,
