@@ -418,18 +418,24 @@ def completeness(
 # --- caps -----------------------------------------------------------------------------------
 
 
-def fit_rows(rows: list[dict[str, Any]], max_bytes: int) -> int:
+def fit_rows(rows: Sequence[dict[str, Any]], max_bytes: int) -> int:
     """Return how many leading rows fit in ``max_bytes`` of JSON (at least one)."""
-    if not rows:
-        return 0
-    if len(orjson.dumps(rows)) <= max_bytes:
-        return len(rows)
+    return fit_json([orjson.dumps(r).decode() for r in rows], max_bytes)
+
+
+def fit_json(rows: Sequence[str], max_bytes: int) -> int:
+    """Return how many leading JSON texts fit, as one array, in ``max_bytes`` (at least one)."""
     used = 2
-    for i, row in enumerate(rows):
-        used += len(orjson.dumps(row)) + 1
+    for i, text in enumerate(rows):
+        used += len(text.encode()) + 1
         if used > max_bytes:
             return max(i, 1)
     return len(rows)
+
+
+def parse_rows(rows: Sequence[str]) -> list[dict[str, Any]]:
+    """Parse JSON row texts (as the snapshot stores them) into dicts, in one call."""
+    return orjson.loads("[" + ",".join(rows) + "]") if rows else []
 
 
 def paging(
@@ -466,109 +472,6 @@ def paging(
         next_cursor=next_cursor if truncated else None,
         hint=hint,
     )
-
-
-# --- rows -----------------------------------------------------------------------------------
-
-
-def _trade_row(r: tuple[Any, ...]) -> dict[str, Any]:
-    # Column order of reads.TRADES_PAGE_SQL.
-    return {
-        "time": iso_utc(int(r[1])),
-        "timestamp_ns": int(r[1]),
-        "price": _r(r[2]),
-        "size": int(r[3]),
-        "exchange": int(r[4]),
-        "conditions": r[5],
-        "in_regular_hours": bool(r[6]),
-        "log_return": _r(r[9]),
-        "lee_mykland_stat": _r(r[10]),
-        "jump_detected": _opt_bool(r[11]),
-        "garch_sigma2": _r(r[12]),
-        "standardized_return": _r(r[13]),
-        "conditional_duration": _r(r[14]),
-        "acd_surprise": _r(r[15]),
-        "trade_intensity_zscore": _r(r[16]),
-        "trading_signal": r[17],
-        "kafka_partition": int(r[7]),
-        "kafka_offset": int(r[8]),
-    }
-
-
-def _signal_row(r: tuple[Any, ...]) -> dict[str, Any]:
-    # Column order of reads.SIGNALS_PAGE_SQL.
-    return {
-        "time": iso_utc(int(r[1])),
-        "timestamp_ns": int(r[1]),
-        "date": r[2].isoformat(),
-        "seq": int(r[3]),
-        "price": _r(r[4]),
-        "size": int(r[5]),
-        "log_return": _r(r[6]),
-        "lee_mykland_stat": _r(r[7]),
-        "lm_xi": _r(r[8]),
-        "jump_detected": bool(r[9]),
-        "garch_sigma2": _r(r[10]),
-        "standardized_return": _r(r[11]),
-        "bns_stat": _r(r[12]),
-        "conditional_duration": _r(r[13]),
-        "acd_surprise": _r(r[14]),
-        "trade_intensity_zscore": _r(r[15]),
-        "trading_signal": str(r[16]),
-        "kafka_partition": _opt_int(r[17]),
-        "kafka_offset": _opt_int(r[18]),
-    }
-
-
-def _metric_row(r: tuple[Any, ...]) -> dict[str, Any]:
-    v = dict(zip(reads.METRIC_COLUMNS, r, strict=True))
-    return {
-        "date": v["date"].isoformat(),
-        "n_trades": int(v["n_trades"]),
-        "n_returns": _opt_int(v["n_returns"]),
-        "first_trade": iso_utc(_opt_int(v["first_timestamp_ns"])),
-        "last_trade": iso_utc(_opt_int(v["last_timestamp_ns"])),
-        "vwap": _r(v["vwap"]),
-        "bns": {
-            "m": _opt_int(v["bns_m"]),
-            "rv": _r(v["bns_rv"]),
-            "bv": _r(v["bns_bv"]),
-            "tq": _r(v["bns_tq"]),
-            "qq": _r(v["bns_qq"]),
-            "rj": _r(v["bns_rj"]),
-            "z": _r(v["bns_z"]),
-            "p_value": _r(v["bns_p_value"]),
-            "jump": _opt_bool(v["bns_jump"]),
-        },
-        "garch": {
-            "omega": _r(v["garch_omega"]),
-            "alpha": _r(v["garch_alpha"]),
-            "beta": _r(v["garch_beta"]),
-            "loglik": _r(v["garch_loglik"]),
-            "scale": _r(v["garch_scale"]),
-            "converged": _opt_bool(v["garch_converged"]),
-        },
-        "acd_exponential": {
-            "omega": _r(v["acd_exp_omega"]),
-            "alpha": _r(v["acd_exp_alpha"]),
-            "beta": _r(v["acd_exp_beta"]),
-            "gamma": None,
-            "loglik": _r(v["acd_exp_loglik"]),
-            "at_boundary": _opt_bool(v["acd_exp_at_boundary"]),
-        },
-        "acd_weibull": {
-            "omega": _r(v["acd_weibull_omega"]),
-            "alpha": _r(v["acd_weibull_alpha"]),
-            "beta": _r(v["acd_weibull_beta"]),
-            "gamma": _r(v["acd_weibull_gamma"]),
-            "loglik": _r(v["acd_weibull_loglik"]),
-            "at_boundary": _opt_bool(v["acd_weibull_at_boundary"]),
-        },
-        "lm_jump_count": _opt_int(v["lm_jump_count"]),
-        "notes": v["notes"],
-        "kernel_version": str(v["kernel_version"]),
-        "run_id": str(v["run_id"]),
-    }
 
 
 # --- text block -----------------------------------------------------------------------------
@@ -693,7 +596,6 @@ class ToolService:
         cursor: str | None,
         limit: int,
         read: Callable[[tuple[int, int], int], reads.Page],
-        to_row: Callable[[tuple[Any, ...]], dict[str, Any]],
         what: str,
     ) -> tuple[list[dict[str, Any]], m.Paging, ResolvedWindow, float]:
         a, b = index.window(window.start_ns, window.end_ns)
@@ -705,9 +607,8 @@ class ToolService:
             total = b0 - a
             b = max(a, min(b0, index.position(c.key)))
         page = read((a, b), limit)
-        rows = [to_row(r) for r in page.rows]
-        shown = fit_rows(rows, self.max_bytes)
-        rows = rows[:shown]
+        shown = fit_json(page.rows, self.max_bytes)
+        rows = parse_rows(page.rows[:shown])
         next_cursor = None
         if shown:
             oldest = b - shown  # positions of the page run b-1 down to b-shown
@@ -752,7 +653,6 @@ class ToolService:
             cursor,
             limit,
             lambda w, n: reads.read_trades(snap, info, w, n),
-            _trade_row,
             "trades",
         )
         prov, comp = self._envelope(snap, stale, info, win.start_ns, win.end_ns)
@@ -802,7 +702,6 @@ class ToolService:
             cursor,
             limit,
             lambda w, n: reads.read_signals(snap, info, kind, w, n),
-            _signal_row,
             "signals" if kind is None else f"{kind} signals",
         )
         counts = {
@@ -854,7 +753,6 @@ class ToolService:
             cursor,
             limit,
             lambda w, n: reads.read_jumps(snap, info, w, n),
-            _signal_row,
             "jumps",
         )
         days = days_between(win.start_ns, win.end_ns)
@@ -924,10 +822,9 @@ class ToolService:
                 "trading days at a time"
             )
         rows_raw, qs = reads.read_metrics(snap, info.symbol, first, last)
-        cut = rows_raw[: self.max_rows]
-        rows = [_metric_row(r) for r in cut]
-        shown = fit_rows(rows, self.max_bytes)
-        rows = rows[:shown]
+        texts = [text for _, text in rows_raw[: self.max_rows]]
+        shown = fit_json(texts, self.max_bytes)
+        rows = parse_rows(texts[:shown])
         next_end = rows_raw[shown][0] if shown < len(rows_raw) else None
         pg = paging(
             shown=shown,
@@ -1185,14 +1082,24 @@ class ToolService:
             )
             for g in gaps[:50]
         ]
-        gap_s = sum(g.overlap_ns(start_ns, end_ns) for g in gaps) / NS
+        # As the day_completeness view counts them: gaps overlapping the regular session.
+        open_ns = parse_time(f"{d.isoformat()}T09:30:00", "start")
+        close_ns = parse_time(f"{d.isoformat()}T16:00:00", "start")
+        in_session = [g for g in gaps if g.overlap_ns(open_ns, close_ns) > 0]
+        gap_s = sum(g.overlap_ns(open_ns, close_ns) for g in in_session) / NS
         checks.append(
             m.QualityCheck(
-                check="no feed gaps",
-                passed=not gaps,
-                detail=f"{len(gaps)} gap(s), {gap_s:.1f} s"
-                if gaps
-                else "no reconnect gap recorded for this symbol's subscription",
+                check="no feed gaps in the regular session",
+                passed=not in_session,
+                detail=f"{len(in_session)} gap(s) cover {gap_s:.1f} s of 09:30-16:00"
+                + (
+                    f"; {len(gaps) - len(in_session)} more outside it"
+                    if len(gaps) > len(in_session)
+                    else ""
+                )
+                if in_session
+                else "no reconnect gap of this symbol's subscription in the session"
+                + (f" ({len(gaps)} outside it)" if gaps else ""),
             )
         )
         by_reason = snap.rejects.count(info.symbol, start_ns, end_ns)
@@ -1226,16 +1133,17 @@ class ToolService:
             )
             for s in samples_raw
         ]
-        data = m.DataQuality(
-            symbol=info.symbol,
-            day=d.isoformat(),
-            checks=checks,
-            rejects_by_reason=by_reason,
-            reject_samples=samples,
-            gaps=gap_rows,
-            minutes_with_trades=minutes,
-            session_minutes=reads.SESSION_MINUTES,
-            paging=paging(
+        prov, comp = self._envelope(snap, stale, info, start_ns, end_ns, [d])
+        data = {
+            "symbol": info.symbol,
+            "day": d.isoformat(),
+            "checks": [c.model_dump(mode="json") for c in checks],
+            "rejects_by_reason": by_reason,
+            "reject_samples": [r.model_dump(mode="json") for r in samples],
+            "gaps": [g.model_dump(mode="json") for g in gap_rows],
+            "minutes_with_trades": minutes,
+            "session_minutes": reads.SESSION_MINUTES,
+            "paging": paging(
                 shown=len(checks),
                 fetched=len(checks),
                 total=len(checks),
@@ -1243,10 +1151,10 @@ class ToolService:
                 limit_cut=False,
                 next_cursor=None,
                 what="checks",
-            ),
-            provenance=self._envelope(snap, stale, info, start_ns, end_ns, [d])[0],
-            completeness=self._envelope(snap, stale, info, start_ns, end_ns, [d])[1],
-        ).model_dump(mode="json")
+            ).model_dump(mode="json"),
+            "provenance": prov,
+            "completeness": comp,
+        }
         failed = [c.check for c in checks if c.passed is False]
         summary = (
             f"{info.symbol} {d} quality: {len(checks) - len(failed)} of {len(checks)} checks passed"
@@ -1255,65 +1163,67 @@ class ToolService:
         return Answer(data, render_text(summary, data, rows_key="checks"), len(checks), qs + qs2)
 
 
-def _latest_signal(r: tuple[Any, ...] | None, now_ns: int) -> dict[str, Any] | None:
-    # Column order of reads.LATEST_SIGNALS_SQL without rid.
-    if r is None:
+_TRADE_FIELDS = ("time", "timestamp_ns", "price", "size", "exchange", "conditions")
+_SIGNAL_FIELDS = (
+    "time",
+    "timestamp_ns",
+    "date",
+    "price",
+    "trading_signal",
+    "lee_mykland_stat",
+    "jump_detected",
+    "standardized_return",
+    "trade_intensity_zscore",
+)
+
+
+def _aged(
+    row: Mapping[str, Any] | None, fields: Sequence[str], now_ns: int
+) -> dict[str, Any] | None:
+    if row is None:
         return None
-    return {
-        "time": iso_utc(int(r[1])),
-        "timestamp_ns": int(r[1]),
-        "age_s": round((now_ns - int(r[1])) / NS, 3),
-        "date": r[8].isoformat(),
-        "price": _r(r[2]),
-        "trading_signal": str(r[3]),
-        "lee_mykland_stat": _r(r[4]),
-        "jump_detected": bool(r[5]),
-        "standardized_return": _r(r[6]),
-        "trade_intensity_zscore": _r(r[7]),
-    }
+    out = {f: row[f] for f in fields}
+    out["age_s"] = round((now_ns - int(row["timestamp_ns"])) / NS, 3)
+    return out
 
 
 def _real_time_row(snap: Snapshot, info: SymbolInfo, now_ns: int) -> dict[str, Any]:
     """Return one symbol's newest trade and signals (ages from ``now_ns``)."""
-    key = ("realtime-day", info.symbol)
-    counts = snap.memo.get(key)
-    if counts is None:
+    key = ("realtime", info.symbol)
+    base = snap.memo.get(key)
+    if base is None:
         day = info.days[-1] if info.days else None
         lo = parse_time(day.isoformat(), "start") if day else 0
         hi = parse_time(day.isoformat(), "end") if day else 0
-        counts = snap.remember(
+        got = snap.latest.get(info.symbol, {})
+        parsed = {k: orjson.loads(v) for k, v in got.items()}
+        base = snap.remember(
             key,
             (
+                parsed,
                 len(range(*info.trades.window(lo, hi))),
                 {k: len(range(*info.by_type[k].window(lo, hi))) for k in reads.SIGNAL_TYPES},
             ),
         )
-    got = snap.latest.get(info.symbol, {})
-    t = got.get("trade")
+    parsed, trades_today, counts = base
+    trade = _aged(parsed.get("trade"), _TRADE_FIELDS, now_ns)
+    if trade is not None:
+        trade["trading_signal"] = parsed["trade"]["trading_signal"]
     return {
         "symbol": info.symbol,
-        "last_trade": None
-        if t is None
-        else {
-            "time": iso_utc(int(t[1])),
-            "timestamp_ns": int(t[1]),
-            "age_s": round((now_ns - int(t[1])) / NS, 3),
-            "price": _r(t[2]),
-            "size": int(t[3]),
-            "exchange": int(t[4]),
-            "conditions": t[5],
-            "trading_signal": t[6],
-        },
-        "last_signal": _latest_signal(got.get("signal"), now_ns),
-        "last_buy_or_sell": _latest_signal(got.get("action"), now_ns),
-        "trades_today": counts[0],
-        "signals_today": counts[1],
+        "last_trade": trade,
+        "last_signal": _aged(parsed.get("signal"), _SIGNAL_FIELDS, now_ns),
+        "last_buy_or_sell": _aged(parsed.get("action"), _SIGNAL_FIELDS, now_ns),
+        "trades_today": trades_today,
+        "signals_today": counts,
     }
 
 
 def _merge_completeness(parts: Sequence[m.Completeness]) -> m.Completeness:
     order = {"incomplete": 2, "unknown": 1, "complete": 0}
-    status = max((p.status for p in parts), key=lambda s: order[s])
+    status: Literal["complete", "incomplete", "unknown"] = max(
+        (p.status for p in parts), key=lambda s: order[s]
+    )
     finals = [p.signals_final for p in parts if p.signals_final is not None]
     return m.Completeness(
         status=status,

@@ -106,6 +106,7 @@ def write_sample_warehouse(
     from pipeline.signals.assemble import compute_frames
     from pipeline.warehouse import open_warehouse
     from pipeline.warehouse.base import QualityResultRow
+    from pipeline.warehouse.duckdb_backend import DuckDBWarehouse
     from pipeline.warehouse.provenance import build_signal_run
     from udx.kernels import KERNEL_VERSION, Params
 
@@ -137,6 +138,7 @@ def write_sample_warehouse(
     t["exchange_id"] = t["exchange"].map(lambda x: ord(x) - 64 if x else 0).astype("int32")
 
     wh = open_warehouse(f"duckdb:///{path}")
+    assert isinstance(wh, DuckDBWarehouse)
     wh.migrate()
     md_rows, ledger, rejects, gaps = _ingest_frames(t, rng, batch_records)
     with wh.connect() as con:

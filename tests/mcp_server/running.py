@@ -70,6 +70,7 @@ def serve_http(
             return _LISTENING.search(log.read_text())
 
         m = wait_until(announced, timeout_s=60, what="the server's listening line")
+        assert m is not None
         server = RunningServer(m.group(1), int(m.group(2)), log)
 
         def healthy() -> bool:

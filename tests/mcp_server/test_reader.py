@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from mcp import Client
+from mcp.types import CallToolResult
 
 from pipeline.warehouse.reads import WarehouseUnavailable, build_snapshot
 from tests.mcp_server.conftest import ServerFactory, file_digest
@@ -31,6 +32,10 @@ print("holding", flush=True)
 sys.stdin.readline()
 con.close()
 """
+
+
+def _text(result: CallToolResult) -> str:
+    return " ".join(getattr(c, "text", "") for c in result.content)
 
 
 @contextmanager
@@ -128,14 +133,14 @@ async def test_a_missing_or_empty_warehouse_is_a_tool_error(
     async with Client(make_server(missing)) as client:
         r = await client.call_tool("list_symbols", {})
     assert r.is_error
-    assert "no warehouse file" in r.content[0].text
+    assert "no warehouse file" in _text(r)
     assert not missing.exists(), "the reader never creates the file"
     empty = tmp_path / "empty.duckdb"
     duckdb.connect(str(empty)).close()
     async with Client(make_server(empty)) as client:
         r = await client.call_tool("list_symbols", {})
     assert r.is_error
-    assert "migrations not applied" in r.content[0].text
+    assert "migrations not applied" in _text(r)
 
 
 def test_the_snapshot_cannot_reach_any_file(warehouse_copy: Path, tmp_path: Path) -> None:

@@ -266,7 +266,7 @@ async def test_data_quality_reports_the_failed_batch_gap_and_rejects(
     assert any(
         c["ingest batches passed their quality suite"]["passed"] is False for c in checks.values()
     )
-    assert any(c["no feed gaps"]["passed"] is False for c in checks.values())
+    assert any(c["no feed gaps in the regular session"]["passed"] is False for c in checks.values())
     assert any(a["gaps"] and a["gaps"][0]["seconds"] == 40.0 for a in answers.values())
     assert all(c["signals published for the day"]["passed"] for c in checks.values())
     failed_exp = [n for c in checks.values() for n in c if n.startswith("ingest: expect_")]
