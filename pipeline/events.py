@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Source = Literal["ws", "rest", "file"]
+Repair = Literal["pending", "backfilled", "failed", "not_attempted", "unsupported"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +47,59 @@ class FeedStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class Quote:
+    """One NBBO quote update (``Q``), normalised; prices in dollars, sizes as sent."""
+
+    symbol: str
+    sip_timestamp_ns: int
+    bid_exchange: int
+    bid_price: float
+    bid_size: int
+    ask_exchange: int
+    ask_price: float
+    ask_size: int
+    condition: int | None = None
+    indicators: tuple[int, ...] = ()
+    sequence_number: int | None = None
+    tape: int | None = None
+    receipt_ns: int = 0
+    source: Source = "ws"
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    """One per-second (``A``) or per-minute (``AM``) bar over ``[start_ns, end_ns)``."""
+
+    kind: Literal["A", "AM"]
+    symbol: str
+    start_ns: int
+    end_ns: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int
+    vwap: float | None = None
+    accumulated_volume: int | None = None
+    day_open: float | None = None
+    day_vwap: float | None = None
+    average_size: int | None = None
+    otc: bool = False
+    receipt_ns: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Gap:
     """A window in which the feed may have missed events for ``subscription``.
 
     ``last_before_ns`` is the SIP time of the last event seen before the
     disconnect and ``first_after_ns`` the first one after it (None if unknown).
+    The repair fields say what the streamer did about it: ``repair`` is
+    ``pending`` (a backfill is about to run; a record with the outcome and the same
+    ``gap_id`` follows), ``backfilled``, ``failed``, ``not_attempted`` (no REST
+    source configured) or ``unsupported`` (quotes and aggregates are not backfilled);
+    ``[repair_from_ns, repair_to_ns]`` is the SIP window asked from REST and
+    ``backfilled`` the number of trades it added.
     """
 
     subscription: str
@@ -58,6 +107,13 @@ class Gap:
     first_after_ns: int | None
     reason: str
     detected_ns: int
+    gap_id: str = ""
+    repair: Repair = "not_attempted"
+    repair_from_ns: int | None = None
+    repair_to_ns: int | None = None
+    backfilled: int = 0
+    repair_detail: str = ""
+    repaired_ns: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,3 +127,4 @@ class Reject:
 
 
 Event = Trade | Gap | Reject
+AnyEvent = Trade | Quote | Aggregate | Gap | Reject

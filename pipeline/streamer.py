@@ -1,61 +1,102 @@
-"""Feed -> Kafka: reader task -> bounded queue -> parser task -> codec -> idempotent producer.
+"""Feed -> Kafka: reader -> bounded queue -> parser -> idempotent producer, with gap repair.
 
-The reader (a :class:`~pipeline.feed.supervisor.FeedSupervisor`) only stamps and
-enqueues raw frames, so a slow parser or broker never stalls the socket read loop
-(integrations.md 1.5, 1.6). The parser task parses each frame
-(:func:`~pipeline.feed.parse.parse_frame`) and sends trades and rejects through one
-:class:`~pipeline.kafka.producer.EventProducer`; rejects go to the same topic as
-``reject.v1`` records so they reach the warehouse through the same exactly-once path.
+Stages (integrations.md 1.5, 1.6; architecture.md section 7):
 
-Slow-consumer policy (for now): when the queue is full the reader waits for room
-(back-pressure onto the socket) and the time spent waiting is counted in
-:attr:`StreamStats.blocked_s`. Every received frame is parsed and produced: stopping
-early (``max_events``, idle exit, a normal close) stops *reading*, then drains the queue
-and flushes the producer, which raises :class:`~pipeline.errors.DeliveryError` unless
-every message was acknowledged.
+- **Reader** (:class:`~pipeline.feed.supervisor.FeedSupervisor`): stamps each raw frame
+  with its receipt time and enqueues it; it never parses, so a slow parser or broker
+  cannot stall the socket read loop.
+- **Parser** (this module's hot loop): :func:`~pipeline.feed.parse.parse_frame_fields`
+  turns a frame into plain field dicts, :func:`~pipeline.kafka.codec.encode_fields`
+  into records, and :meth:`~pipeline.kafka.producer.EventProducer.produce_frame` hands a
+  whole frame to librdkafka with one shared header list and one delivery callback.
+  Rejects (bad JSON, unknown types, bad fields, oversize frames) go to the same topic as
+  ``reject.v1`` records with their raw frame; the stream goes on.
+- **Producer**: acks=all, idempotent, key = symbol; a background thread serves delivery
+  reports as they arrive (latency histograms SIP -> receipt -> ack).
+- **Repair worker**: backfills closed gap windows from REST v3 through the same producer.
 
-Outages become :class:`~pipeline.events.Gap` records per subscription, in stream order:
-``last_before_ns`` is the SIP time of the last trade parsed before the outage,
-``first_after_ns`` the first one after it (None if none came before the stream ended).
+**Slow consumer.** The frame queue is bounded. When it is full the reader waits
+(``block``, the default) and the time is counted; with ``max_blocked_s`` (or policy
+``disconnect``) the streamer also hangs up, so the provider stops buffering for us and
+the outage becomes a gap that the backfill repairs. A received frame is never dropped:
+a policy chooses when to stop *receiving*, not what to lose. A broker outage fills the
+Kafka client's bounded queue; the parser then waits without blocking the event loop, the
+frame queue fills, and the policy above applies; with the idempotent producer nothing
+queued is lost or duplicated when the broker returns.
+
+**Gaps** (:mod:`pipeline.feed.gaps`). Every outage (and a restart: the last record in
+Kafka tells where the previous run stopped) becomes one gap per subscription. A trade
+gap with a REST source is recorded as ``pending`` when it closes, backfilled, then
+recorded again with the same ``gap_id`` and its outcome (``backfilled``/``failed``). A
+:class:`~pipeline.feed.dedup.Guard` per repaired symbol, seeded from the recent frames
+and the Kafka tail, keeps prints that arrive both live and from REST to one record.
+
+**Stop.** Stopping (``max_events``, idle, a normal close, a signal) stops *reading*,
+drains the queue, lets queued repairs finish (bounded), and flushes the producer, which
+raises :class:`~pipeline.errors.DeliveryError` unless every record was acknowledged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from pipeline.clock import Clock, SystemClock
-from pipeline.errors import FeedError
-from pipeline.events import FeedStatus, Gap, Reject, Trade
-from pipeline.feed.messages import trade_channels
-from pipeline.feed.parse import parse_frame, reason_code
+from pipeline.errors import ConfigError, FeedError, ParseError
+from pipeline.events import FeedStatus, Gap, Reject, Repair
+from pipeline.feed import messages as m
+from pipeline.feed.dedup import Guard
+from pipeline.feed.gaps import ClosedGap, GapBook
+from pipeline.feed.parse import Fields, parse_frame_fields, reason_code
+from pipeline.feed.rest import BackfillError, RestTrades
 from pipeline.feed.source import FrameSource
 from pipeline.feed.supervisor import Backoff, Disconnect, FeedSupervisor, Sleep
+from pipeline.feed.watchdog import SilenceWatchdog, Verdict
+from pipeline.kafka import codec
 from pipeline.kafka.producer import EventProducer
+from pipeline.metrics import LatencyHistograms, StreamSnapshot
 
+logger = logging.getLogger(__name__)
+
+SlowConsumerPolicy = Literal["block", "disconnect"]
 _QueueItem = tuple[str | bytes, int] | Disconnect | None
+_KIND_NAMES = {"T": "trade", "Q": "quote", "A": "agg_second", "AM": "agg_minute"}
+_SIP_FIELD = {"T": "sip_timestamp_ns", "Q": "sip_timestamp_ns", "A": "end_ns", "AM": "end_ns"}
+NS_PER_S = 1_000_000_000
 
 
 @dataclass
 class StreamStats:
-    """Counters of one streamer run (printed as its summary)."""
+    """Counters of one streamer run (its summary, and the metrics endpoint)."""
 
     frames: int = 0
     frame_bytes: int = 0
     trades: int = 0
+    quotes: int = 0
+    aggregates: int = 0
     statuses: Counter[str] = field(default_factory=lambda: Counter[str]())
     rejects: Counter[str] = field(default_factory=lambda: Counter[str]())
     gaps: int = 0
+    gap_records: Counter[str] = field(default_factory=lambda: Counter[str]())
+    gap_seconds: float = 0.0
     disconnects: int = 0
+    backfilled: int = 0
+    duplicates_skipped: int = 0
+    repairs_failed: int = 0
     sent: int = 0
     delivered: int = 0
     queue_depth: int = 0
     queue_high_water: int = 0
     blocked_s: float = 0.0
+    producer_blocked_s: float = 0.0
+    slow_consumer_drops: int = 0
+    watchdog_reconnects: int = 0
     elapsed_s: float = 0.0
     stop_reason: str = ""
 
@@ -66,15 +107,139 @@ class StreamStats:
 
 
 @dataclass
-class _OpenGap:
-    channel: str
-    last_before_ns: int | None
-    reason: str
-    detected_ns: int
+class Recovery:
+    """What the Kafka tail says about the previous run (see :func:`recover_from_kafka`)."""
+
+    before_sip: int | None = None
+    last_by_symbol: dict[str, int] = field(default_factory=lambda: {})
+    trades: list[Fields] = field(default_factory=lambda: list[Fields]())
+    pending: list[Gap] = field(default_factory=lambda: list[Gap]())
+    records_read: int = 0
+
+
+@dataclass
+class _Job:
+    gap: ClosedGap
+    guards: list[Guard]
+
+
+def recover_from_kafka(
+    bootstrap: str,
+    topic: str,
+    *,
+    records_per_partition: int = 100_000,
+    late_margin_ns: int = 1_000_000_000,
+    extra_conf: Mapping[str, str] | None = None,
+    timeout_s: float = 120.0,
+) -> Recovery:
+    """Read the tail of ``topic`` to resume where a previous run stopped (kill -9 included).
+
+    Per partition the last ``records_per_partition`` records are read. A symbol lives in
+    one partition and its acknowledged records are a prefix of what the dead run
+    produced (idempotent, ordered producer), so the tail holds its latest delivered
+    trade. A first pass finds the latest SIP times and the ``pending`` gap records that
+    have no outcome record (repairs the dead run did not finish); a second keeps only the
+    trades inside the windows to be repaired (dedup guard seeds), so memory stays small.
+
+    Parameters
+    ----------
+    bootstrap
+        Bootstrap servers.
+    topic
+        The market-data topic.
+    records_per_partition
+        Tail length read per partition.
+    late_margin_ns
+        Start of the restart window before the latest SIP time (as the streamer's).
+    extra_conf
+        Extra librdkafka settings.
+    timeout_s
+        Deadline per partition read.
+
+    Returns
+    -------
+    Recovery
+        Latest SIP time overall and per symbol, guard seeds, unfinished repairs.
+
+    Raises
+    ------
+    KafkaError
+        If the topic cannot be read.
+    """
+    from pipeline.kafka.consumer import read_range, watermarks
+    from pipeline.kafka.offsets import OffsetRange
+
+    rec = Recovery()
+    pending: dict[str, Gap] = {}
+    finished: set[str] = set()
+    ranges = [
+        OffsetRange(topic, p, max(low, high - records_per_partition), high)
+        for p, (low, high) in watermarks(bootstrap, topic, 30.0, extra_conf=extra_conf).items()
+        if high > max(low, high - records_per_partition)
+    ]
+    for rng in ranges:
+        for r in read_range(bootstrap, rng, timeout_s, extra_conf):
+            rec.records_read += 1
+            schema = codec._header(r.headers, "schema")
+            if schema == codec.SCHEMA_GAP:
+                try:
+                    ev = codec.decode_event(r.value, r.headers)
+                except ParseError:
+                    continue  # not ours to judge here; the loader keeps it as a reject
+                assert isinstance(ev, Gap)
+                if ev.repair == "pending":
+                    pending.setdefault(ev.gap_id, ev)
+                elif ev.gap_id:
+                    finished.add(ev.gap_id)
+            elif schema == codec.SCHEMA_TRADE and r.value is not None:
+                fields = _trade_fields_of(r.value)
+                if fields is None:
+                    continue
+                sym, sip = fields["symbol"], fields["sip_timestamp_ns"]
+                if sip > rec.last_by_symbol.get(sym, -1):
+                    rec.last_by_symbol[sym] = sip
+                if rec.before_sip is None or sip > rec.before_sip:
+                    rec.before_sip = sip
+    rec.pending = [g for gid, g in pending.items() if gid not in finished]
+    windows: list[tuple[int, int]] = [
+        (g.repair_from_ns, g.repair_to_ns)
+        for g in rec.pending
+        if g.repair_from_ns is not None and g.repair_to_ns is not None
+    ]
+    if rec.before_sip is not None:
+        windows.append((rec.before_sip - late_margin_ns, 2**63 - 1))
+    if not windows:
+        return rec
+    for rng in ranges:
+        for r in read_range(bootstrap, rng, timeout_s, extra_conf):
+            if codec._header(r.headers, "schema") != codec.SCHEMA_TRADE or r.value is None:
+                continue
+            fields = _trade_fields_of(r.value)
+            if fields is not None:
+                sip = fields["sip_timestamp_ns"]
+                if any(lo <= sip <= hi for lo, hi in windows):
+                    rec.trades.append(fields)
+    return rec
+
+
+def _trade_fields_of(value: bytes) -> Fields | None:
+    import orjson
+
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    needed = ("symbol", "sip_timestamp_ns", "exchange", "trade_id")
+    if not all(k in obj for k in needed):
+        return None
+    obj.setdefault("trf_id", None)
+    return obj
 
 
 class Streamer:
-    """Stream ``T`` trades of ``symbols`` from a feed into Kafka.
+    """Stream trades (and optionally quotes and aggregates) of ``symbols`` into Kafka.
 
     Parameters
     ----------
@@ -86,6 +251,8 @@ class Streamer:
         Provider key; handed to the supervisor only.
     symbols
         Tickers to subscribe (``*`` = all).
+    kinds
+        Channel kinds: ``T`` (default), ``Q``, ``A``, ``AM``.
     clock
         Receipt times and idle detection.
     queue_size
@@ -102,6 +269,32 @@ class Streamer:
         Called with the live stats every ``progress_interval_s``.
     flush_timeout_s
         Bound of the final producer flush.
+    rest
+        REST v3 client for gap backfill and watchdog probes (None = gaps are recorded,
+        not repaired).
+    slow_consumer
+        ``block`` (wait for room; hang up after ``max_blocked_s`` if given) or
+        ``disconnect`` (hang up as soon as the queue is full).
+    max_blocked_s
+        With ``block``: longest wait for queue room before hanging up.
+    max_frame_bytes
+        Larger frames become ``oversize_frame`` rejects.
+    watchdog
+        Silence watchdog (None = none).
+    latency
+        Histograms fed by the parser and the producer's delivery reports.
+    recovery
+        The previous run's tail in Kafka (a restart gap and unfinished repairs).
+    late_margin_s
+        Widening of repair windows for prints published late.
+    close_after_s
+        SIP time after a resumption that closes a quiet symbol's gap.
+    ring_frames
+        Recent frames kept to seed dedup guards.
+    repair_drain_s
+        Bound on queued repairs at stop.
+    max_backfill_s
+        Longest repair window asked from REST (longer: recorded, not repaired).
     """
 
     def __init__(
@@ -111,6 +304,7 @@ class Streamer:
         producer: EventProducer,
         api_key: str,
         symbols: Sequence[str],
+        kinds: Sequence[str] = (m.CHANNEL_TRADES,),
         clock: Clock | None = None,
         queue_size: int = 10_000,
         max_events: int | None = None,
@@ -122,10 +316,29 @@ class Streamer:
         on_progress: Callable[[StreamStats], None] | None = None,
         progress_interval_s: float = 0.5,
         flush_timeout_s: float = 60.0,
+        rest: RestTrades | None = None,
+        slow_consumer: SlowConsumerPolicy = "block",
+        max_blocked_s: float | None = None,
+        max_frame_bytes: int | None = 1 << 20,
+        watchdog: SilenceWatchdog | None = None,
+        latency: LatencyHistograms | None = None,
+        recovery: Recovery | None = None,
+        late_margin_s: float = 1.0,
+        close_after_s: float = 5.0,
+        ring_frames: int = 2048,
+        repair_drain_s: float = 120.0,
+        max_backfill_s: float = 6 * 3600.0,
     ) -> None:
-        self.channels = trade_channels(symbols)
+        try:
+            self.channels = m.channels(symbols, kinds)
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
         if not self.channels:
             raise FeedError("no symbols to stream: pass --symbols or set MICROSTRUCTURE_SYMBOLS")
+        if slow_consumer not in ("block", "disconnect"):
+            raise ConfigError(f"slow-consumer policy {slow_consumer!r} must be block or disconnect")
+        if queue_size < 1:
+            raise ConfigError(f"queue size is {queue_size} and must be at least 1")
         self.source = source
         self.producer = producer
         self.clock: Clock = clock or SystemClock()
@@ -135,12 +348,35 @@ class Streamer:
         self.on_progress = on_progress
         self.progress_interval_s = progress_interval_s
         self.flush_timeout_s = flush_timeout_s
+        self.rest = rest
+        self.slow_consumer = slow_consumer
+        self.max_blocked_s = max_blocked_s
+        self.max_frame_bytes = max_frame_bytes
+        self.watchdog = watchdog
+        self.latency = latency
+        self.recovery = recovery
+        self.late_margin_ns = round(late_margin_s * NS_PER_S)
+        self.repair_drain_s = repair_drain_s
+        self.max_backfill_ns = round(max_backfill_s * NS_PER_S)
         self.stats = StreamStats()
         self._queue: asyncio.Queue[_QueueItem] = asyncio.Queue(maxsize=queue_size)
         self._stop = asyncio.Event()
         self._last_frame_mono_ns = self.clock.monotonic_ns()
-        self._last_sip: dict[str, int] = {}
-        self._open_gaps: list[_OpenGap] = []
+        self._ring: deque[tuple[str | bytes, int]] = deque(maxlen=max(1, ring_frames))
+        self._book = GapBook(
+            self.channels,
+            late_margin_ns=self.late_margin_ns,
+            close_after_ns=round(close_after_s * NS_PER_S),
+        )
+        self._guards: dict[str, Guard] = {}
+        self._guard_users: Counter[str] = Counter()
+        self._jobs: asyncio.Queue[_Job | None] = asyncio.Queue()
+        self._open_repairs = 0
+        self._probe_task: asyncio.Task[None] | None = None
+        self._hangup_task: asyncio.Task[bool] | None = None
+        self._t0_ns = self.clock.monotonic_ns()
+        self._restart_seeds: Sequence[Fields] = ()
+        self._restart_detected_ns: int | None = None
         self.supervisor = FeedSupervisor(
             source,
             api_key,
@@ -152,6 +388,7 @@ class Streamer:
             rng=rng,
             exit_on_close=exit_on_close,
             on_disconnect=self._on_disconnect,
+            on_connected=self._on_connected,
         )
 
     # -- reader side -----------------------------------------------------------------------------
@@ -159,69 +396,67 @@ class Streamer:
         st = self.stats
         st.frames += 1
         st.frame_bytes += len(frame)
-        self._last_frame_mono_ns = self.clock.monotonic_ns()
+        mono = self.clock.monotonic_ns()
+        self._last_frame_mono_ns = mono
+        wd = self.watchdog
+        if wd is not None:
+            is_status = ("status" in frame) if isinstance(frame, str) else (b"status" in frame)
+            wd.on_frame(mono, data=not is_status)
         q = self._queue
         if q.full():
-            t0 = self.clock.monotonic_ns()
-            await q.put((frame, receipt_ns))
-            st.blocked_s += (self.clock.monotonic_ns() - t0) / 1e9
+            await self._enqueue_blocked(frame, receipt_ns)
         else:
             q.put_nowait((frame, receipt_ns))
         depth = q.qsize()
         if depth > st.queue_high_water:
             st.queue_high_water = depth
 
+    async def _enqueue_blocked(self, frame: str | bytes, receipt_ns: int) -> None:
+        """Wait for room; hang up per the slow-consumer policy, but never drop the frame."""
+        q = self._queue
+        t0 = self.clock.monotonic_ns()
+        limit = 0.0 if self.slow_consumer == "disconnect" else self.max_blocked_s
+        if limit is not None:
+            try:
+                if limit > 0:
+                    await asyncio.wait_for(q.put((frame, receipt_ns)), limit)
+                    self.stats.blocked_s += (self.clock.monotonic_ns() - t0) / 1e9
+                    return
+            except TimeoutError:
+                pass
+            self.stats.slow_consumer_drops += 1
+            reason = (
+                f"slow consumer: frame queue full ({self.queue_size} frames) "
+                f"for {(self.clock.monotonic_ns() - t0) / 1e9:.1f} s"
+            )
+            # Hang up in the background: the socket read loop is the one waiting here.
+            self._hangup_task = asyncio.create_task(self.supervisor.request_reconnect(reason))
+        await q.put((frame, receipt_ns))
+        self.stats.blocked_s += (self.clock.monotonic_ns() - t0) / 1e9
+
     async def _on_disconnect(self, d: Disconnect) -> None:
         self.stats.disconnects += 1
         await self._queue.put(d)
 
-    # -- parser side -----------------------------------------------------------------------------
-    def _open_gap(self, d: Disconnect) -> None:
-        for channel in self.channels:
-            sym = channel.partition(".")[2]
-            if sym == "*":
-                last = max(self._last_sip.values()) if self._last_sip else None
-            else:
-                last = self._last_sip.get(sym)
-            self._open_gaps.append(_OpenGap(channel, last, d.reason, d.detected_ns))
+    def _on_connected(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.on_connect()
 
-    def _close_gaps(self, trade: Trade | None) -> None:
-        keep: list[_OpenGap] = []
-        for g in self._open_gaps:
-            sym = g.channel.partition(".")[2]
-            if trade is None or sym in ("*", trade.symbol):
-                first_after = trade.sip_timestamp_ns if trade is not None else None
-                self.producer.send(
-                    Gap(g.channel, g.last_before_ns, first_after, g.reason, g.detected_ns)
-                )
-                self.stats.gaps += 1
-            else:
-                keep.append(g)
-        self._open_gaps = keep
-
+    # -- parser side (hot path) --------------------------------------------------------------------
     async def _parse_loop(self) -> None:
         st = self.stats
-        producer = self.producer
+        q = self._queue
+        ring = self._ring
         while True:
-            item = await self._queue.get()
+            item = await q.get()
             if item is None:
                 break
-            if isinstance(item, Disconnect):
-                self._open_gap(item)
-                continue
-            frame, receipt_ns = item
-            for ev in parse_frame(frame, receipt_ns):
-                if isinstance(ev, Trade):
-                    if self._open_gaps:
-                        self._close_gaps(ev)
-                    producer.send(ev)
-                    st.trades += 1
-                    self._last_sip[ev.symbol] = ev.sip_timestamp_ns
-                elif isinstance(ev, Reject):
-                    producer.send(ev)
-                    st.rejects[reason_code(ev.reason)] += 1
-                elif isinstance(ev, FeedStatus):
-                    st.statuses[ev.status] += 1
+            if type(item) is tuple:
+                frame, receipt_ns = item
+                await self._on_frame(frame, receipt_ns)
+                ring.append(item)  # after processing: guards are seeded from *finished* frames
+            elif isinstance(item, Disconnect):
+                self._on_closed(self._book.on_disconnect(item.reason, item.detected_ns))
             if (
                 self.max_events is not None
                 and st.trades >= self.max_events
@@ -231,8 +466,261 @@ class Streamer:
                 self._stop.set()
             # Let the reader run between frames: parsing must not starve the socket.
             await asyncio.sleep(0)
-        if self._open_gaps:
-            self._close_gaps(None)
+        self._on_closed(self._book.close_all(), stopping=True)
+
+    async def _on_frame(self, frame: str | bytes, receipt_ns: int) -> None:
+        st = self.stats
+        book = self._book
+        last_t = book.last_sip.setdefault("T", {})
+        guards = self._guards
+        lat = self.latency
+        s2r = lat._get(lat.sip_to_receipt, "trade") if lat is not None else None
+        encode = codec.encode_fields
+        trades: list[tuple[bytes, bytes, int | None]] = []
+        others: dict[str, list[tuple[bytes, bytes, int | None]]] | None = None
+        for it in parse_frame_fields(frame, receipt_ns, max_frame_bytes=self.max_frame_bytes):
+            if type(it) is tuple:
+                kind, f = it
+                if kind == "T":
+                    sym = f["symbol"]
+                    sip = f["sip_timestamp_ns"]
+                    if book.outage is not None:
+                        self._on_closed(book.on_data("T", sym, sip))
+                    if guards and sym in guards and not guards[sym].first_time(f):
+                        st.duplicates_skipped += 1
+                        continue
+                    last_t[sym] = sip
+                    key, value = encode(f)
+                    trades.append((key, value, sip))
+                    if s2r is not None:
+                        s2r.observe_ns(receipt_ns - sip)
+                else:
+                    sym = f["symbol"]
+                    sip = f[_SIP_FIELD[kind]]
+                    if book.outage is not None:
+                        self._on_closed(book.on_data(kind, sym, sip))
+                    book.last_sip.setdefault(kind, {})[sym] = sip
+                    if others is None:
+                        others = {}
+                    key, value = encode(f)
+                    others.setdefault(kind, []).append((key, value, sip))
+                    if lat is not None:
+                        lat.observe_sip_to_receipt(_KIND_NAMES[kind], receipt_ns - sip)
+            elif type(it) is FeedStatus:
+                st.statuses[it.status] += 1
+            else:
+                assert isinstance(it, Reject)
+                st.rejects[reason_code(it.reason)] += 1
+                self.producer.send(it)
+        if trades:
+            st.trades += len(trades)
+            await self._produce(
+                "trade", trades, codec.headers(codec.SCHEMA_TRADE, receipt_ns), receipt_ns
+            )
+        if others:
+            for kind, recs in others.items():
+                if kind == "Q":
+                    st.quotes += len(recs)
+                else:
+                    st.aggregates += len(recs)
+                schema = codec.SCHEMA_BY_KIND[kind]
+                await self._produce(
+                    _KIND_NAMES[kind], recs, codec.headers(schema, receipt_ns), receipt_ns
+                )
+
+    async def _produce(
+        self,
+        kind: str,
+        recs: Sequence[tuple[bytes, bytes, int | None]],
+        hdrs: codec.Headers,
+        receipt_ns: int,
+    ) -> None:
+        """Produce one frame's records; wait, not blocking the loop, while Kafka's queue is full."""
+        producer = self.producer
+        k = producer.produce_frame(kind, recs, hdrs, receipt_ns)
+        if k == len(recs):
+            return
+        t0 = self.clock.monotonic_ns()
+        while k < len(recs):
+            # Delivery reports (served by the producer's thread) make room.
+            await asyncio.sleep(0.002)
+            k = producer.produce_frame(kind, recs, hdrs, receipt_ns, k)
+        self.stats.producer_blocked_s += (self.clock.monotonic_ns() - t0) / 1e9
+
+    # -- gaps and repairs ------------------------------------------------------------------------
+    def _gap_record(
+        self,
+        g: ClosedGap,
+        repair: Repair,
+        *,
+        backfilled: int = 0,
+        detail: str = "",
+        repaired_ns: int | None = None,
+    ) -> Gap:
+        return Gap(
+            subscription=g.channel,
+            last_before_ns=g.last_before_ns,
+            first_after_ns=g.first_after_ns,
+            reason=g.reason,
+            detected_ns=g.detected_ns,
+            gap_id=g.gap_id,
+            repair=repair,
+            repair_from_ns=g.repair_from_ns,
+            repair_to_ns=g.repair_to_ns,
+            backfilled=backfilled,
+            repair_detail=detail,
+            repaired_ns=repaired_ns,
+        )
+
+    def _emit_gap(self, gap: Gap) -> None:
+        self.producer.send(gap)
+        self.stats.gap_records[gap.repair] += 1
+
+    def _on_closed(self, closed: list[ClosedGap], *, stopping: bool = False) -> None:
+        """Record closed gaps; queue a backfill for each repairable trade gap."""
+        for g in closed:
+            self.stats.gaps += 1
+            self.stats.gap_seconds += g.seconds
+            if g.kind != m.CHANNEL_TRADES:
+                self._emit_gap(
+                    self._gap_record(
+                        g, "unsupported", detail="only trades are backfilled (REST v3 trades)"
+                    )
+                )
+                continue
+            problem = self._unrepairable(g, stopping=stopping)
+            if problem is not None:
+                self._emit_gap(self._gap_record(g, "not_attempted", detail=problem))
+                continue
+            self._emit_gap(self._gap_record(g, "pending"))
+            restart = self.recovery is not None and g.detected_ns == self._restart_detected_ns
+            self._queue_job(g, seeds=self._restart_seeds if restart else ())
+
+    def _unrepairable(self, g: ClosedGap, *, stopping: bool) -> str | None:
+        if self.rest is None:
+            return "no REST source configured (--rest-url)"
+        if g.repair_from_ns is None:
+            return "no event before the outage: the window has no start"
+        if g.repair_to_ns is None:
+            return (
+                "the stream stopped before the feed resumed: the window has no end "
+                "(a restart repairs it from the Kafka tail)"
+                if stopping
+                else "the window has no end"
+            )
+        if g.repair_to_ns - g.repair_from_ns > self.max_backfill_ns:
+            return (
+                f"window of {(g.repair_to_ns - g.repair_from_ns) / 1e9:.0f} s exceeds "
+                f"--max-backfill-s {self.max_backfill_ns / 1e9:.0f}"
+            )
+        if not g.symbols:
+            return "no symbol known for a wildcard subscription"
+        return None
+
+    def _queue_job(self, g: ClosedGap, seeds: Sequence[Fields] = ()) -> None:
+        assert g.repair_from_ns is not None
+        assert g.repair_to_ns is not None
+        guards: list[Guard] = []
+        fresh: dict[str, Guard] = {}
+        for sym in g.symbols:
+            guard = self._guards.get(sym)
+            if guard is None:
+                guard = self._guards[sym] = Guard(sym, g.repair_from_ns, g.repair_to_ns)
+            else:
+                guard.widen(g.repair_from_ns, g.repair_to_ns)
+            self._guard_users[sym] += 1
+            fresh[sym] = guard
+            guards.append(guard)
+        for f in seeds:
+            guard = fresh.get(f["symbol"])
+            if guard is not None:
+                guard.remember(f)
+        self._seed_from_ring(fresh, g.repair_from_ns)
+        self._open_repairs += 1
+        self._jobs.put_nowait(_Job(g, guards))
+
+    def _seed_from_ring(self, guards: Mapping[str, Guard], window_from: int) -> None:
+        """Remember the prints of recent (already produced) frames inside the guards' windows."""
+        older = 0
+        for frame, receipt_ns in reversed(self._ring):
+            newest: int | None = None
+            for it in parse_frame_fields(frame, receipt_ns, max_frame_bytes=self.max_frame_bytes):
+                if type(it) is tuple and it[0] == "T":
+                    f = it[1]
+                    sip = f["sip_timestamp_ns"]
+                    if newest is None or sip > newest:
+                        newest = sip
+                    guard = guards.get(f["symbol"])
+                    if guard is not None:
+                        guard.remember(f)
+            if newest is not None and newest < window_from:
+                older += 1
+                if older >= 3:  # frames are SIP-ordered enough: the window is behind us
+                    break
+
+    async def _repair_loop(self) -> None:
+        while True:
+            job = await self._jobs.get()
+            if job is None:
+                return
+            try:
+                await self._repair(job)
+            finally:
+                self._open_repairs -= 1
+                for guard in job.guards:
+                    self._guard_users[guard.symbol] -= 1
+
+    async def _repair(self, job: _Job) -> None:
+        g = job.gap
+        rest = self.rest
+        assert rest is not None
+        assert g.repair_from_ns is not None
+        assert g.repair_to_ns is not None
+        produced = 0
+        try:
+            for guard in job.guards:
+                async for page in rest.pages(guard.symbol, g.repair_from_ns, g.repair_to_ns):
+                    recs: list[tuple[bytes, bytes, int | None]] = []
+                    receipt_ns = self.clock.now_ns()
+                    for f in page.trades:
+                        if guard.first_time(f):
+                            f["receipt_ns"] = receipt_ns
+                            key, value = codec.encode_fields(f)
+                            recs.append((key, value, f["sip_timestamp_ns"]))
+                        else:
+                            self.stats.duplicates_skipped += 1
+                    for r in page.rejects:
+                        self.stats.rejects[reason_code(r.reason)] += 1
+                        self.producer.send(r)
+                    if recs:
+                        await self._produce(
+                            "trade", recs, codec.headers(codec.SCHEMA_TRADE, receipt_ns), receipt_ns
+                        )
+                        produced += len(recs)
+                        self.stats.backfilled += len(recs)
+        except BackfillError as e:
+            self.stats.repairs_failed += 1
+            logger.warning("backfill of %s failed: %s", g.gap_id, e)
+            self._emit_gap(
+                self._gap_record(
+                    g, "failed", backfilled=produced, detail=str(e), repaired_ns=self.clock.now_ns()
+                )
+            )
+            return
+        self._emit_gap(
+            self._gap_record(g, "backfilled", backfilled=produced, repaired_ns=self.clock.now_ns())
+        )
+
+    def _expire_guards(self) -> None:
+        """Drop guards of finished repairs once the live stream is well past their window."""
+        clock = self._book.stream_clock()
+        if clock is None:
+            return
+        horizon = 30 * NS_PER_S
+        for sym in [s for s, g in self._guards.items() if self._guard_users[s] <= 0]:
+            if clock > self._guards[sym].to_ns + self.late_margin_ns + horizon:
+                del self._guards[sym]
+                del self._guard_users[sym]
 
     # -- control ---------------------------------------------------------------------------------
     def request_stop(self, reason: str = "stop requested") -> None:
@@ -249,23 +737,133 @@ class Streamer:
         st.elapsed_s = (self.clock.monotonic_ns() - self._t0_ns) / 1e9
         return st
 
+    def metrics_snapshot(self) -> StreamSnapshot:
+        """Return the live values the ``/metrics`` endpoint exposes (any thread)."""
+        st = self.stats
+        events_in: dict[str, float] = {
+            "trade": float(st.trades),
+            "quote": float(st.quotes),
+            "aggregate": float(st.aggregates),
+            "status": float(sum(st.statuses.values())),
+        }
+        return StreamSnapshot(
+            events_in=events_in,
+            rejects={k: float(v) for k, v in st.rejects.items()},
+            reconnects=float(st.disconnects),
+            gaps={k: float(v) for k, v in st.gap_records.items()},
+            gap_seconds=st.gap_seconds,
+            backfilled=float(st.backfilled),
+            duplicates_skipped=float(st.duplicates_skipped),
+            blocked_s={"reader": st.blocked_s, "producer": st.producer_blocked_s},
+            slow_consumer=float(st.slow_consumer_drops + st.statuses.get("slow_consumer", 0)),
+            watchdog_reconnects=float(st.watchdog_reconnects),
+            frame_bytes=float(st.frame_bytes),
+            queue_depth=float(self._queue.qsize()),
+            queue_capacity=float(self.queue_size),
+            in_flight=float(self.producer.in_flight),
+            connected=1.0 if self.supervisor.connected else 0.0,
+            last_frame_age_s=(self.clock.monotonic_ns() - self._last_frame_mono_ns) / 1e9,
+            open_gaps=float(self._open_repairs + (1 if self._book.open else 0)),
+        )
+
+    async def _probe(self) -> None:
+        """Ask REST whether a subscribed symbol printed after the last trade we saw."""
+        wd = self.watchdog
+        rest = self.rest
+        assert wd is not None
+        assert rest is not None
+        last = self._book.last_sip.get("T", {})
+        wanted = [s for s in self._book.channels if s.startswith("T.")]
+        syms = [c.partition(".")[2] for c in wanted]
+        if "*" in syms:
+            syms = [s for s, _ in sorted(last.items(), key=lambda kv: -kv[1])[:3]]
+        stalled = False
+        grace_ns = 2 * NS_PER_S
+        try:
+            for sym in syms[:5]:
+                seen = last.get(sym)
+                if seen is None:
+                    continue
+                newer = await rest.probe(sym, seen)
+                if newer is not None and newer > seen + grace_ns:
+                    stalled = True
+                    break
+        except BackfillError as e:
+            logger.warning("watchdog probe failed (%s): treating the silence as genuine", e)
+        if wd.probe_result(stalled=stalled) is Verdict.RECONNECT:
+            self.stats.watchdog_reconnects += 1
+            await self.supervisor.request_reconnect(
+                f"silence watchdog: no frame for {wd.silence_s():.1f} s "
+                "while REST shows newer trades"
+            )
+
     async def _watch(self) -> None:
         interval = self.progress_interval_s
         if self.idle_exit_s is not None:
             interval = min(interval, max(0.05, self.idle_exit_s / 4))
         while not self._stop.is_set():
             await asyncio.sleep(interval)
-            self.producer.poll(0)
+            if self.producer.failed:
+                return  # the parser raises it at its next produce
             if self.on_progress is not None:
                 self.on_progress(self._snapshot())
+            self._expire_guards()
+            wd = self.watchdog
+            if wd is not None and self.supervisor.connected:
+                verdict = wd.check()
+                if verdict is Verdict.PROBE and self.rest is not None:
+                    self._probe_task = asyncio.create_task(self._probe(), name="feed-probe")
+                elif verdict is Verdict.RECONNECT:
+                    self.stats.watchdog_reconnects += 1
+                    await self.supervisor.request_reconnect(
+                        f"silence watchdog: no frame for {wd.silence_s():.1f} s"
+                    )
             if self.idle_exit_s is not None:
                 idle_s = (self.clock.monotonic_ns() - self._last_frame_mono_ns) / 1e9
-                if idle_s >= self.idle_exit_s:
+                if idle_s >= self.idle_exit_s and self._open_repairs == 0:
                     self.stats.stop_reason = f"idle for {self.idle_exit_s} s"
                     self._stop.set()
 
+    def _resume(self) -> None:
+        """Open the restart gap and queue the dead run's unfinished repairs."""
+        rec = self.recovery
+        if rec is None:
+            return
+        if rec.before_sip is not None:
+            self._restart_detected_ns = self.clock.now_ns()
+            self._book.restart(
+                f"streamer restart (the last record in Kafka has SIP time {rec.before_sip})",
+                self._restart_detected_ns,
+                rec.before_sip,
+                rec.last_by_symbol,
+            )
+        for gap in rec.pending:
+            if gap.repair_from_ns is None or gap.repair_to_ns is None or self.rest is None:
+                continue
+            kind, _, sym = gap.subscription.partition(".")
+            if kind != m.CHANNEL_TRADES:
+                continue
+            symbols = tuple(sorted(rec.last_by_symbol)) if sym == "*" else (sym,)
+            closed = ClosedGap(
+                channel=gap.subscription,
+                kind=kind,
+                symbol=sym,
+                last_before_ns=gap.last_before_ns,
+                first_after_ns=gap.first_after_ns,
+                reason=gap.reason,
+                detected_ns=gap.detected_ns,
+                gap_id=gap.gap_id,
+                repair_from_ns=gap.repair_from_ns,
+                repair_to_ns=gap.repair_to_ns,
+                symbols=symbols,
+            )
+            logger.warning("re-running the unfinished repair %s", gap.gap_id)
+            self._queue_job(closed, seeds=rec.trades)
+        # Seeds for the restart gap's guards, created when it closes.
+        self._restart_seeds = rec.trades
+
     async def run(self) -> StreamStats:
-        """Stream until a stop condition, then drain, flush and return the stats.
+        """Stream until a stop condition, then drain, repair, flush and return the stats.
 
         Returns
         -------
@@ -281,18 +879,22 @@ class Streamer:
         """
         self._t0_ns = self.clock.monotonic_ns()
         self._last_frame_mono_ns = self._t0_ns
+        self._resume()
+        self.producer.start_background_poll()
         reader = asyncio.create_task(self.supervisor.run(), name="feed-reader")
         parser = asyncio.create_task(self._parse_loop(), name="feed-parser")
+        repairer = asyncio.create_task(self._repair_loop(), name="feed-repair")
         watcher = asyncio.create_task(self._watch(), name="feed-watch")
         stopper = asyncio.create_task(self._stop.wait(), name="feed-stop")
+        tasks = (reader, parser, repairer, watcher, stopper)
         try:
             done, _ = await asyncio.wait(
-                {reader, parser, stopper}, return_when=asyncio.FIRST_COMPLETED
+                {reader, parser, repairer, stopper}, return_when=asyncio.FIRST_COMPLETED
             )
-            if parser in done:
-                # The parser only ends early on an error (e.g. DeliveryError): surface it.
+            if parser in done or repairer in done:
+                # These only end early on an error (e.g. DeliveryError): surface it.
                 reader.cancel()
-                parser.result()
+                (parser if parser in done else repairer).result()
             if reader in done and not self.stats.stop_reason:
                 self.stats.stop_reason = (
                     "server closed the connection" if reader.exception() is None else "feed error"
@@ -308,15 +910,29 @@ class Streamer:
             # Everything received is parsed and produced before we stop.
             await self._queue.put(None)
             await parser
+            await self._jobs.put(None)
+            try:
+                await asyncio.wait_for(asyncio.shield(repairer), self.repair_drain_s)
+            except TimeoutError:
+                logger.warning(
+                    "stopping with %d repairs unfinished; their gaps stay 'pending' "
+                    "and a restart re-runs them",
+                    self._open_repairs,
+                )
+                repairer.cancel()
             self.producer.flush(self.flush_timeout_s)
             if reader_error is not None:
                 raise reader_error
             return self._snapshot()
         finally:
             self._stop.set()
-            for task in (reader, parser, watcher, stopper):
+            for task in tasks:
                 if not task.done():
                     task.cancel()
+            extra = [t for t in (self._probe_task, self._hangup_task) if t is not None]
+            for t in extra:
+                t.cancel()
             # Reap every task; their errors (if any) were already raised above or are moot.
-            await asyncio.gather(reader, parser, watcher, stopper, return_exceptions=True)
+            await asyncio.gather(*tasks, *extra, return_exceptions=True)
+            self.producer.stop_background_poll()
             self._snapshot()

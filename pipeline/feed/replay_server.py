@@ -1,47 +1,81 @@
-"""A local WebSocket server speaking the Polygon/Massive stocks protocol, replaying a trades file.
+"""A local test double of the Polygon/Massive stocks feed: WebSocket and REST v3 trades.
 
 Protocol (integrations.md 1.2; shapes in :mod:`pipeline.feed.messages`):
 
 - on connect: ``[{"ev":"status","status":"connected","message":"Connected Successfully"}]``;
 - ``{"action":"auth","params":KEY}`` -> ``auth_success`` (or ``auth_failed``, then the
   socket closes with 1008); no auth within ``auth_timeout_s`` -> ``auth_timeout`` and close;
-- ``subscribe`` / ``unsubscribe`` with ``T.SYM,T.*`` -> one ``success`` status per channel;
+- ``subscribe`` / ``unsubscribe`` with ``T.SYM,Q.SYM,A.SYM,AM.SYM`` (``*`` = every symbol)
+  -> one ``success`` status per channel; an unknown channel kind gets an ``error`` status;
   actions before ``auth_success`` get an ``error`` status (``not authorized``);
 - more than ``max_connections`` simultaneous clients: the new one gets ``max_connections``
   and is closed (the provider's default is one connection per cluster);
-- data: JSON-array text frames of ``T`` events (ms ``t``, ``q``, ``c``, ``x``, ``i``, ``z``).
+- data: JSON-array text frames of ``T`` events (ms ``t``, ``q``, ``c``, ``x``, ``i``, ``z``),
+  ``Q`` events when quotes are given, and ``A``/``AM`` bars built from the trades (a bar
+  is sent when the symbol's next trade falls in a later window, or at the end).
 
-Replay: each connection replays the whole file from its first subscription, in SIP time
-order, filtered by its current subscriptions. ``speed`` is a multiple of SIP time (1 =
-real time, 100 = a 6.5-hour session in 4 minutes); ``None`` sends as fast as the client
-reads (the socket's back-pressure paces it). Events due at the same moment share a frame
-of at most ``frame_events`` events. ``max_pause_s`` caps a single wait (the night between
-two sessions need not be waited out). With ``close_at_end`` the server closes the socket
-normally (1000, "replay finished") after the last frame, so a demo can stop; the real
-provider never does that.
+**Timeline.** ``speed`` paces by SIP time (1 = real time), ``rate`` by events per second
+(benchmarks), neither = as fast as the client reads. With ``shared_timeline`` the replay
+is a *live* session: its clock starts when the server starts, a subscriber receives only
+events due from the moment it subscribes, and events due while it is disconnected are
+gone from the WebSocket, exactly like the provider's feed (this is what makes gaps real).
+Without it each connection replays the whole file from its subscription on.
+``max_pause_s`` caps the wait between two events (nights need not be waited out).
+
+**REST v3 trades.** ``GET /v3/trades/{ticker}`` on the same port serves the same prints
+with ns ``sip_timestamp`` and the same ids as the WebSocket: ``timestamp`` (ns or a
+date) with ``.gte``/``.gt``/``.lte``/``.lt``, ``order`` (asc|desc), ``sort=timestamp``,
+``limit`` (1-50000, default 1000), pagination through ``next_url`` (an opaque ``cursor``),
+auth by ``Authorization: Bearer KEY`` or ``apiKey=KEY`` (else 401). With a shared
+timeline only prints already due are served (REST cannot see the future). ``rest_failures``
+makes the first N requests answer 429 (then 503 alternately) to exercise retries.
+
+**Faults.** ``drop_every_s`` / ``drop_after_events`` end each connection after that long
+(or that many events) since its subscription: ``drop_mode`` ``abort`` (TCP reset, the
+client sees 1006), ``going_away`` (close 1001) or ``force_disconnect`` (status frame,
+then close 1008). ``slow_reader_timeout_s``: a client that leaves more than
+``write_buffer_bytes`` unread for that long is cut off (TCP abort), as the provider does
+once its server-side buffer fills (polygon-io/issues#217). ``revoke_key_after`` answers
+``auth_failed`` to every connection after that many.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import bisect
 import contextlib
+import http
 import logging
+import math
 import time
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+from urllib.parse import parse_qs, quote, urlsplit
 
 import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 
 from pipeline.errors import ConfigError
-from pipeline.events import Trade
+from pipeline.events import Aggregate, Quote, Trade
 from pipeline.feed import messages as m
 
 logger = logging.getLogger(__name__)
 
 CLOSE_POLICY = 1008
 CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+REST_MAX_LIMIT = 50_000
+REST_DEFAULT_LIMIT = 1_000
+NS_PER_S = 1_000_000_000
+DropMode = Literal["abort", "going_away", "force_disconnect"]
+_DROP_MODES = ("abort", "going_away", "force_disconnect")
 
 
 @dataclass
@@ -51,17 +85,28 @@ class ReplayStats:
     connections: int = 0
     refused: int = 0
     authenticated: int = 0
+    auth_failed: int = 0
     frames_sent: int = 0
     trades_sent: int = 0
+    quotes_sent: int = 0
+    bars_sent: int = 0
     completed_replays: int = 0
+    drops: int = 0
+    slow_reader_kills: int = 0
+    rest_requests: int = 0
+    rest_trades: int = 0
+    rest_errors: int = 0
     subscriptions: list[str] = field(default_factory=lambda: list[str]())
 
 
 @dataclass(frozen=True, slots=True)
-class _WireTrade:
+class _WireEvent:
     sip_ns: int
     symbol: str
+    kind: str  # "T" or "Q"
     text: str  # one event's JSON, pre-serialised once for every connection
+    price: float = 0.0
+    size: int = 0
 
 
 def _frame(events: Iterable[str]) -> str:
@@ -72,17 +117,174 @@ def _status_frame(status: str, message: str) -> str:
     return orjson.dumps([m.status_message(status, message)]).decode()
 
 
+def rest_trade_row(t: Trade) -> dict[str, Any]:
+    """Return the REST v3 ``results[]`` row of a trade (ns timestamps, as the provider sends).
+
+    Parameters
+    ----------
+    t
+        The print.
+
+    Returns
+    -------
+    dict
+        ``conditions, exchange, id, price, sequence_number, sip_timestamp, size, tape`` and
+        ``trf_id``/``trf_timestamp`` on off-exchange prints.
+    """
+    row: dict[str, Any] = {
+        "conditions": list(t.conditions),
+        "exchange": t.exchange,
+        "id": t.trade_id,
+        "price": t.price,
+        "sip_timestamp": t.sip_timestamp_ns,
+        "size": float(t.size),  # a double on REST (fractional shares)
+    }
+    if t.sequence_number is not None:
+        row["sequence_number"] = t.sequence_number
+    if t.tape is not None:
+        row["tape"] = t.tape
+    if t.trf_id is not None:
+        row["trf_id"] = t.trf_id
+    if t.trf_timestamp_ns is not None:
+        row["trf_timestamp"] = t.trf_timestamp_ns
+    return row
+
+
+class _Timeline:
+    """When each event is due, as seconds after the timeline's start."""
+
+    def __init__(
+        self,
+        sips: Sequence[int],
+        speed: float | None,
+        rate: float | None,
+        max_pause_s: float | None,
+    ) -> None:
+        self.n = len(sips)
+        self.speed = speed
+        self.rate = rate
+        self._due: array[float] | None = None
+        if speed is not None and self.n:
+            due = array("d", [0.0]) * self.n
+            t = 0.0
+            cap = max_pause_s if max_pause_s is not None else math.inf
+            for k in range(1, self.n):
+                t += min((sips[k] - sips[k - 1]) / NS_PER_S / speed, cap)
+                due[k] = t
+            self._due = due
+
+    @property
+    def paced(self) -> bool:
+        """Return False when events are due at once (max speed)."""
+        return self.speed is not None or self.rate is not None
+
+    def due_s(self, k: int) -> float:
+        """Return when event ``k`` is due (seconds after start)."""
+        if self._due is not None:
+            return self._due[k]
+        if self.rate is not None:
+            return k / self.rate
+        return 0.0
+
+    def due_count(self, elapsed_s: float) -> int:
+        """Return how many events are due ``elapsed_s`` after the start."""
+        if self._due is not None:
+            return bisect.bisect_right(self._due, elapsed_s)
+        if self.rate is not None:
+            return min(self.n, max(0, math.floor(elapsed_s * self.rate) + 1))
+        return self.n
+
+
+class _Bars:
+    """Per-second (A) and per-minute (AM) bars of one connection's symbols, built from trades."""
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[str, str], list[Any]] = {}
+        self._day: dict[str, list[float]] = {}  # symbol -> [day open, volume, notional]
+
+    def day(self, w: _WireEvent) -> None:
+        """Count a trade once in its symbol's day totals (``av``, ``op``, ``a``)."""
+        day = self._day.setdefault(w.symbol, [w.price, 0.0, 0.0])
+        day[1] += w.size
+        day[2] += w.price * w.size
+
+    def add(self, kind: str, w: _WireEvent) -> str | None:
+        """Add a trade to the ``kind`` bar of its symbol; return a finished bar's JSON."""
+        width = NS_PER_S if kind == m.EV_AGG_SECOND else 60 * NS_PER_S
+        start = w.sip_ns - w.sip_ns % width
+        key = (kind, w.symbol)
+        bar = self._open.get(key)
+        out: str | None = None
+        if bar is not None and bar[0] != start:
+            out = self._finish(kind, w.symbol, bar, width)
+            bar = None
+        if bar is None:
+            # start, open, high, low, close, volume, notional, count
+            self._open[key] = [
+                start,
+                w.price,
+                w.price,
+                w.price,
+                w.price,
+                w.size,
+                w.price * w.size,
+                1,
+            ]
+        else:
+            bar[2] = max(bar[2], w.price)
+            bar[3] = min(bar[3], w.price)
+            bar[4] = w.price
+            bar[5] += w.size
+            bar[6] += w.price * w.size
+            bar[7] += 1
+        return out
+
+    def _finish(self, kind: str, symbol: str, bar: list[Any], width: int) -> str:
+        start, o, h, low, c, v, notional, count = bar
+        day = self._day.get(symbol, [o, v, notional])
+        agg = Aggregate(
+            kind=kind,  # type: ignore[arg-type]
+            symbol=symbol,
+            start_ns=start,
+            end_ns=start + width,
+            open=o,
+            high=h,
+            low=low,
+            close=c,
+            volume=int(v),
+            vwap=round(notional / v, 4) if v else None,
+            accumulated_volume=int(day[1]),
+            day_open=day[0],
+            day_vwap=round(day[2] / day[1], 4) if day[1] else None,
+            average_size=int(v // count) if count else None,
+        )
+        return orjson.dumps(m.aggregate_message(agg)).decode()
+
+    def flush(self) -> list[str]:
+        """Finish every open bar (end of the replay)."""
+        out = []
+        for (kind, symbol), bar in sorted(self._open.items()):
+            width = NS_PER_S if kind == m.EV_AGG_SECOND else 60 * NS_PER_S
+            out.append(self._finish(kind, symbol, bar, width))
+        self._open.clear()
+        return out
+
+
 class ReplayServer:
-    """Serve ``trades`` over the stocks WebSocket protocol.
+    """Serve ``trades`` (and optional ``quotes``) over the stocks WebSocket and REST v3 APIs.
 
     Parameters
     ----------
     trades
         The prints to replay; sorted here by SIP time (stable, so file order breaks ties).
     api_key
-        The only key accepted by ``auth``.
+        The only key accepted by ``auth`` and REST.
     speed
-        Multiple of SIP time; None = as fast as the client reads.
+        Multiple of SIP time; None = not paced by SIP time.
+    rate
+        Events per second (overrides ``speed``); None = not paced by count.
+    shared_timeline
+        One live session for every connection (see the module docs); needs a pace.
     host, port
         Bind address; port 0 picks a free port (see :attr:`port`).
     frame_events
@@ -92,9 +294,19 @@ class ReplayServer:
     max_connections
         Simultaneous clients allowed.
     max_pause_s
-        Longest single wait between two frames at a finite speed (None = no cap).
+        Longest single wait between two events at a finite speed (None = no cap).
     close_at_end
         Close each connection normally once its replay has finished.
+    quotes
+        Quotes to interleave by SIP time (sent on ``Q`` subscriptions).
+    drop_every_s, drop_after_events, drop_mode
+        Scripted disconnects (see the module docs).
+    slow_reader_timeout_s, write_buffer_bytes
+        The slow-reader kill: unread bytes above the bound for longer than the timeout.
+    revoke_key_after
+        Connections after this many get ``auth_failed``.
+    rest_failures
+        The first N REST requests fail with 429/503.
     """
 
     def __init__(
@@ -103,6 +315,8 @@ class ReplayServer:
         *,
         api_key: str,
         speed: float | None = None,
+        rate: float | None = None,
+        shared_timeline: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
         frame_events: int = 100,
@@ -110,20 +324,65 @@ class ReplayServer:
         max_connections: int = 1,
         max_pause_s: float | None = None,
         close_at_end: bool = False,
+        quotes: Sequence[Quote] = (),
+        drop_every_s: float | None = None,
+        drop_after_events: int | None = None,
+        drop_mode: DropMode = "abort",
+        slow_reader_timeout_s: float | None = None,
+        write_buffer_bytes: int = 1 << 20,
+        revoke_key_after: int | None = None,
+        rest_failures: int = 0,
     ) -> None:
         if speed is not None and speed <= 0:
             raise ConfigError(f"replay speed is {speed} and must be positive (or None for max)")
+        if rate is not None and rate <= 0:
+            raise ConfigError(f"replay rate is {rate} events/s and must be positive")
         if frame_events < 1:
             raise ConfigError(f"frame_events is {frame_events} and must be at least 1")
         if not api_key:
             raise ConfigError("the replay server needs a non-empty API key")
+        if shared_timeline and speed is None and rate is None:
+            raise ConfigError("a shared timeline needs a pace: give a speed or a rate")
+        if drop_mode not in _DROP_MODES:
+            raise ConfigError(f"drop_mode {drop_mode!r} must be one of {_DROP_MODES}")
+        for name, value in (
+            ("drop_every_s", drop_every_s),
+            ("slow_reader_timeout_s", slow_reader_timeout_s),
+        ):
+            if value is not None and value <= 0:
+                raise ConfigError(f"{name} is {value} and must be positive")
         ordered = sorted(trades, key=lambda t: t.sip_timestamp_ns)
-        self._wire = [
-            _WireTrade(t.sip_timestamp_ns, t.symbol, orjson.dumps(m.trade_message(t)).decode())
+        wire: list[_WireEvent] = [
+            _WireEvent(
+                t.sip_timestamp_ns,
+                t.symbol,
+                m.EV_TRADE,
+                orjson.dumps(m.trade_message(t)).decode(),
+                t.price,
+                t.size,
+            )
             for t in ordered
         ]
+        if quotes:
+            wire.extend(
+                _WireEvent(
+                    q.sip_timestamp_ns,
+                    q.symbol,
+                    m.EV_QUOTE,
+                    orjson.dumps(m.quote_message(q)).decode(),
+                )
+                for q in quotes
+            )
+            wire.sort(key=lambda w: w.sip_ns)
+        self._trades = ordered
+        self._wire = wire
+        self._timeline = _Timeline(
+            [w.sip_ns for w in wire], speed if rate is None else None, rate, max_pause_s
+        )
         self.api_key = api_key
         self.speed = speed
+        self.rate = rate
+        self.shared_timeline = shared_timeline
         self.host = host
         self._port = port
         self.frame_events = frame_events
@@ -131,16 +390,37 @@ class ReplayServer:
         self.max_connections = max_connections
         self.max_pause_s = max_pause_s
         self.close_at_end = close_at_end
+        self.drop_every_s = drop_every_s
+        self.drop_after_events = drop_after_events
+        self.drop_mode: DropMode = drop_mode
+        self.slow_reader_timeout_s = slow_reader_timeout_s
+        self.write_buffer_bytes = write_buffer_bytes
+        self.revoke_key_after = revoke_key_after
+        self.rest_failures = rest_failures
         self.stats = ReplayStats()
         # Set whenever a connection's replay has sent its last frame (tests, demos).
         self.replay_finished = asyncio.Event()
+        self.timeline_finished = asyncio.Event()
         self._active = 0
         self._server: Server | None = None
+        self._t0: float | None = None
+        self._rest_index: dict[str, tuple[list[int], list[Trade]]] | None = None
+        self._sessions: set[_Session] = set()
 
     @property
     def trade_count(self) -> int:
         """Return how many prints one full replay sends (with ``T.*``)."""
-        return len(self._wire)
+        return len(self._trades)
+
+    @property
+    def duration_s(self) -> float:
+        """Return how long one paced replay lasts (0 at max speed)."""
+        return self._timeline.due_s(len(self._wire) - 1) if self._wire else 0.0
+
+    @property
+    def trades(self) -> Sequence[Trade]:
+        """Return the prints in replay order."""
+        return self._trades
 
     @property
     def port(self) -> int:
@@ -155,12 +435,25 @@ class ReplayServer:
         """Return ``ws://host:port`` (after :meth:`start`)."""
         return f"ws://{self.host}:{self.port}"
 
+    @property
+    def rest_url(self) -> str:
+        """Return ``http://host:port``, the REST base URL (after :meth:`start`)."""
+        return f"http://{self.host}:{self.port}"
+
     async def start(self) -> None:
-        """Bind and start accepting connections."""
-        # max_size None: clients send small actions; compression off like a market-data feed.
+        """Bind and start accepting connections; a shared timeline starts now."""
         self._server = await serve(
-            self._handle, self.host, self._port, compression=None, max_size=2**20
+            self._handle,
+            self.host,
+            self._port,
+            compression=None,
+            max_size=2**20,
+            process_request=self._process_request,
+            # The server-side buffer a slow reader fills before it is cut off.
+            write_limit=self.write_buffer_bytes,
         )
+        if self.shared_timeline:
+            self._t0 = asyncio.get_running_loop().time()
 
     async def close(self) -> None:
         """Stop accepting and close every connection."""
@@ -183,7 +476,25 @@ class ReplayServer:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    # -- one connection --------------------------------------------------------------------------
+    # -- the shared clock ------------------------------------------------------------------------
+    def elapsed_s(self) -> float:
+        """Return seconds since the shared timeline started (0 before :meth:`start`)."""
+        if self._t0 is None:
+            return 0.0
+        return asyncio.get_running_loop().time() - self._t0
+
+    def due_count(self) -> int:
+        """Return how many events of the shared timeline are due now (all without one)."""
+        if not self.shared_timeline:
+            return len(self._wire)
+        return self._timeline.due_count(self.elapsed_s())
+
+    def sip_now_ns(self) -> int | None:
+        """Return the SIP time of the last event due on the shared timeline (None: none yet)."""
+        k = self.due_count()
+        return self._wire[k - 1].sip_ns if k else None
+
+    # -- WebSocket connections -------------------------------------------------------------------
     async def _handle(self, ws: ServerConnection) -> None:
         self.stats.connections += 1
         if self._active >= self.max_connections:
@@ -199,26 +510,178 @@ class ReplayServer:
                 await ws.close(CLOSE_POLICY, "max_connections")
             return
         self._active += 1
-        session = _Session(self, ws)
+        session = _Session(self, ws, self.stats.connections)
+        self._sessions.add(session)
         try:
             await session.run()
         except ConnectionClosed:
             pass  # the client went away; nothing to tell it
         finally:
             self._active -= 1
+            self._sessions.discard(session)
             await session.stop_replay()
+
+    def drop_all(self, mode: DropMode = "abort") -> int:
+        """End every open connection now (tests); return how many."""
+        n = 0
+        for session in list(self._sessions):
+            session.drop_now(mode)
+            n += 1
+        return n
+
+    # -- REST ------------------------------------------------------------------------------------
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return None
+        parts = urlsplit(request.path)
+        if not parts.path.startswith("/v3/trades/"):
+            return _json_response(
+                http.HTTPStatus.NOT_FOUND, {"status": "NOT_FOUND", "message": "Not Found"}
+            )
+        self.stats.rest_requests += 1
+        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        auth = request.headers.get("Authorization", "")
+        key = auth[7:] if auth.startswith("Bearer ") else query.pop("apiKey", "")
+        if key != self.api_key:
+            self.stats.rest_errors += 1
+            return _json_response(
+                http.HTTPStatus.UNAUTHORIZED,
+                {"status": "ERROR", "request_id": "replay", "error": "Unknown API Key"},
+            )
+        if self.rest_failures > 0:
+            self.rest_failures -= 1
+            self.stats.rest_errors += 1
+            status = (
+                http.HTTPStatus.TOO_MANY_REQUESTS
+                if self.rest_failures % 2 == 0
+                else http.HTTPStatus.SERVICE_UNAVAILABLE
+            )
+            resp = _json_response(status, {"status": "ERROR", "error": status.phrase})
+            resp.headers["Retry-After"] = "0"
+            return resp
+        ticker = parts.path[len("/v3/trades/") :]
+        try:
+            body = self._rest_trades(ticker, query)
+        except ValueError as e:
+            self.stats.rest_errors += 1
+            return _json_response(
+                http.HTTPStatus.BAD_REQUEST,
+                {"status": "ERROR", "request_id": "replay", "error": str(e)},
+            )
+        return _json_response(http.HTTPStatus.OK, body)
+
+    def _index(self) -> dict[str, tuple[list[int], list[Trade]]]:
+        if self._rest_index is None:
+            index: dict[str, tuple[list[int], list[Trade]]] = {}
+            for t in self._trades:
+                sips, rows = index.setdefault(t.symbol, ([], []))
+                sips.append(t.sip_timestamp_ns)
+                rows.append(t)
+            self._rest_index = index
+        return self._rest_index
+
+    def _rest_trades(self, ticker: str, query: dict[str, str]) -> dict[str, Any]:
+        cursor = query.get("cursor")
+        if cursor:
+            try:
+                state = orjson.loads(base64.urlsafe_b64decode(cursor.encode() + b"=="))
+                lo, hi, limit, order, pos = (
+                    int(state["lo"]),
+                    int(state["hi"]),
+                    int(state["limit"]),
+                    str(state["order"]),
+                    int(state["pos"]),
+                )
+            except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as e:
+                raise ValueError(f"invalid cursor: {e}") from None
+        else:
+            lo, hi = _time_bounds(query)
+            limit = int(query.get("limit", REST_DEFAULT_LIMIT))
+            if not 1 <= limit <= REST_MAX_LIMIT:
+                raise ValueError(f"limit {limit} must be between 1 and {REST_MAX_LIMIT}")
+            order = query.get("order", "asc")
+            if order not in ("asc", "desc"):
+                raise ValueError(f"order {order!r} must be asc or desc")
+            if query.get("sort", "timestamp") != "timestamp":
+                raise ValueError("sort must be timestamp")
+            pos = 0
+        now = self.sip_now_ns() if self.shared_timeline else None
+        if now is not None:
+            hi = min(hi, now)
+        elif self.shared_timeline:
+            hi = -1  # nothing due yet
+        sips, rows = self._index().get(ticker, ([], []))
+        first = bisect.bisect_left(sips, lo)
+        last = bisect.bisect_right(sips, hi)
+        window = rows[first:last] if order == "asc" else rows[first:last][::-1]
+        page = window[pos : pos + limit]
+        self.stats.rest_trades += len(page)
+        body: dict[str, Any] = {
+            "results": [rest_trade_row(t) for t in page],
+            "status": "OK",
+            "request_id": "replay",
+        }
+        if pos + limit < len(window):
+            state = {"lo": lo, "hi": hi, "limit": limit, "order": order, "pos": pos + limit}
+            token = base64.urlsafe_b64encode(orjson.dumps(state)).decode().rstrip("=")
+            body["next_url"] = f"{self.rest_url}/v3/trades/{quote(ticker)}?cursor={token}"
+        return body
+
+
+def _json_response(status: http.HTTPStatus, body: object) -> Response:
+    payload = orjson.dumps(body)
+    headers = Headers(
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(payload))),
+            ("Connection", "close"),
+        ]
+    )
+    return Response(status.value, status.phrase, headers, payload)
+
+
+def _parse_ts(text: str, *, end: bool) -> int:
+    """Return ns of a REST ``timestamp`` value: ns digits or a date (whole day)."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        d = date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"timestamp {text!r} is neither ns nor YYYY-MM-DD") from None
+    start = int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp()) * NS_PER_S
+    return start + 86_400 * NS_PER_S - 1 if end else start
+
+
+def _time_bounds(query: dict[str, str]) -> tuple[int, int]:
+    lo, hi = 0, 2**63 - 1
+    if "timestamp" in query:
+        lo = _parse_ts(query["timestamp"], end=False)
+        hi = lo if query["timestamp"].strip().isdigit() else _parse_ts(query["timestamp"], end=True)
+    if "timestamp.gte" in query:
+        lo = max(lo, _parse_ts(query["timestamp.gte"], end=False))
+    if "timestamp.gt" in query:
+        lo = max(lo, _parse_ts(query["timestamp.gt"], end=True) + 1)
+    if "timestamp.lte" in query:
+        hi = min(hi, _parse_ts(query["timestamp.lte"], end=True))
+    if "timestamp.lt" in query:
+        hi = min(hi, _parse_ts(query["timestamp.lt"], end=False) - 1)
+    return lo, hi
 
 
 class _Session:
     """The state of one client connection."""
 
-    def __init__(self, server: ReplayServer, ws: ServerConnection) -> None:
+    def __init__(self, server: ReplayServer, ws: ServerConnection, number: int) -> None:
         self.server = server
         self.ws = ws
+        self.number = number
         self.authenticated = False
-        self.all_symbols = False
-        self.symbols: set[str] = set()
+        self.subs: dict[str, set[str]] = {k: set() for k in m.CHANNEL_KINDS}
+        self.all_symbols: set[str] = set()  # kinds subscribed with '*'
         self.replay: asyncio.Task[None] | None = None
+        self._dropped = False
+        self._closing: asyncio.Future[None] | None = None  # keeps the close task referenced
 
     async def run(self) -> None:
         srv = self.server
@@ -254,11 +717,13 @@ class _Session:
         action = msg.get("action") if isinstance(msg, dict) else None
         params = msg.get("params") if isinstance(msg, dict) else None
         if action == m.ACTION_AUTH:
-            if isinstance(params, str) and params == srv.api_key:
+            revoked = srv.revoke_key_after is not None and self.number > srv.revoke_key_after
+            if isinstance(params, str) and params == srv.api_key and not revoked:
                 self.authenticated = True
                 srv.stats.authenticated += 1
                 await self.ws.send(_status_frame(m.STATUS_AUTH_SUCCESS, "authenticated"))
                 return True
+            srv.stats.auth_failed += 1
             await self.ws.send(_status_frame(m.STATUS_AUTH_FAILED, "authentication failed"))
             await self.ws.close(CLOSE_POLICY, "auth_failed")
             return False
@@ -280,70 +745,147 @@ class _Session:
             if not channel:
                 continue
             ev, _, sym = channel.partition(".")
-            if ev != m.CHANNEL_TRADES or not sym:
+            if ev not in self.subs or not sym:
                 statuses.append(m.status_message(m.STATUS_ERROR, f"unsupported channel: {channel}"))
                 continue
+            sym = sym.upper()
             if subscribe:
                 if sym == "*":
-                    self.all_symbols = True
+                    self.all_symbols.add(ev)
                 else:
-                    self.symbols.add(sym.upper())
+                    self.subs[ev].add(sym)
                 self.server.stats.subscriptions.append(channel)
                 statuses.append(m.status_message(m.STATUS_SUCCESS, f"subscribed to: {channel}"))
             else:
                 if sym == "*":
-                    self.all_symbols = False
+                    self.all_symbols.discard(ev)
                 else:
-                    self.symbols.discard(sym.upper())
+                    self.subs[ev].discard(sym)
                 statuses.append(m.status_message(m.STATUS_SUCCESS, f"unsubscribed to: {channel}"))
         if statuses:
             await self.ws.send(orjson.dumps(statuses).decode())
         if subscribe and self.replay is None:
             self.replay = asyncio.create_task(self._replay(), name="replay")
 
-    def _wanted(self, symbol: str) -> bool:
-        return self.all_symbols or symbol in self.symbols
+    def _wanted(self, kind: str, symbol: str) -> bool:
+        return kind in self.all_symbols or symbol in self.subs[kind]
+
+    def drop_now(self, mode: DropMode) -> None:
+        """End this connection the way ``mode`` says (scripted fault)."""
+        if self._dropped:
+            return
+        self._dropped = True
+        self.server.stats.drops += 1
+        if mode == "abort":
+            self.ws.transport.abort()
+        elif mode == "going_away":
+            self._closing = asyncio.ensure_future(self.ws.close(CLOSE_GOING_AWAY, "server restart"))
+        else:
+
+            async def force() -> None:
+                with contextlib.suppress(ConnectionClosed):
+                    await self.ws.send(
+                        _status_frame(m.STATUS_FORCE_DISCONNECT, "forced disconnect by the server")
+                    )
+                    await self.ws.close(CLOSE_POLICY, "force_disconnect")
+
+            self._closing = asyncio.ensure_future(force())
+
+    async def _send(self, text: str) -> None:
+        timeout = self.server.slow_reader_timeout_s
+        if timeout is None:
+            await self.ws.send(text)
+            return
+        try:
+            await asyncio.wait_for(self.ws.send(text), timeout)
+        except TimeoutError:
+            # The client left more than the server-side buffer unread for too long.
+            self.server.stats.slow_reader_kills += 1
+            self._dropped = True
+            self.ws.transport.abort()
+            raise ConnectionClosed(None, None) from None
 
     async def _replay(self) -> None:
         srv = self.server
         wire = srv._wire
-        speed = srv.speed
+        timeline = srv._timeline
         n = len(wire)
-        k = 0
         loop = asyncio.get_running_loop()
-        wall0 = loop.time()
-        sip0 = wire[0].sip_ns if wire else 0
+        if srv.shared_timeline:
+            assert srv._t0 is not None
+            t0 = srv._t0
+            k = timeline.due_count(loop.time() - t0)  # what was due before now is gone
+        else:
+            t0 = loop.time()
+            k = 0
+        subscribed_at = loop.time()
+        sent_events = 0
+        wants_bars = [
+            kind
+            for kind in (m.EV_AGG_SECOND, m.EV_AGG_MINUTE)
+            if kind in self.all_symbols or self.subs[kind]
+        ]
+        bars = _Bars()
         try:
             while k < n:
-                if speed is not None:
-                    due = wall0 + (wire[k].sip_ns - sip0) / 1e9 / speed
-                    wait = due - loop.time()
-                    if srv.max_pause_s is not None and wait > srv.max_pause_s:
-                        # Shift the time origin so the replay resumes after max_pause_s.
-                        wall0 -= wait - srv.max_pause_s
-                        wait = srv.max_pause_s
-                    if wait > 0:
-                        await asyncio.sleep(wait)
-                    now_sip = sip0 + (loop.time() - wall0) * 1e9 * speed
-                else:
-                    now_sip = float("inf")
+                now = loop.time()
+                if srv.drop_every_s is not None and now - subscribed_at >= srv.drop_every_s:
+                    self.drop_now(srv.drop_mode)
+                    return
+                due = timeline.due_count(now - t0)
+                if k >= due:
+                    wait = t0 + timeline.due_s(k) - now
+                    if srv.drop_every_s is not None:
+                        wait = min(wait, subscribed_at + srv.drop_every_s - now)
+                    await asyncio.sleep(max(wait, 0.0))
+                    continue
                 batch: list[str] = []
-                while k < n and len(batch) < srv.frame_events and wire[k].sip_ns <= now_sip:
+                trades = quotes = 0
+                stop = min(due, k + srv.frame_events)
+                if srv.drop_after_events is not None:
+                    stop = min(stop, k + max(1, srv.drop_after_events - sent_events))
+                while k < stop:
                     w = wire[k]
-                    if self._wanted(w.symbol):
-                        batch.append(w.text)
                     k += 1
-                if not batch:
-                    if speed is None:
-                        continue
+                    if wants_bars and w.kind == m.EV_TRADE:
+                        counted = False
+                        for kind in wants_bars:
+                            if self._wanted(kind, w.symbol):
+                                if not counted:
+                                    bars.day(w)
+                                    counted = True
+                                bar = bars.add(kind, w)
+                                if bar is not None:
+                                    batch.append(bar)
+                    if self._wanted(w.kind, w.symbol):
+                        batch.append(w.text)
+                        if w.kind == m.EV_TRADE:
+                            trades += 1
+                        else:
+                            quotes += 1
+                if batch:
+                    await self._send(_frame(batch))
+                    srv.stats.frames_sent += 1
+                    srv.stats.trades_sent += trades
+                    srv.stats.quotes_sent += quotes
+                    srv.stats.bars_sent += len(batch) - trades - quotes
+                    sent_events += trades + quotes
+                    if srv.drop_after_events is not None and sent_events >= srv.drop_after_events:
+                        self.drop_now(srv.drop_mode)
+                        return
+                elif not timeline.paced:
+                    continue
+                else:
                     # Everything due was filtered out; yield so actions are still served.
                     await asyncio.sleep(0)
-                    continue
-                await self.ws.send(_frame(batch))
-                srv.stats.frames_sent += 1
-                srv.stats.trades_sent += len(batch)
+            tail = bars.flush() if wants_bars else []
+            if tail:
+                await self._send(_frame(tail))
+                srv.stats.bars_sent += len(tail)
             srv.stats.completed_replays += 1
             srv.replay_finished.set()
+            if srv.shared_timeline:
+                srv.timeline_finished.set()
             if srv.close_at_end:
                 await self.ws.close(CLOSE_NORMAL, "replay finished")
         except ConnectionClosed:

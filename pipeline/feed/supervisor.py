@@ -17,6 +17,12 @@ Outcomes:
 - A normal close (1000) is also an outage for the real provider (it follows
   ``max_connections`` or a server restart); with ``exit_on_close`` it ends the run
   instead (a replay server's ``close_at_end``).
+- :meth:`FeedSupervisor.request_reconnect` (the silence watchdog, the slow-consumer
+  policy) closes the current connection on purpose; that too is an outage with the
+  given reason, whatever close code the socket reports.
+- ``slow_consumer``, ``force_disconnect`` and ``error`` statuses are logged (at most
+  once a second) and counted by the caller; the provider closes the socket after the
+  first two, which then is an outage like any other.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -118,6 +125,8 @@ class FeedSupervisor:
         End :meth:`run` on a normal close instead of reconnecting.
     on_disconnect
         Awaited on every outage, in stream order with ``on_frame`` (gap records, counters).
+    on_connected
+        Called once a connection is authenticated and the subscription sent.
     """
 
     def __init__(
@@ -134,6 +143,7 @@ class FeedSupervisor:
         handshake_timeout_s: float = 10.0,
         exit_on_close: bool = False,
         on_disconnect: Callable[[Disconnect], Awaitable[None]] | None = None,
+        on_connected: Callable[[], None] | None = None,
     ) -> None:
         if not channels:
             raise FeedError("nothing to subscribe to: give at least one symbol")
@@ -148,6 +158,11 @@ class FeedSupervisor:
         self.handshake_timeout_s = handshake_timeout_s
         self.exit_on_close = exit_on_close
         self._on_disconnect = on_disconnect
+        self._on_connected = on_connected
+        self._conn: FrameConnection | None = None
+        self._forced: str | None = None
+        self._last_status_log = 0.0
+        self.connected = False
         self.connects = 0
         self.disconnects = 0
         self.delays_s: list[float] = []
@@ -171,21 +186,32 @@ class FeedSupervisor:
         while True:
             conn: FrameConnection | None = None
             self._data_seen = False
+            self._forced = None
             try:
                 conn = await self.source.connect()
+                self._conn = conn
                 self.connects += 1
                 await self._handshake(conn)
+                self.connected = True
+                if self._on_connected is not None:
+                    self._on_connected()
                 await self._read(conn)
             except (AuthError, MaxConnectionsError):
                 raise
             except FeedClosed as e:
-                if e.normal and self.exit_on_close:
+                if self._forced is not None:
+                    await self._outage(f"{self._forced} ({e})", attempt + 1)
+                elif e.normal and self.exit_on_close:
                     self.closed_normally = True
                     return
-                await self._outage(str(e), attempt + 1)
+                else:
+                    await self._outage(str(e), attempt + 1)
             except FeedError as e:
-                await self._outage(str(e), attempt + 1)
+                reason = str(e) if self._forced is None else f"{self._forced} ({e})"
+                await self._outage(reason, attempt + 1)
             finally:
+                self.connected = False
+                self._conn = None
                 if conn is not None:
                     with contextlib.suppress(FeedError, OSError):
                         await conn.close()
@@ -201,6 +227,36 @@ class FeedSupervisor:
             self.delays_s.append(delay)
             logger.warning("feed outage (%s); reconnecting in %.2f s", self.last_error, delay)
             await self._sleep(delay)
+
+    async def request_reconnect(self, reason: str) -> bool:
+        """Close the current connection on purpose; the run loop records an outage and reconnects.
+
+        Parameters
+        ----------
+        reason
+            Why (becomes the gap's reason).
+
+        Returns
+        -------
+        bool
+            False if no connection was open (nothing to do).
+        """
+        conn = self._conn
+        if conn is None or self._forced is not None:
+            return False
+        self._forced = reason
+        logger.warning("dropping the feed connection on purpose: %s", reason)
+        with contextlib.suppress(FeedError, OSError):
+            await conn.close()
+        return True
+
+    def _log_status(self, statuses: Sequence[FeedStatus]) -> None:
+        for st in statuses:
+            if st.status in (m.STATUS_SLOW_CONSUMER, m.STATUS_FORCE_DISCONNECT, m.STATUS_ERROR):
+                now = time.monotonic()
+                if now - self._last_status_log >= 1.0:
+                    self._last_status_log = now
+                    logger.warning("feed status %s: %s", st.status, st.message)
 
     async def _outage(self, reason: str, attempt: int) -> None:
         self.disconnects += 1
@@ -249,6 +305,8 @@ class FeedSupervisor:
             is_status = ("status" in frame) if isinstance(frame, str) else (b"status" in frame)
             await self._on_frame(frame, receipt_ns)
             if is_status:
-                _raise_if_fatal(_statuses(frame), where)
+                statuses = _statuses(frame)
+                _raise_if_fatal(statuses, where)
+                self._log_status(statuses)
             else:
                 self._data_seen = True

@@ -1,39 +1,141 @@
 """Events <-> Kafka records (pure).
 
-One record per event. Key = symbol for trades (so a symbol stays ordered in one
-partition), the subscription for gaps and ``_reject`` for rejects. Value = a JSON
-object with our domain names. Headers: ``schema`` (e.g. ``trade.v1``) and
-``recv_ns`` (receipt time, decimal ASCII).
+One record per event. Key = symbol for trades, quotes and aggregates (so a symbol stays
+ordered in one partition), the subscription for gaps and ``_reject`` for rejects.
+Value = a JSON object with our domain names (the dataclass field names of
+:mod:`pipeline.events`). Headers: ``schema`` and ``recv_ns`` (receipt time, decimal ASCII).
+
+Schemas (the ``schema`` header; a version changes only when a field changes meaning or
+disappears, new optional fields keep the version):
+
+- ``trade.v1``: symbol, sip_timestamp_ns, price, size, exchange, trade_id, tape,
+  conditions[], sequence_number, trf_id, trf_timestamp_ns, receipt_ns, source.
+- ``quote.v1``: symbol, sip_timestamp_ns, bid_exchange, bid_price, bid_size,
+  ask_exchange, ask_price, ask_size, condition, indicators[], sequence_number, tape,
+  receipt_ns, source.
+- ``agg.v1``: kind (``A`` per second | ``AM`` per minute), symbol, start_ns, end_ns, open,
+  high, low, close, volume, vwap, accumulated_volume, day_open, day_vwap, average_size,
+  otc, receipt_ns.
+- ``gap.v1``: subscription, last_before_ns, first_after_ns, reason, detected_ns, and
+  (optional, added compatibly) gap_id, repair, repair_from_ns, repair_to_ns, backfilled,
+  repair_detail, repaired_ns.
+- ``reject.v1``: stage, reason, raw (latin-1 text of the raw bytes).
 
 Rejects and gaps travel in the same topic as trades so that they reach the
 warehouse through the same exactly-once path (``market_data_rejects``,
 ``feed_gaps``) instead of a side channel that can lose them.
+
+:func:`decode` is the warehouse loader's contract and returns only what it stores
+(:data:`~pipeline.events.Event`: trades, gaps, rejects). A valid ``quote.v1`` or
+``agg.v1`` record makes it raise :class:`UnroutedSchemaError` (a
+:class:`~pipeline.errors.ParseError`), so a loader without a table for them keeps the
+record as a reject with that reason instead of dropping it; :func:`decode_event`
+returns every event type. The streamer's hot path uses :func:`encode_fields` on the
+plain dicts of :func:`pipeline.feed.parse.parse_frame_fields` (same value layout).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import orjson
 
 from pipeline.errors import ParseError
-from pipeline.events import Event, Gap, Reject, Trade
+from pipeline.events import Aggregate, AnyEvent, Event, Gap, Quote, Reject, Trade
 
 SCHEMA_TRADE = b"trade.v1"
+SCHEMA_QUOTE = b"quote.v1"
+SCHEMA_AGG = b"agg.v1"
 SCHEMA_GAP = b"gap.v1"
 SCHEMA_REJECT = b"reject.v1"
 REJECT_KEY = b"_reject"
+SCHEMAS: frozenset[bytes] = frozenset(
+    {SCHEMA_TRADE, SCHEMA_QUOTE, SCHEMA_AGG, SCHEMA_GAP, SCHEMA_REJECT}
+)
+SCHEMA_BY_KIND: Mapping[str, bytes] = {
+    "T": SCHEMA_TRADE,
+    "Q": SCHEMA_QUOTE,
+    "A": SCHEMA_AGG,
+    "AM": SCHEMA_AGG,
+}
+REPAIRS: frozenset[str] = frozenset(
+    {"pending", "backfilled", "failed", "not_attempted", "unsupported"}
+)
 
 Headers = list[tuple[str, bytes]]
 
 
-def encode(event: Event) -> tuple[bytes, bytes, Headers]:
+class UnroutedSchemaError(ParseError):
+    """A valid record of a schema the caller's :func:`decode` contract does not cover."""
+
+    def __init__(self, schema: bytes) -> None:
+        super().__init__(
+            f"schema {schema.decode(errors='replace')!r} is valid but not routed by this "
+            "loader (kept as a reject instead of dropped; see pipeline.kafka.codec)"
+        )
+        self.schema = schema
+
+
+def headers(schema: bytes, receipt_ns: int) -> Headers:
+    """Return the record headers of one event (shared by the events of one frame).
+
+    Parameters
+    ----------
+    schema
+        One of the ``SCHEMA_*`` constants.
+    receipt_ns
+        Receipt time (UTC epoch ns).
+
+    Returns
+    -------
+    list[tuple[str, bytes]]
+        ``schema`` and ``recv_ns``.
+    """
+    return [("schema", schema), ("recv_ns", b"%d" % receipt_ns)]
+
+
+def encode_fields(fields: Mapping[str, Any]) -> tuple[bytes, bytes]:
+    """Encode the fields of a trade, quote or aggregate as ``(key, value)`` (hot path).
+
+    Parameters
+    ----------
+    fields
+        A dict of :func:`pipeline.feed.parse.parse_frame_fields` (or of a REST reader):
+        the dataclass field names in value order.
+
+    Returns
+    -------
+    tuple[bytes, bytes]
+        Key (the symbol) and JSON value.
+    """
+    return fields["symbol"].encode(), orjson.dumps(fields)
+
+
+def _gap_value(event: Gap) -> dict[str, Any]:
+    return {
+        "subscription": event.subscription,
+        "last_before_ns": event.last_before_ns,
+        "first_after_ns": event.first_after_ns,
+        "reason": event.reason,
+        "detected_ns": event.detected_ns,
+        "gap_id": event.gap_id,
+        "repair": event.repair,
+        "repair_from_ns": event.repair_from_ns,
+        "repair_to_ns": event.repair_to_ns,
+        "backfilled": event.backfilled,
+        "repair_detail": event.repair_detail,
+        "repaired_ns": event.repaired_ns,
+    }
+
+
+def encode(event: AnyEvent) -> tuple[bytes, bytes, Headers]:
     """Encode an event as ``(key, value, headers)``.
 
     Parameters
     ----------
     event
-        A :class:`Trade`, :class:`Gap` or :class:`Reject`.
+        A :class:`Trade`, :class:`Quote`, :class:`Aggregate`, :class:`Gap` or :class:`Reject`.
 
     Returns
     -------
@@ -63,16 +165,48 @@ def encode(event: Event) -> tuple[bytes, bytes, Headers]:
             value,
             [("schema", SCHEMA_TRADE), ("recv_ns", b"%d" % event.receipt_ns)],
         )
+    if isinstance(event, Quote):
+        fields = {
+            "symbol": event.symbol,
+            "sip_timestamp_ns": event.sip_timestamp_ns,
+            "bid_exchange": event.bid_exchange,
+            "bid_price": event.bid_price,
+            "bid_size": event.bid_size,
+            "ask_exchange": event.ask_exchange,
+            "ask_price": event.ask_price,
+            "ask_size": event.ask_size,
+            "condition": event.condition,
+            "indicators": event.indicators,
+            "sequence_number": event.sequence_number,
+            "tape": event.tape,
+            "receipt_ns": event.receipt_ns,
+            "source": event.source,
+        }
+        key, value = encode_fields(fields)
+        return key, value, headers(SCHEMA_QUOTE, event.receipt_ns)
+    if isinstance(event, Aggregate):
+        fields = {
+            "kind": event.kind,
+            "symbol": event.symbol,
+            "start_ns": event.start_ns,
+            "end_ns": event.end_ns,
+            "open": event.open,
+            "high": event.high,
+            "low": event.low,
+            "close": event.close,
+            "volume": event.volume,
+            "vwap": event.vwap,
+            "accumulated_volume": event.accumulated_volume,
+            "day_open": event.day_open,
+            "day_vwap": event.day_vwap,
+            "average_size": event.average_size,
+            "otc": event.otc,
+            "receipt_ns": event.receipt_ns,
+        }
+        key, value = encode_fields(fields)
+        return key, value, headers(SCHEMA_AGG, event.receipt_ns)
     if isinstance(event, Gap):
-        value = orjson.dumps(
-            {
-                "subscription": event.subscription,
-                "last_before_ns": event.last_before_ns,
-                "first_after_ns": event.first_after_ns,
-                "reason": event.reason,
-                "detected_ns": event.detected_ns,
-            }
-        )
+        value = orjson.dumps(_gap_value(event))
         return (
             event.subscription.encode(),
             value,
@@ -105,8 +239,109 @@ def _int_or_none(obj: dict[str, object], name: str) -> int | None:
     return value
 
 
+def _float_or_none(obj: dict[str, object], name: str) -> float | None:
+    value = obj.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ParseError(f"field {name!r} is {value!r} and must be a number or null")
+    return float(value)
+
+
+def _required(value: object, name: str) -> Any:
+    if value is None:
+        raise ParseError(f"field {name!r} is required")
+    return value
+
+
+def _int_list(obj: dict[str, object], name: str) -> tuple[int, ...]:
+    items = obj.get(name) or ()
+    if not isinstance(items, list | tuple) or not all(
+        isinstance(c, int) and not isinstance(c, bool) for c in items
+    ):
+        raise ParseError(f"field {name!r} is {items!r} and must be a list of integers")
+    return tuple(items)
+
+
+def _symbol(obj: dict[str, object]) -> str:
+    symbol = obj["symbol"]
+    if not isinstance(symbol, str) or not symbol:
+        raise ParseError(f"field 'symbol' is {symbol!r} and must be a non-empty string")
+    return symbol
+
+
+def _decode_quote(obj: dict[str, object]) -> Quote:
+    source = obj.get("source", "ws")
+    if source not in ("ws", "rest", "file"):
+        raise ParseError(f"field 'source' is {source!r}")
+    return Quote(
+        symbol=_symbol(obj),
+        sip_timestamp_ns=_required(_int_or_none(obj, "sip_timestamp_ns"), "sip_timestamp_ns"),
+        bid_exchange=_required(_int_or_none(obj, "bid_exchange"), "bid_exchange"),
+        bid_price=_required(_float_or_none(obj, "bid_price"), "bid_price"),
+        bid_size=_required(_int_or_none(obj, "bid_size"), "bid_size"),
+        ask_exchange=_required(_int_or_none(obj, "ask_exchange"), "ask_exchange"),
+        ask_price=_required(_float_or_none(obj, "ask_price"), "ask_price"),
+        ask_size=_required(_int_or_none(obj, "ask_size"), "ask_size"),
+        condition=_int_or_none(obj, "condition"),
+        indicators=_int_list(obj, "indicators"),
+        sequence_number=_int_or_none(obj, "sequence_number"),
+        tape=_int_or_none(obj, "tape"),
+        receipt_ns=_int_or_none(obj, "receipt_ns") or 0,
+        source=source,
+    )
+
+
+def _decode_agg(obj: dict[str, object]) -> Aggregate:
+    kind = obj.get("kind")
+    if kind not in ("A", "AM"):
+        raise ParseError(f"field 'kind' is {kind!r} and must be 'A' or 'AM'")
+    otc = obj.get("otc", False)
+    if not isinstance(otc, bool):
+        raise ParseError(f"field 'otc' is {otc!r} and must be a boolean")
+    return Aggregate(
+        kind=kind,
+        symbol=_symbol(obj),
+        start_ns=_required(_int_or_none(obj, "start_ns"), "start_ns"),
+        end_ns=_required(_int_or_none(obj, "end_ns"), "end_ns"),
+        open=_required(_float_or_none(obj, "open"), "open"),
+        high=_required(_float_or_none(obj, "high"), "high"),
+        low=_required(_float_or_none(obj, "low"), "low"),
+        close=_required(_float_or_none(obj, "close"), "close"),
+        volume=_required(_int_or_none(obj, "volume"), "volume"),
+        vwap=_float_or_none(obj, "vwap"),
+        accumulated_volume=_int_or_none(obj, "accumulated_volume"),
+        day_open=_float_or_none(obj, "day_open"),
+        day_vwap=_float_or_none(obj, "day_vwap"),
+        average_size=_int_or_none(obj, "average_size"),
+        otc=otc,
+        receipt_ns=_int_or_none(obj, "receipt_ns") or 0,
+    )
+
+
+def _decode_gap(obj: dict[str, object]) -> Gap:
+    repair = obj.get("repair", "not_attempted")
+    if repair not in REPAIRS:
+        raise ParseError(f"field 'repair' is {repair!r} and must be one of {sorted(REPAIRS)}")
+    detail = obj.get("repair_detail", "")
+    return Gap(
+        subscription=str(obj["subscription"]),
+        last_before_ns=_int_or_none(obj, "last_before_ns"),
+        first_after_ns=_int_or_none(obj, "first_after_ns"),
+        reason=str(obj["reason"]),
+        detected_ns=_int_or_none(obj, "detected_ns") or 0,
+        gap_id=str(obj.get("gap_id") or ""),
+        repair=repair,  # type: ignore[arg-type]
+        repair_from_ns=_int_or_none(obj, "repair_from_ns"),
+        repair_to_ns=_int_or_none(obj, "repair_to_ns"),
+        backfilled=_int_or_none(obj, "backfilled") or 0,
+        repair_detail="" if detail is None else str(detail),
+        repaired_ns=_int_or_none(obj, "repaired_ns"),
+    )
+
+
 def decode(value: bytes | None, headers: Sequence[tuple[str, bytes | None]] | None) -> Event:
-    """Decode a record produced by :func:`encode`.
+    """Decode a trade, gap or reject record (the warehouse loader's contract).
 
     Parameters
     ----------
@@ -118,7 +353,39 @@ def decode(value: bytes | None, headers: Sequence[tuple[str, bytes | None]] | No
     Returns
     -------
     Event
-        The decoded event.
+        The decoded trade, gap or reject.
+
+    Raises
+    ------
+    UnroutedSchemaError
+        For a valid ``quote.v1`` or ``agg.v1`` record (use :func:`decode_event` to read it).
+    ParseError
+        If the schema header is missing or unknown, or the value is malformed.
+    """
+    event = decode_event(value, headers)
+    if isinstance(event, Quote):
+        raise UnroutedSchemaError(SCHEMA_QUOTE)
+    if isinstance(event, Aggregate):
+        raise UnroutedSchemaError(SCHEMA_AGG)
+    return event
+
+
+def decode_event(
+    value: bytes | None, headers: Sequence[tuple[str, bytes | None]] | None
+) -> AnyEvent:
+    """Decode any record produced by :func:`encode` or :func:`encode_fields`.
+
+    Parameters
+    ----------
+    value
+        The record value.
+    headers
+        The record headers (``schema`` decides the event type).
+
+    Returns
+    -------
+    AnyEvent
+        The decoded trade, quote, aggregate, gap or reject.
 
     Raises
     ------
@@ -176,14 +443,11 @@ def decode(value: bytes | None, headers: Sequence[tuple[str, bytes | None]] | No
                 source=source,
             )
         if schema == SCHEMA_GAP:
-            detected = _int_or_none(obj, "detected_ns")
-            return Gap(
-                subscription=str(obj["subscription"]),
-                last_before_ns=_int_or_none(obj, "last_before_ns"),
-                first_after_ns=_int_or_none(obj, "first_after_ns"),
-                reason=str(obj["reason"]),
-                detected_ns=detected or 0,
-            )
+            return _decode_gap(obj)
+        if schema == SCHEMA_QUOTE:
+            return _decode_quote(obj)
+        if schema == SCHEMA_AGG:
+            return _decode_agg(obj)
         if schema == SCHEMA_REJECT:
             return Reject(
                 stage=str(obj["stage"]),

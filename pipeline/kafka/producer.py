@@ -12,21 +12,31 @@
   and :meth:`EventProducer.send` raises as soon as a failed report has been seen.
 - Every acknowledged message can feed a latency hook (receipt -> ack, and SIP -> ack
   for trades) for metrics; :class:`LatencyRecorder` is a simple in-memory one.
+
+The streamer's hot path is :meth:`EventProducer.produce_frame`: the records of one
+WebSocket frame share their headers (schema, receipt time) and one delivery callback
+object, and a full local queue returns control to the caller (which waits without
+blocking its event loop) instead of polling here. With :meth:`start_background_poll`
+a thread serves delivery reports as they arrive, so an ack time is the time the broker's
+answer was read, not the time the event loop next found a moment to poll: the receipt
+-> ack figure measures Kafka, not our scheduling.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from confluent_kafka import KafkaError as _LibKafkaError
 from confluent_kafka import KafkaException, Message, Producer
 
 from pipeline.clock import Clock, SystemClock
 from pipeline.errors import DeliveryError
-from pipeline.events import Event, Gap, Reject, Trade
+from pipeline.events import Aggregate, AnyEvent, Gap, Quote, Reject, Trade
 from pipeline.kafka import codec
 from pipeline.kafka.broker import client_conf
 
@@ -58,8 +68,84 @@ class Ack:
 AckHook = Callable[[Ack], None]
 
 
+class LatencySink(Protocol):
+    """Receives the timing of every acknowledged message (metrics)."""
+
+    def record_ack(
+        self, kind: str, sip_ns: int | None, receipt_ns: int, ack_ns: int, count: int = 1
+    ) -> None:
+        """Record ``count`` acknowledged messages of ``kind`` with these times (UTC epoch ns)."""
+        ...
+
+
+class _FrameAck:
+    """One delivery callback shared by the records of one frame (no per-message objects).
+
+    SIP times are kept in produce order per key; a symbol's records go to one partition
+    and are acknowledged in order, so the n-th report for a key is its n-th record.
+    """
+
+    __slots__ = ("_by_key", "_producer", "kind", "receipt_ns", "records")
+
+    def __init__(
+        self,
+        producer: EventProducer,
+        kind: str,
+        receipt_ns: int,
+        records: Sequence[tuple[bytes, bytes, int | None]],
+    ) -> None:
+        self._producer = producer
+        self.kind = kind
+        self.receipt_ns = receipt_ns
+        self.records = records
+        self._by_key: dict[bytes, list[int | None]] | None = None
+
+    def __call__(self, err: _LibKafkaError | None, msg: Message) -> None:
+        p = self._producer
+        if err is not None:
+            p._record_failure(err, msg)
+            return
+        p.delivered += 1
+        sink = p._latency_sink
+        hook = p._on_ack
+        if sink is None and hook is None:
+            return
+        by_key = self._by_key
+        if by_key is None:
+            by_key = {}
+            for key, _, sip in reversed(self.records):
+                lst = by_key.get(key)
+                if lst is None:
+                    by_key[key] = [sip]
+                else:
+                    lst.append(sip)
+            self._by_key = by_key
+        lst = by_key.get(msg.key() or b"")
+        sip = lst.pop() if lst else None
+        ack_ns = p._clock.now_ns()
+        if sink is not None:
+            sink.record_ack(self.kind, sip, self.receipt_ns, ack_ns)
+        if hook is not None:
+            partition = msg.partition()
+            offset = msg.offset()
+            hook(
+                Ack(
+                    kind=self.kind,
+                    sip_ns=sip,
+                    receipt_ns=self.receipt_ns,
+                    ack_ns=ack_ns,
+                    partition=-1 if partition is None else partition,
+                    offset=-1 if offset is None else offset,
+                )
+            )
+
+
 class LatencyRecorder:
-    """Collect receipt -> ack latencies (ns) of acknowledged messages; an :data:`AckHook`."""
+    """Collect receipt -> ack latencies (ns) of acknowledged messages.
+
+    Usable as an :data:`AckHook` (``on_ack=``) or, cheaper, as a :class:`LatencySink`
+    (``latency_sink=``); benchmarks use it for exact percentiles.
+    """
 
     def __init__(self) -> None:
         self.receipt_to_ack_ns: list[int] = []
@@ -67,6 +153,12 @@ class LatencyRecorder:
     def __call__(self, ack: Ack) -> None:
         """Record one acknowledgement."""
         self.receipt_to_ack_ns.append(ack.ack_ns - ack.receipt_ns)
+
+    def record_ack(
+        self, kind: str, sip_ns: int | None, receipt_ns: int, ack_ns: int, count: int = 1
+    ) -> None:
+        """Record acknowledged messages (the :class:`LatencySink` protocol)."""
+        self.receipt_to_ack_ns.extend([ack_ns - receipt_ns] * count)
 
     def percentile_ms(self, q: float) -> float | None:
         """Return the ``q``-th percentile (0-100, nearest rank) in ms, None if empty."""
@@ -86,9 +178,13 @@ class DeliveryFailure:
     error: str
 
 
-def _event_meta(event: Event) -> tuple[str, int | None, int]:
+def _event_meta(event: AnyEvent) -> tuple[str, int | None, int]:
     if isinstance(event, Trade):
         return "trade", event.sip_timestamp_ns, event.receipt_ns
+    if isinstance(event, Quote):
+        return "quote", event.sip_timestamp_ns, event.receipt_ns
+    if isinstance(event, Aggregate):
+        return "agg", event.end_ns, event.receipt_ns
     if isinstance(event, Gap):
         return "gap", None, event.detected_ns
     if isinstance(event, Reject):
@@ -118,6 +214,8 @@ class EventProducer:
         Called once per acknowledged message (inside ``poll``/``flush``).
     clock
         Source of ack times (tests inject a fake).
+    latency_sink
+        Receives the times of every acknowledged message (metrics histograms).
     """
 
     def __init__(
@@ -131,6 +229,7 @@ class EventProducer:
         queue_max_messages: int = 200_000,
         on_ack: AckHook | None = None,
         clock: Clock | None = None,
+        latency_sink: LatencySink | None = None,
     ) -> None:
         conf = client_conf(bootstrap, extra_conf)
         for key, required in (("acks", "all"), ("enable.idempotence", "true")):
@@ -156,9 +255,12 @@ class EventProducer:
         self.topic = topic
         self.bootstrap = bootstrap
         self._on_ack = on_ack
+        self._latency_sink = latency_sink
         self._clock: Clock = clock or SystemClock()
         self._block_timeout_s = message_timeout_ms / 1000.0
         self._since_poll = 0
+        self._poller: threading.Thread | None = None
+        self._poller_stop = threading.Event()
         self.sent = 0
         self.delivered = 0
         self.failed = 0
@@ -174,13 +276,11 @@ class EventProducer:
         msg: Message,
     ) -> None:
         if err is not None:
-            self.failed += 1
-            if len(self.failures) < _MAX_KEPT_ERRORS:
-                self.failures.append(
-                    DeliveryFailure(msg.key(), msg.partition(), f"{err.name()}: {err.str()}")
-                )
+            self._record_failure(err, msg)
             return
         self.delivered += 1
+        if self._latency_sink is not None:
+            self._latency_sink.record_ack(kind, sip_ns, receipt_ns, self._clock.now_ns())
         if self._on_ack is not None:
             partition = msg.partition()
             offset = msg.offset()
@@ -194,6 +294,18 @@ class EventProducer:
                     offset=-1 if offset is None else offset,
                 )
             )
+
+    def _record_failure(self, err: _LibKafkaError, msg: Message) -> None:
+        self.failed += 1
+        if len(self.failures) < _MAX_KEPT_ERRORS:
+            self.failures.append(
+                DeliveryFailure(msg.key(), msg.partition(), f"{err.name()}: {err.str()}")
+            )
+
+    def raise_if_failed(self) -> None:
+        """Raise :class:`DeliveryError` if any delivery report has failed so far."""
+        if self.failed:
+            self._raise_if_failed()
 
     def _raise_if_failed(self) -> None:
         if self.failed:
@@ -209,13 +321,13 @@ class EventProducer:
             )
 
     # -- producing -------------------------------------------------------------------------------
-    def send(self, event: Event) -> None:
+    def send(self, event: AnyEvent) -> None:
         """Encode ``event`` and hand it to librdkafka (asynchronous).
 
         Parameters
         ----------
         event
-            A trade, gap or reject.
+            A trade, quote, aggregate, gap or reject.
 
         Raises
         ------
@@ -237,7 +349,8 @@ class EventProducer:
                 )
                 break
             except BufferError:
-                # Local queue full: serve delivery reports to make room (back-pressure).
+                # Local queue full: serve delivery reports to make room (back-pressure);
+                # with the background poller running, it serves them and we only wait.
                 now = time.monotonic()
                 if deadline is None:
                     deadline = now + self._block_timeout_s
@@ -247,7 +360,10 @@ class EventProducer:
                         f"for {self._block_timeout_s} s "
                         f"({len(self._producer)} messages waiting)"
                     ) from None
-                self._producer.poll(0.05)
+                if self._poller is None:
+                    self._producer.poll(0.05)
+                else:
+                    time.sleep(0.005)
                 if self.failed:
                     self._raise_if_failed()
             except KafkaException as e:
@@ -256,7 +372,96 @@ class EventProducer:
         self._since_poll += 1
         if self._since_poll >= _POLL_EVERY:
             self._since_poll = 0
+            if self._poller is None:
+                self._producer.poll(0)
+
+    def produce_frame(
+        self,
+        kind: str,
+        records: Sequence[tuple[bytes, bytes, int | None]],
+        headers: Sequence[tuple[str, bytes]],
+        receipt_ns: int,
+        start: int = 0,
+    ) -> int:
+        """Hand ``records[start:]`` (one frame's events) to librdkafka; never blocks.
+
+        Parameters
+        ----------
+        kind
+            Event kind for the latency sink (``trade``, ``quote``, ``agg``, ...).
+        records
+            ``(key, value, sip_ns)`` per event, in frame order.
+        headers
+            Shared by every record (schema and receipt time).
+        receipt_ns
+            When the frame was read (for receipt -> ack).
+        start
+            First record to produce (a retry after a full queue resumes here).
+
+        Returns
+        -------
+        int
+            Index of the first record *not* produced: ``len(records)`` when all were
+            queued, less when the local queue is full (wait for room and call again with
+            ``start`` = the returned index).
+
+        Raises
+        ------
+        DeliveryError
+            If an earlier message already failed, or the client refused a record.
+        """
+        if self.failed:
+            self._raise_if_failed()
+        produce = self._producer.produce
+        topic = self.topic
+        callback = _FrameAck(self, kind, receipt_ns, records[start:] if start else records)
+        hdrs = list(headers)
+        k = start
+        n = len(records)
+        try:
+            while k < n:
+                key, value, _ = records[k]
+                produce(topic, value, key, headers=hdrs, on_delivery=callback)
+                k += 1
+        except BufferError:
+            pass  # local queue full: the caller waits for room (back-pressure)
+        except KafkaException as e:
+            raise DeliveryError(f"cannot produce to {self.topic!r}: {e}") from e
+        finally:
+            self.sent += k - start
+        if self._poller is None:
             self._producer.poll(0)
+        return k
+
+    # -- background delivery reports ------------------------------------------------------------
+    def start_background_poll(self, interval_s: float = 0.05) -> None:
+        """Serve delivery reports in a thread from now on (idempotent).
+
+        Parameters
+        ----------
+        interval_s
+            Longest wait of one ``poll``; a report wakes it at once.
+        """
+        if self._poller is not None:
+            return
+        self._poller_stop.clear()
+
+        def loop() -> None:
+            poll = self._producer.poll
+            stop = self._poller_stop
+            while not stop.is_set():
+                poll(interval_s)
+
+        self._poller = threading.Thread(target=loop, name="kafka-delivery-reports", daemon=True)
+        self._poller.start()
+
+    def stop_background_poll(self) -> None:
+        """Stop the delivery-report thread (reports are then served by poll/flush)."""
+        if self._poller is None:
+            return
+        self._poller_stop.set()
+        self._poller.join()
+        self._poller = None
 
     def poll(self, timeout_s: float = 0.0) -> int:
         """Serve delivery reports; return how many were served.
@@ -269,8 +474,10 @@ class EventProducer:
         Returns
         -------
         int
-            Number of events served.
+            Number of events served (0 while the background thread serves them).
         """
+        if self._poller is not None:
+            return 0
         return int(self._producer.poll(timeout_s))
 
     @property
@@ -296,6 +503,8 @@ class EventProducer:
         DeliveryError
             If a message failed, or some are still unreported after ``timeout_s``.
         """
+        # One thread serves reports at a time: the counters are plain ints.
+        self.stop_background_poll()
         remaining = self._producer.flush(timeout_s)
         self._raise_if_failed()
         if remaining:
@@ -327,4 +536,5 @@ class EventProducer:
             self.close()
         else:
             # Already failing: give in-flight messages a short chance, never mask the error.
+            self.stop_background_poll()
             self._producer.flush(1.0)

@@ -120,7 +120,7 @@ def test_unknown_extra_keys_are_ignored() -> None:
         (orjson.dumps(DOC_TRADE), parse.FRAME_NOT_ARRAY, "JSON dict"),
         (b"42", parse.FRAME_NOT_ARRAY, "JSON int"),
         (b"[42]", parse.EVENT_NOT_OBJECT, "event 0 is a JSON int"),
-        (orjson.dumps([{"ev": "Q", "sym": "MSFT"}]), parse.UNKNOWN_EVENT_TYPE, "'Q'"),
+        (orjson.dumps([{"ev": "NOI", "sym": "MSFT"}]), parse.UNKNOWN_EVENT_TYPE, "'NOI'"),
         (orjson.dumps([{"sym": "MSFT"}]), parse.MISSING_FIELD, "'ev'"),
         (orjson.dumps([{"ev": 1}]), parse.MISTYPED_FIELD, "'ev'"),
         (_with(sym=_DROP), parse.MISSING_FIELD, "'sym'"),

@@ -112,7 +112,7 @@ def test_bad_frames_become_reject_records_and_the_stream_goes_on(
         good % (1, 1),
         bad_json,
         bad_price,
-        '[{"ev":"Q"}]',
+        '[{"ev":"NOI"}]',
         good % (2, 2),
     ]
     producer = EventProducer(kafka_broker, kafka_topic)
@@ -130,7 +130,7 @@ def test_bad_frames_become_reject_records_and_the_stream_goes_on(
     )
     events = _events(kafka_broker, kafka_topic)
     rejects = sorted((e for e in events if isinstance(e, Reject)), key=lambda r: r.reason)
-    assert [r.raw for r in rejects] == [bad_json, bad_price.encode(), b'[{"ev":"Q"}]']
+    assert [r.raw for r in rejects] == [bad_json, bad_price.encode(), b'[{"ev":"NOI"}]']
     assert all(r.stage == "parse" for r in rejects)
     assert sorted(e.trade_id for e in events if isinstance(e, Trade)) == ["1", "2"]
 
