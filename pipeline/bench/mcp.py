@@ -564,6 +564,15 @@ def _proc_cpu_s(pids: Sequence[int]) -> float:
     return total
 
 
+def _machine_busy_s() -> float:
+    """Return CPU seconds the whole machine has spent busy (all cores, /proc/stat)."""
+    import os
+
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def _children(pid: int) -> list[int]:
     out = [pid]
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -716,6 +725,7 @@ def run(args: argparse.Namespace) -> int:
             }
             results: dict[str, Any] = {}
             server_cpu: dict[str, float] = {}
+            machine_cpu: dict[str, float] = {}
             for phase in (warm, sat, lat):
                 spec = {
                     "host": "127.0.0.1",
@@ -728,14 +738,16 @@ def run(args: argparse.Namespace) -> int:
                 spec_path = tmp / f"spec-{phase['name']}.json"
                 spec_path.write_text(json.dumps(spec))
                 pids = _children(server.pid)
-                cpu0, t0 = _proc_cpu_s(pids), time.perf_counter()
+                cpu0, busy0, t0 = _proc_cpu_s(pids), _machine_busy_s(), time.perf_counter()
                 out = subprocess.run(
                     [sys.executable, "-m", "pipeline.bench.mcp", "loadgen", str(spec_path)],
                     capture_output=True,
                     text=True,
                     check=True,
                 )
-                server_cpu[phase["name"]] = (_proc_cpu_s(pids) - cpu0) / (time.perf_counter() - t0)
+                wall = time.perf_counter() - t0
+                server_cpu[phase["name"]] = (_proc_cpu_s(pids) - cpu0) / wall
+                machine_cpu[phase["name"]] = (_machine_busy_s() - busy0) / wall
                 results.update(json.loads(out.stdout))
         finally:
             os.killpg(server.pid, signal.SIGINT)
@@ -853,8 +865,8 @@ def _print_report(r: dict[str, Any]) -> None:
         )
     print(f"  errors: {r['errors']}")
     print(
-        f"  load generator CPU (% of one core): {r['loadgen_cpu_pct_of_core']}; "
-        f"server CPU: {r['server_cpu_pct_of_core']}"
+        f"  CPU, % of one core: load generator {r['loadgen_cpu_pct_of_core']}; server "
+        f"{r['server_cpu_pct_of_core']}; everything else {r['other_cpu_pct_of_core']}"
     )
     print(f"  load generator: {s['load_generator']}; load average at end {s['loadavg_at_end']}")
 
