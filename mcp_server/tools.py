@@ -1019,13 +1019,9 @@ class ToolService:
                     detail=detail,
                 )
             )
-        failed_exp: list[tuple[Any, ...]] = []
-        qs2 = 0.0
-        if (q is not None and q.n_failed) or (run is not None and run.quality_passed is False):
-            # Only a day with a failed verdict has expectations worth a query.
-            failed_exp, qs2 = reads.read_failed_expectations(
-                snap, d, list(q.failed_targets) if q else [], limit=20
-            )
+        failed_exp, qs2 = reads.read_failed_expectations(
+            snap, d, list(q.failed_targets) if q else [], limit=20
+        )
         for suite, target, expectation, _passed, observed in failed_exp:
             checks.append(
                 m.QualityCheck(

@@ -790,6 +790,15 @@ def run(args: argparse.Namespace) -> int:
         "server_cpu_pct_of_core": {
             k: round(100 * v, 1) for k, v in server_cpu.items() if k != "warmup"
         },
+        # Everything else on the machine during the phase (other users' jobs, the kernel):
+        # the server competes with it for the same cores.
+        "other_cpu_pct_of_core": {
+            k: round(
+                100 * (machine_cpu[k] - server_cpu[k] - results[k]["cpu_s"] / results[k]["wall_s"]),
+                1,
+            )
+            for k in ("saturation", "latency")
+        },
         "audit_lines": audit_lines,
         "setup": {
             "clients": args.clients,

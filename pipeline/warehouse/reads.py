@@ -216,11 +216,6 @@ REJECT_SAMPLES_SQL = (
 No ORDER BY: the table is kept in receipt order, and a top-N costs more than the rows.
 """
 
-QUALITY_RESULTS_SQL = (
-    "SELECT suite, target, expectation, passed, observed FROM quality_results "
-    "WHERE NOT passed AND (target = ? OR target = ANY(?)) ORDER BY checked_ns DESC LIMIT ?"
-)
-"""Failed expectations recorded for a day or for the given ledger batches."""
 
 # --- in-process structures ------------------------------------------------------------------
 
@@ -440,6 +435,10 @@ class Snapshot:
     latest: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     """Per symbol, the newest trade, signal and BUY/SELL rows (see :func:`read_latest`)."""
     daily_bns: Mapping[str, tuple[tuple[Any, ...], ...]] = field(default_factory=dict)
+    failed_expectations: Mapping[str, tuple[tuple[str, str, str | None], ...]] = field(
+        default_factory=dict
+    )
+    """Failed ``quality_results`` rows by target (a date or a ledger batch), newest first."""
     """Per symbol, ``(date, bns_z, bns_p_value, bns_jump, lm_jump_count)`` by day."""
     _in_flight: int = 0
     _retired: bool = False
@@ -746,12 +745,17 @@ def read_failed_expectations(
     Returns
     -------
     tuple[list[tuple], float]
-        ``(suite, target, expectation, passed, observed)`` rows and the query seconds;
-        empty when the warehouse has no ``quality_results`` table.
+        ``(suite, target, expectation, passed, observed)`` rows and the query seconds (0:
+        they are kept in memory); empty when the warehouse has no ``quality_results``.
     """
-    if not snap.has_quality_results:
-        return [], 0.0
-    return _fetch(snap, QUALITY_RESULTS_SQL, (day.isoformat(), list(targets), limit))
+    rows: list[tuple[Any, ...]] = []
+    for target in (day.isoformat(), *targets):
+        rows.extend(
+            (suite, target, expectation, False, observed)
+            for suite, expectation, observed in snap.failed_expectations.get(target, ())
+        )
+    # Read when the snapshot was built (quality_results is small): no query per call.
+    return rows[:limit], 0.0
 
 
 # --- building a snapshot ----------------------------------------------------------------------
@@ -1040,6 +1044,16 @@ def _finish(
         "ORDER BY symbol, date"
     ).fetchall():
         daily.setdefault(str(row[0]), []).append(tuple(row[1:]))
+    failed: dict[str, list[tuple[str, str, str | None]]] = {}
+    if has_qr:
+        for target, suite, expectation, observed in conn.execute(
+            "SELECT target, suite, expectation, observed FROM quality_results WHERE NOT passed "
+            "QUALIFY row_number() OVER (PARTITION BY target ORDER BY checked_ns DESC) <= 20 "
+            "ORDER BY target, checked_ns DESC"
+        ).fetchall():
+            failed.setdefault(str(target), []).append(
+                (str(suite), str(expectation), None if observed is None else str(observed)[:300])
+            )
     # Queries are tiny range scans: one thread each is fastest and leaves the other
     # core to the server. No query may touch a file from now on.
     conn.execute("SET threads = 1")
@@ -1062,6 +1076,7 @@ def _finish(
         n_signals=int(n_signals),
         has_quality_results=has_qr,
         daily_bns={k: tuple(v) for k, v in daily.items()},
+        failed_expectations={k: tuple(v) for k, v in failed.items()},
     )
     # The newest rows change only with the snapshot: read them once, serve from memory.
     snap.latest, _ = read_latest(snap, list(symbols.values()))
