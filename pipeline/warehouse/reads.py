@@ -10,7 +10,8 @@ about 10 ms just to open). So the server reads through a :class:`WarehouseReader
    ``READ_ONLY``, copies the tables it serves into a private in-memory DuckDB and
    ``DETACH``-es at once; the lock is held only for the copy (about 0.2 s for 300,000
    trades), with bounded retries while a writer holds it, and refreshes are spaced so
-   that a writer keeps most of the time (``lock_share``);
+   that a writer keeps most of the time (``lock_share``) and rebuilding takes a bounded
+   share of a core (``cpu_share``);
 2. after the source is released it sorts the copy by ``(symbol, timestamp_ns)``, numbers
    the rows (``rid``) and keeps in-process arrays of timestamps per symbol, per signal
    type and for jumps, so that any time window maps to an exact ``rid`` range by binary
@@ -1238,6 +1239,10 @@ class WarehouseReader:
     lock_share
         Largest share of wall time the reader may hold the file: after a copy that held
         it ``h`` seconds, the next copy waits at least ``h * (1 / lock_share - 1)``.
+    cpu_share
+        Largest share of one core that rebuilding may take: after a refresh that took
+        ``t`` seconds in all, the next waits at least ``t * (1 / cpu_share - 1)`` (a
+        300,000-trade warehouse that changes every second is re-read every ~10 s).
     min_refresh_interval_s
         Least time between two refreshes, whatever the copy took.
     wait_first_s
@@ -1255,16 +1260,19 @@ class WarehouseReader:
         *,
         check_interval_s: float = 0.5,
         lock_share: float = 0.2,
+        cpu_share: float = 0.1,
         min_refresh_interval_s: float = 1.0,
         wait_first_s: float = 15.0,
         lock_attempts: int = 8,
         background: bool = True,
     ) -> None:
-        if not 0 < lock_share <= 1:
-            raise ConfigError(f"lock_share is {lock_share} and must be in (0, 1]")
+        for name, share in (("lock_share", lock_share), ("cpu_share", cpu_share)):
+            if not 0 < share <= 1:
+                raise ConfigError(f"{name} is {share} and must be in (0, 1]")
         self.path = Path(path)
         self.check_interval_s = check_interval_s
         self.lock_share = lock_share
+        self.cpu_share = cpu_share
         self.min_refresh_interval_s = min_refresh_interval_s
         self.wait_first_s = wait_first_s
         self.lock_attempts = lock_attempts
@@ -1456,7 +1464,12 @@ class WarehouseReader:
             logger.exception("warehouse snapshot failed")
         finally:
             held = 0.0 if snap is None else snap.copy_s
-            wait = max(self.min_refresh_interval_s, held * (1.0 / self.lock_share - 1.0))
+            spent = time.monotonic() - started
+            wait = max(
+                self.min_refresh_interval_s,
+                held * (1.0 / self.lock_share - 1.0),
+                spent * (1.0 / self.cpu_share - 1.0),
+            )
             old: Snapshot | None = None
             with self._lock:
                 self._building = False

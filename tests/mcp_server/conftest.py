@@ -71,6 +71,8 @@ def make_server(sample: SampleFacts) -> ServerFactory:
         kwargs: dict[str, Any] = {
             "check_interval_s": 0,
             "min_refresh_interval_s": 0,
+            "lock_share": 1.0,
+            "cpu_share": 1.0,
             "background": False,
             **(reader_kwargs or {}),
         }
