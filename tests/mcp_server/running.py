@@ -89,3 +89,42 @@ def serve_http(
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+# A writer in another process: optionally change the file, then hold it open (DuckDB's
+# exclusive lock) until a line arrives on stdin.
+WRITER = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1])
+if sys.argv[2] == "add-symbol":
+    con.execute(
+        "INSERT INTO market_data SELECT * REPLACE ('NEW' AS symbol, kafka_offset + 100000000 "
+        "AS kafka_offset) FROM market_data WHERE symbol = 'XXX' LIMIT 7"
+    )
+print("holding", flush=True)
+sys.stdin.readline()
+con.close()
+"""
+
+
+@contextmanager
+def writer(path: Path, action: str = "hold") -> Iterator[None]:
+    with subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path), action],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdin
+        assert proc.stdout
+        assert proc.stderr
+        try:
+            line = proc.stdout.readline()
+            assert line.strip() == "holding", proc.stderr.read()
+            yield
+        finally:
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+            proc.wait(timeout=30)
+        assert proc.returncode == 0, proc.stderr.read()

@@ -17,7 +17,8 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from pipeline.bench.mcp import SampleFacts
-from tests.mcp_server.running import RunningServer, serve_http
+from tests.mcp_server.running import RunningServer, serve_http, writer
+from tests.support.wait import wait_until
 
 ALICE = "alice-token-0123456789abcdef"
 BOB = "bob-token-0123456789abcdefgh"
@@ -242,13 +243,23 @@ def test_https_and_the_per_client_rate_limit(sample: SampleFacts, tmp_path: Path
     assert int(limited.headers["retry-after"]) >= 1
 
 
-def test_local_development_mode_needs_no_token_on_loopback(
-    sample: SampleFacts, tmp_path: Path
+def test_local_development_mode_needs_no_token_and_serves_new_data_as_it_lands(
+    warehouse_copy: Path, tmp_path: Path
 ) -> None:
-    with serve_http(sample.path, tmp_path, args=["--allow-unauthenticated-local-dev"]) as server:
+    def symbols() -> list[str]:
         r = httpx.post(server.mcp, json={"method": "list_symbols", "id": "x"})
+        assert r.status_code == 200
+        return [row["symbol"] for row in r.json()["result"]["rows"]]
+
+    with serve_http(
+        warehouse_copy, tmp_path / "c", args=["--allow-unauthenticated-local-dev"]
+    ) as server:
+        before = symbols()
+        # Another process writes while the server serves: the file is not held.
+        with writer(warehouse_copy, "add-symbol"):
+            pass
+        wait_until(lambda: "NEW" in symbols(), timeout_s=30, what="the new symbol served")
         log = server.log_text()
-    assert r.status_code == 200
-    assert len(r.json()["result"]["rows"]) == 4
+    assert before == ["AAA", "BBB", "CCC", "XXX"]
     assert "NO AUTH (local development)" in log
     assert '"client":"anonymous@127.0.0.1"' in log

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import AsyncExitStack, contextmanager
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import duckdb
@@ -15,50 +12,13 @@ from mcp.types import CallToolResult
 
 from pipeline.warehouse.reads import WarehouseUnavailable, build_snapshot
 from tests.mcp_server.conftest import ServerFactory, file_digest
+from tests.mcp_server.running import writer
 
 pytestmark = pytest.mark.anyio
-
-# A writer in another process: optionally change the file, then hold it open (DuckDB's
-# exclusive lock) until a line arrives on stdin.
-WRITER = """
-import sys, duckdb
-con = duckdb.connect(sys.argv[1])
-if sys.argv[2] == "add-symbol":
-    con.execute(
-        "INSERT INTO market_data SELECT * REPLACE ('NEW' AS symbol, kafka_offset + 100000000 "
-        "AS kafka_offset) FROM market_data WHERE symbol = 'XXX' LIMIT 7"
-    )
-print("holding", flush=True)
-sys.stdin.readline()
-con.close()
-"""
 
 
 def _text(result: CallToolResult) -> str:
     return " ".join(getattr(c, "text", "") for c in result.content)
-
-
-@contextmanager
-def writer(path: Path, action: str = "hold") -> Iterator[None]:
-    with subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(path), action],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as proc:
-        assert proc.stdin
-        assert proc.stdout
-        assert proc.stderr
-        try:
-            line = proc.stdout.readline()
-            assert line.strip() == "holding", proc.stderr.read()
-            yield
-        finally:
-            proc.stdin.write("\n")
-            proc.stdin.flush()
-            proc.wait(timeout=30)
-        assert proc.returncode == 0, proc.stderr.read()
 
 
 def test_a_writer_can_open_the_file_while_the_server_serves(
