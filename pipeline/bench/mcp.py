@@ -372,31 +372,45 @@ def mix_calls(symbols: Sequence[str], seed: int = 11) -> list[tuple[str, dict[st
     return calls
 
 
+PROTOCOLS: tuple[str, ...] = ("2026-07-28", "2025-11-25", "plain")
+
+
 def encode_call(
-    host: str, port: int, token: str | None, tool: str, args: dict[str, Any], rid: int
+    host: str,
+    port: int,
+    token: str | None,
+    tool: str,
+    args: dict[str, Any],
+    rid: int,
+    protocol: str = "2026-07-28",
 ) -> bytes:
-    """Return one HTTP/1.1 POST of an MCP 2026-07-28 ``tools/call``, ready to write."""
-    body = json.dumps(
-        {
-            "jsonrpc": "2.0",
-            "id": rid,
-            "method": "tools/call",
-            "params": {
-                "name": tool,
-                "arguments": args,
-                "_meta": {
-                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                    "io.modelcontextprotocol/clientCapabilities": {},
-                },
-            },
-        },
-        separators=(",", ":"),
-    ).encode()
+    """Return one HTTP/1.1 POST calling ``tool``, ready to write.
+
+    ``2026-07-28``: a self-contained MCP request (what the SDK's ``Client`` sends);
+    ``2025-11-25``: a handshake-era JSON-RPC request, served statelessly; ``plain``: the
+    original design's ``{"method", "params", "id"}`` request.
+    """
+    headers = "Accept: application/json, text/event-stream\r\nContent-Type: application/json\r\n"
+    if protocol == "plain":
+        payload: dict[str, Any] = {"method": tool, "params": args, "id": rid}
+    else:
+        params: dict[str, Any] = {"name": tool, "arguments": args}
+        if protocol == "2026-07-28":
+            params["_meta"] = {
+                "io.modelcontextprotocol/protocolVersion": protocol,
+                "io.modelcontextprotocol/clientCapabilities": {},
+            }
+            headers += (
+                f"MCP-Protocol-Version: {protocol}\r\nMcp-Method: tools/call\r\n"
+                f"Mcp-Name: {tool}\r\n"
+            )
+        else:
+            headers += f"MCP-Protocol-Version: {protocol}\r\n"
+        payload = {"jsonrpc": "2.0", "id": rid, "method": "tools/call", "params": params}
+    body = json.dumps(payload, separators=(",", ":")).encode()
     auth = f"Authorization: Bearer {token}\r\n" if token else ""
     head = (
-        f"POST /mcp HTTP/1.1\r\nHost: {host}:{port}\r\n{auth}"
-        "Accept: application/json, text/event-stream\r\nContent-Type: application/json\r\n"
-        f"MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: {tool}\r\n"
+        f"POST /mcp HTTP/1.1\r\nHost: {host}:{port}\r\n{auth}{headers}"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode()
     return head + body
@@ -422,11 +436,12 @@ def loadgen_main(spec_path: Path) -> dict[str, Any]:
     tokens: list[str | None] = spec["tokens"] or [None] * spec["clients"]
     calls = [(t, a) for t, a in spec["calls"]]
     clients = int(spec["clients"])
+    plain = spec["protocol"] == "plain"
     per_client: list[list[tuple[str, bytes]]] = []
     for c in range(clients):
         token = tokens[c % len(tokens)]
         reqs = [
-            (tool, encode_call(host, port, token, tool, args, i + 1))
+            (tool, encode_call(host, port, token, tool, args, i + 1, spec["protocol"]))
             for i, (tool, args) in enumerate(calls[c:] + calls[:c])
         ]
         per_client.append(reqs)
@@ -487,7 +502,8 @@ def loadgen_main(spec_path: Path) -> dict[str, Any]:
                 errors[tool] = errors.get(tool, 0) + 1
                 return
             lat.setdefault(tool, []).append(int((time.perf_counter() - t_ref) * 1e9))
-            if status != 200 or b'"isError":false' not in body:
+            ok = b'"result":' in body if plain else b'"isError":false' in body
+            if status != 200 or not ok:
                 errors[tool] = errors.get(tool, 0) + 1
 
         async def closed(c: int) -> None:
@@ -650,6 +666,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="open-loop requests/s")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers of the server")
     parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="2026-07-28",
+        help="how requests are sent: MCP 2026-07-28 (default), MCP 2025-11-25 (stateless "
+        "JSON-RPC), or the original design's plain requests",
+    )
+    parser.add_argument(
         "--warehouse", type=Path, default=None, help="use this warehouse (default: write one)"
     )
 
@@ -733,6 +756,7 @@ def run(args: argparse.Namespace) -> int:
                     "clients": args.clients,
                     "tokens": tokens,
                     "calls": calls,
+                    "protocol": args.protocol,
                     "phases": [phase],
                 }
                 spec_path = tmp / f"spec-{phase['name']}.json"
@@ -805,9 +829,10 @@ def run(args: argparse.Namespace) -> int:
             "duration_s": args.duration,
             "rate": args.rate,
             "workers": args.workers,
+            "protocol": args.protocol,
             "cores": os.cpu_count(),
             "load_generator": "pipeline.bench.mcp loadgen: asyncio+uvloop raw HTTP/1.1 keep-alive, "
-            "separate process, MCP 2026-07-28 tools/call, bearer token per client",
+            "separate process, tools/call requests encoded in advance, bearer token per client",
             "loadavg_at_end": os.getloadavg(),
         },
     }
@@ -856,7 +881,10 @@ def _wait_healthy(httpx: Any, port: int, timeout_s: float) -> None:
 
 def _print_report(r: dict[str, Any]) -> None:
     s = r["setup"]
-    print(f"MCP over HTTP, {s['clients']} clients, {s['workers']} worker(s), {s['cores']} cores")
+    print(
+        f"MCP over HTTP ({s['protocol']} requests), {s['clients']} clients, "
+        f"{s['workers']} worker(s), {s['cores']} cores"
+    )
     print(
         f"  saturation (closed loop, {s['duration_s']:g} s): "
         f"{r['saturation_requests_per_s']:.0f} requests/s "
