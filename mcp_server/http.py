@@ -303,6 +303,21 @@ class Gate:
         method = req.get("method")
         params = req.get("params", {})
         remote = scope["client"][0] if scope.get("client") else None
+        if method is None:
+            tm.PLAIN_REQUESTS.labels("unknown").inc()
+            await _send_json(
+                send,
+                400,
+                {
+                    "id": rid,
+                    "error": {
+                        "code": -32600,
+                        "message": 'a request needs "method" (a tool name) and "params"; MCP '
+                        'clients send JSON-RPC 2.0 ("jsonrpc": "2.0") instead',
+                    },
+                },
+            )
+            return
         if not isinstance(method, str) or method not in TOOL_NAMES:
             tm.PLAIN_REQUESTS.labels("unknown").inc()
             await _send_json(
@@ -372,7 +387,7 @@ def _plain_request(body: bytes) -> dict[str, Any] | None:
         decoded = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None  # the SDK answers the parse error
-    if isinstance(decoded, dict) and "jsonrpc" not in decoded and "method" in decoded:
+    if isinstance(decoded, dict) and "jsonrpc" not in decoded:
         return decoded
     return None
 

@@ -237,7 +237,6 @@ def build_server(
         else None,
         log_level=settings.log_level if settings.log_level in _LEVELS else "INFO",  # type: ignore[arg-type]
     )
-    server.runtime = runtime  # type: ignore[attr-defined]
     _register_tools(server, runtime)
     server.middleware.append(_audit_rejected_calls)
 

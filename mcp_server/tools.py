@@ -311,11 +311,9 @@ def provenance(
     stale_reason: str | None,
     days: Sequence[date],
     newest_ns: int | None,
-    now_ns: int,
 ) -> m.Provenance:
     """Build the provenance of an answer over ``days`` (newest trade ``newest_ns``)."""
     runs = [snap.runs[d] for d in sorted(days) if d in snap.runs]
-    del now_ns
     return m.Provenance(
         as_of=iso_utc(snap.taken_ns) or "",
         as_of_ns=snap.taken_ns,
@@ -574,7 +572,7 @@ class ToolService:
             hit = snap.remember(
                 key,
                 (
-                    provenance(snap, stale, span, newest, 0).model_dump(mode="json"),
+                    provenance(snap, stale, span, newest).model_dump(mode="json"),
                     completeness(snap, info, start_ns, end_ns, need_signals=True).model_dump(
                         mode="json"
                     ),
@@ -892,7 +890,7 @@ class ToolService:
             env = snap.remember(
                 key,
                 (
-                    provenance(snap, stale, days, max(newest) if newest else None, 0).model_dump(
+                    provenance(snap, stale, days, max(newest) if newest else None).model_dump(
                         mode="json"
                     ),
                     _merge_completeness(

@@ -126,6 +126,9 @@ def test_plain_request_errors_say_what_to_fix(server: RunningServer) -> None:
     )
     assert nosym.status_code == 400
     assert "unknown symbol" in nosym.json()["error"]["message"]
+    nomethod = httpx.post(server.mcp, json={"params": {}, "id": 11}, headers=auth(ALICE))
+    assert nomethod.status_code == 400
+    assert '"method"' in nomethod.json()["error"]["message"]
     notobj = httpx.post(
         server.mcp, json={"method": "list_symbols", "params": [1], "id": 10}, headers=auth(ALICE)
     )
