@@ -880,6 +880,8 @@ class Streamer:
         self._t0_ns = self.clock.monotonic_ns()
         self._last_frame_mono_ns = self._t0_ns
         self._resume()
+        # Blocking, but before any frame is read: the first records must not wait for it.
+        await asyncio.to_thread(self.producer.warm_up)
         self.producer.start_background_poll()
         reader = asyncio.create_task(self.supervisor.run(), name="feed-reader")
         parser = asyncio.create_task(self._parse_loop(), name="feed-parser")

@@ -225,12 +225,15 @@ def _trade_fast(ev: dict[str, Any], receipt_ns: int) -> Fields | None:
     None means "not sure": the detailed validator decides. Every accepted event is one
     the detailed validator accepts with the same fields (checked by the fuzz tests).
     """
-    sym = ev.get("sym")
-    x = ev.get("x")
-    i = ev.get("i")
-    p = ev.get("p")
-    s = ev.get("s")
-    t = ev.get("t")
+    try:  # subscripts: cheaper than .get() on the common path; a miss is the slow path's job
+        sym = ev["sym"]
+        x = ev["x"]
+        i = ev["i"]
+        p = ev["p"]
+        s = ev["s"]
+        t = ev["t"]
+    except KeyError:
+        return None
     tp = type(p)
     if not (
         type(sym) is str

@@ -16,7 +16,8 @@ Protocol (integrations.md 1.2; shapes in :mod:`pipeline.feed.messages`):
 
 **Timeline.** ``speed`` paces by SIP time (1 = real time), ``rate`` by events per second
 (benchmarks), neither = as fast as the client reads. With ``shared_timeline`` the replay
-is a *live* session: its clock starts when the server starts, a subscriber receives only
+is a *live* session: its clock starts at the first subscription (or at :meth:`start` with
+``clock_from_start``), a subscriber receives only
 events due from the moment it subscribes, and events due while it is disconnected are
 gone from the WebSocket, exactly like the provider's feed (this is what makes gaps real).
 Without it each connection replays the whole file from its subscription on.
@@ -186,6 +187,14 @@ class _Timeline:
             return k / self.rate
         return 0.0
 
+    def due_before(self, elapsed_s: float) -> int:
+        """Return how many events were due strictly before ``elapsed_s`` (gone for a subscriber)."""
+        if self._due is not None:
+            return bisect.bisect_left(self._due, elapsed_s)
+        if self.rate is not None:
+            return min(self.n, max(0, math.ceil(elapsed_s * self.rate)))
+        return 0
+
     def due_count(self, elapsed_s: float) -> int:
         """Return how many events are due ``elapsed_s`` after the start."""
         if self._due is not None:
@@ -307,6 +316,8 @@ class ReplayServer:
         Connections after this many get ``auth_failed``.
     rest_failures
         The first N REST requests fail with 429/503.
+    clock_from_start
+        Start the shared timeline at :meth:`start` instead of the first subscription.
     """
 
     def __init__(
@@ -332,6 +343,7 @@ class ReplayServer:
         write_buffer_bytes: int = 1 << 20,
         revoke_key_after: int | None = None,
         rest_failures: int = 0,
+        clock_from_start: bool = False,
     ) -> None:
         if speed is not None and speed <= 0:
             raise ConfigError(f"replay speed is {speed} and must be positive (or None for max)")
@@ -397,6 +409,7 @@ class ReplayServer:
         self.write_buffer_bytes = write_buffer_bytes
         self.revoke_key_after = revoke_key_after
         self.rest_failures = rest_failures
+        self.clock_from_start = clock_from_start
         self.stats = ReplayStats()
         # Set whenever a connection's replay has sent its last frame (tests, demos).
         self.replay_finished = asyncio.Event()
@@ -452,7 +465,7 @@ class ReplayServer:
             # The server-side buffer a slow reader fills before it is cut off.
             write_limit=self.write_buffer_bytes,
         )
-        if self.shared_timeline:
+        if self.shared_timeline and self.clock_from_start:
             self._t0 = asyncio.get_running_loop().time()
 
     async def close(self) -> None:
@@ -812,9 +825,12 @@ class _Session:
         n = len(wire)
         loop = asyncio.get_running_loop()
         if srv.shared_timeline:
-            assert srv._t0 is not None
+            if srv._t0 is None:  # the session opens with its first subscriber
+                srv._t0 = loop.time()
+                k = 0
+            else:
+                k = timeline.due_before(loop.time() - srv._t0)  # what was due before is gone
             t0 = srv._t0
-            k = timeline.due_count(loop.time() - t0)  # what was due before now is gone
         else:
             t0 = loop.time()
             k = 0

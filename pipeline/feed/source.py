@@ -74,7 +74,9 @@ class WebSocketConnection:
     async def recv(self) -> str | bytes:
         """Return the next frame as received (text frames as ``str``)."""
         try:
-            return await self._ws.recv()
+            # Bytes, not str: the parser reads UTF-8 bytes directly, so decoding a text
+            # frame here would be wasted work on the hot path.
+            return await self._ws.recv(decode=False)
         except ConnectionClosed as e:
             raise _closed(e, self._url) from e
 
