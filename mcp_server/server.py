@@ -115,7 +115,7 @@ class Runtime:
     settings: McpSettings
     reader: WarehouseReader
     service: ToolService
-    content_hooks: Mapping[str, ContentHook] = field(default_factory=dict)
+    content_hooks: Mapping[str, ContentHook] = field(default_factory=dict[str, ContentHook])
     started_ns: int = field(default_factory=time.time_ns)
 
     def stale_reason(self, snap: Snapshot) -> str | None:

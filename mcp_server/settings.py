@@ -127,7 +127,7 @@ class McpSettings:
     warehouse_url: str
     host: str = "127.0.0.1"
     port: int = 8765
-    tokens: Mapping[str, str] = field(default_factory=dict)
+    tokens: Mapping[str, str] = field(default_factory=dict[str, str])
     """``sha256(token) -> client_id``."""
     allow_unauthenticated: bool = False
     certfile: Path | None = None

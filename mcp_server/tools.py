@@ -658,15 +658,15 @@ class ToolService:
         # structured content against that model before it leaves the server.
         data = {
             "symbol": info.symbol,
-            "window": win.as_dict(),
+            "window": (w := win.as_dict()),
             "rows": rows,
             "paging": pg.model_dump(mode="json"),
             "provenance": prov,
             "completeness": comp,
         }
         summary = (
-            f"{info.symbol} trades with signals, newest first, {data['window']['start_new_york']} "
-            f"to {data['window']['end_new_york']}: {pg.returned} of {pg.total}"
+            f"{info.symbol} trades with signals, newest first, {w['start_new_york']} "
+            f"to {w['end_new_york']}: {pg.returned} of {pg.total}"
             + (f" (truncated by {pg.truncated_by}; next_cursor given)" if pg.truncated else "")
         )
         return Answer(data, render_text(summary, data), pg.returned, qs)
@@ -710,7 +710,7 @@ class ToolService:
         data = {
             "symbol": info.symbol,
             "signal_type": signal_type,
-            "window": win.as_dict(),
+            "window": (w := win.as_dict()),
             "counts": counts,
             "rows": rows,
             "paging": pg.model_dump(mode="json"),
@@ -719,7 +719,7 @@ class ToolService:
         }
         summary = (
             f"{info.symbol} {signal_type} signals, newest first, "
-            f"{data['window']['start_new_york']} to {data['window']['end_new_york']}: "
+            f"{w['start_new_york']} to {w['end_new_york']}: "
             f"{pg.returned} of {pg.total}; in the window "
             f"BUY {counts['BUY']}, SELL {counts['SELL']}, HOLD {counts['HOLD']}"
         )
@@ -769,17 +769,17 @@ class ToolService:
         prov, comp = self._envelope(snap, stale, info, win.start_ns, win.end_ns, days)
         data = {
             "symbol": info.symbol,
-            "window": win.as_dict(),
+            "window": (w := win.as_dict()),
             "daily_bns": daily,
             "rows": rows,
             "paging": pg.model_dump(mode="json"),
             "provenance": prov,
             "completeness": comp,
         }
-        bns_days = [d["date"] for d in daily if d["bns_jump"]]
+        bns_days = [str(d["date"]) for d in daily if d["bns_jump"]]
         summary = (
-            f"{info.symbol} Lee-Mykland jumps, newest first, {data['window']['start_new_york']} to "
-            f"{data['window']['end_new_york']}: {pg.returned} of {pg.total}; BNS day-level jumps: "
+            f"{info.symbol} Lee-Mykland jumps, newest first, {w['start_new_york']} to "
+            f"{w['end_new_york']}: {pg.returned} of {pg.total}; BNS day-level jumps: "
             + (", ".join(bns_days) if bns_days else "none")
         )
         return Answer(data, render_text(summary, data), pg.returned, qs)

@@ -433,11 +433,13 @@ class Snapshot:
     n_trades: int
     n_signals: int
     has_quality_results: bool
-    latest: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    latest: Mapping[str, Mapping[str, str]] = field(default_factory=dict[str, Mapping[str, str]])
     """Per symbol, the newest trade, signal and BUY/SELL rows (see :func:`read_latest`)."""
-    daily_bns: Mapping[str, tuple[tuple[Any, ...], ...]] = field(default_factory=dict)
+    daily_bns: Mapping[str, tuple[tuple[Any, ...], ...]] = field(
+        default_factory=dict[str, tuple[tuple[Any, ...], ...]]
+    )
     failed_expectations: Mapping[str, tuple[tuple[str, str, str | None], ...]] = field(
-        default_factory=dict
+        default_factory=dict[str, tuple[tuple[str, str, str | None], ...]]
     )
     """Failed ``quality_results`` rows by target (a date or a ledger batch), newest first."""
     """Per symbol, ``(date, bns_z, bns_p_value, bns_jump, lm_jump_count)`` by day."""
@@ -445,8 +447,10 @@ class Snapshot:
     _retired: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _local: threading.local = field(default_factory=threading.local)
-    _cursors: list[duckdb.DuckDBPyConnection] = field(default_factory=list)
-    memo: dict[Any, Any] = field(default_factory=dict)
+    _cursors: list[duckdb.DuckDBPyConnection] = field(
+        default_factory=list[duckdb.DuckDBPyConnection]
+    )
+    memo: dict[Any, Any] = field(default_factory=dict[Any, Any])
     """Answers' derived metadata (provenance, completeness) by key, valid for this snapshot."""
 
     @property
