@@ -1150,9 +1150,12 @@ class ToolService:
             "completeness": comp,
         }
         failed = [c.check for c in checks if c.passed is False]
+        unknown = [c.check for c in checks if c.passed is None]
         summary = (
-            f"{info.symbol} {d} quality: {len(checks) - len(failed)} of {len(checks)} checks passed"
+            f"{info.symbol} {d} quality: {len(checks) - len(failed) - len(unknown)} of "
+            f"{len(checks)} checks passed"
             + ("; failed: " + "; ".join(failed) if failed else "")
+            + ("; not evaluated: " + "; ".join(unknown) if unknown else "")
         )
         return Answer(data, render_text(summary, data, rows_key="checks"), len(checks), qs + qs2)
 
