@@ -679,6 +679,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark and print its figures (one JSON object with --json)."""
+    import logging
     import os
     import re
     import secrets
@@ -690,6 +691,7 @@ def run(args: argparse.Namespace) -> int:
 
     import httpx
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per /health poll otherwise
     with tempfile.TemporaryDirectory(prefix="bench-mcp-") as tmp_s:
         tmp = Path(tmp_s)
         if args.warehouse is None:
