@@ -681,7 +681,6 @@ def run(args: argparse.Namespace) -> int:
     """Run the benchmark and print its figures (one JSON object with --json)."""
     import logging
     import os
-    import re
     import secrets
     import signal
     import subprocess
@@ -784,7 +783,6 @@ def run(args: argparse.Namespace) -> int:
                 server.wait()
         queries = measure_queries(warehouse, symbols)
         audit_lines = sum(1 for line in log_path.read_text().splitlines() if "mcp.audit" in line)
-        del re
 
     sat_r, lat_r = results["saturation"], results["latency"]
     all_lat = [v / 1e6 for vs in lat_r["latency_ns"].values() for v in vs]
