@@ -52,7 +52,9 @@ def _roots(names: set[str]) -> set[str]:
 @pytest.mark.parametrize("package", ["pipeline", "udx"])
 def test_core_and_adapters_never_import_dagster_or_mcp_at_module_level(package: str) -> None:
     offenders = {
-        str(p.relative_to(ROOT)): sorted(_roots(_top_level_imports(p)) & {"dagster", "mcp", "assets", "mcp_server"})
+        str(p.relative_to(ROOT)): sorted(
+            _roots(_top_level_imports(p)) & {"dagster", "mcp", "assets", "mcp_server"}
+        )
         for p in _python_files(package)
         if p.parent.name not in {"commands", "bench"}
     }
@@ -70,7 +72,9 @@ def test_pipeline_never_imports_dagster_or_mcp_anywhere_outside_the_cli_commands
 
 def test_udx_ships_alone_without_pipeline_or_pandas() -> None:
     offenders = {
-        str(p.relative_to(ROOT)): sorted(_roots(_imported_modules(p)) & {"pipeline", "pandas", "dagster", "mcp"})
+        str(p.relative_to(ROOT)): sorted(
+            _roots(_imported_modules(p)) & {"pipeline", "pandas", "dagster", "mcp"}
+        )
         for p in _python_files("udx")
     }
     assert {k: v for k, v in offenders.items() if v} == {}
@@ -83,12 +87,37 @@ def test_kernels_have_no_literal_fastmath() -> None:
 
 def test_no_top_level_name_shadows_a_dependency() -> None:
     dependencies = {
-        "dagster", "mcp", "duckdb", "numba", "numpy", "pandas", "scipy", "websockets", "orjson",
-        "confluent_kafka", "vertica_python", "great_expectations", "pyarrow", "arch", "uvicorn",
-        "httpx", "rich", "prometheus_client", "exchange_calendars", "matplotlib", "sqlalchemy",
+        "dagster",
+        "mcp",
+        "duckdb",
+        "numba",
+        "numpy",
+        "pandas",
+        "scipy",
+        "websockets",
+        "orjson",
+        "confluent_kafka",
+        "vertica_python",
+        "great_expectations",
+        "pyarrow",
+        "arch",
+        "uvicorn",
+        "httpx",
+        "rich",
+        "prometheus_client",
+        "exchange_calendars",
+        "matplotlib",
+        "sqlalchemy",
     }
-    names = {p.stem for pkg in ("pipeline", "udx", "assets", "mcp_server") for p in _python_files(pkg)}
-    names |= {p.name for pkg in ("pipeline", "udx", "assets", "mcp_server") for p in (ROOT / pkg).rglob("*") if p.is_dir()}
+    names = {
+        p.stem for pkg in ("pipeline", "udx", "assets", "mcp_server") for p in _python_files(pkg)
+    }
+    names |= {
+        p.name
+        for pkg in ("pipeline", "udx", "assets", "mcp_server")
+        for p in (ROOT / pkg).rglob("*")
+        if p.is_dir()
+    }
     names |= {p.name for p in ROOT.iterdir()}
     assert names & dependencies == set()
 
@@ -108,7 +137,9 @@ def test_importing_every_pipeline_module_leaves_dagster_and_mcp_unloaded() -> No
         "loaded = sorted(n for n in ('dagster', 'mcp') if n in sys.modules)\n"
         "print(','.join(loaded))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
     assert out.stdout.strip() == ""
 
 
@@ -119,5 +150,7 @@ def test_compute_command_does_not_load_dagster_or_mcp() -> None:
         "build_parser().parse_args(['compute', '--help'] if False else [])\n"
         "print(','.join(sorted(n for n in ('dagster', 'mcp') if n in sys.modules)))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
     assert out.stdout.strip() == ""

@@ -12,17 +12,14 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 
 def test_readme_lists_every_setting() -> None:
-    missing = []
-    for name in SETTINGS_DOC:
-        for part in name.split(" / "):
-            if f"`{part}`" not in README:
-                missing.append(part)
+    names = [part for name in SETTINGS_DOC for part in name.split(" / ")]
+    missing = [name for name in names if f"`{name}`" not in README]
     assert missing == []
 
 
 def test_readme_command_table_names_only_real_commands() -> None:
     parser = build_parser()
-    sub = next(a for a in parser._actions if a.dest == "command")  # noqa: SLF001
+    sub = next(a for a in parser._actions if a.dest == "command")
     real = set(sub.choices)  # type: ignore[arg-type]
     documented = set(re.findall(r"^\| `([a-z-]+)", README, flags=re.MULTILINE))
     assert documented <= real, documented - real
