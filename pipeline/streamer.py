@@ -137,9 +137,10 @@ def recover_from_kafka(
     Per partition the last ``records_per_partition`` records are read. A symbol lives in
     one partition and its acknowledged records are a prefix of what the dead run
     produced (idempotent, ordered producer), so the tail holds its latest delivered
-    trade. A first pass finds the latest SIP times and the ``pending`` gap records that
-    have no outcome record (repairs the dead run did not finish); a second keeps only the
-    trades inside the windows to be repaired (dedup guard seeds), so memory stays small.
+    trade. One pass finds the latest SIP time per symbol, keeps the trades near it (the
+    dedup guard's seeds for the restart window) and the ``pending`` gap records that have
+    no outcome record (repairs the dead run did not finish); only then a second pass
+    keeps the trades inside those windows.
 
     Parameters
     ----------
@@ -172,6 +173,9 @@ def recover_from_kafka(
     rec = Recovery()
     pending: dict[str, Gap] = {}
     finished: set[str] = set()
+    # Per symbol, the trades within late_margin_ns of its latest one (the restart
+    # window's guard seeds); a symbol's records are in produce order in its partition.
+    recent: dict[str, deque[Fields]] = {}
     ranges = [
         OffsetRange(topic, p, max(low, high - records_per_partition), high)
         for p, (low, high) in watermarks(bootstrap, topic, 30.0, extra_conf=extra_conf).items()
@@ -196,28 +200,34 @@ def recover_from_kafka(
                 if fields is None:
                     continue
                 sym, sip = fields["symbol"], fields["sip_timestamp_ns"]
-                if sip > rec.last_by_symbol.get(sym, -1):
-                    rec.last_by_symbol[sym] = sip
+                last = rec.last_by_symbol.get(sym, -1)
+                if sip > last:
+                    rec.last_by_symbol[sym] = last = sip
                 if rec.before_sip is None or sip > rec.before_sip:
                     rec.before_sip = sip
+                q = recent.setdefault(sym, deque())
+                if sip >= last - late_margin_ns:
+                    q.append(fields)
+                while q and q[0]["sip_timestamp_ns"] < last - late_margin_ns:
+                    q.popleft()
     rec.pending = [g for gid, g in pending.items() if gid not in finished]
+    for q in recent.values():
+        rec.trades.extend(q)
     windows: list[tuple[int, int]] = [
         (g.repair_from_ns, g.repair_to_ns)
         for g in rec.pending
         if g.repair_from_ns is not None and g.repair_to_ns is not None
     ]
-    if rec.before_sip is not None:
-        windows.append((rec.before_sip - late_margin_ns, 2**63 - 1))
-    if not windows:
-        return rec
-    for rng in ranges:
-        for r in read_range(bootstrap, rng, timeout_s, extra_conf):
-            if codec._header(r.headers, "schema") != codec.SCHEMA_TRADE or r.value is None:
-                continue
-            fields = _trade_fields_of(r.value)
-            if fields is not None:
-                sip = fields["sip_timestamp_ns"]
-                if any(lo <= sip <= hi for lo, hi in windows):
+    if windows:
+        # Rare (a run killed during a backfill): a second pass for the unfinished windows.
+        for rng in ranges:
+            for r in read_range(bootstrap, rng, timeout_s, extra_conf):
+                if codec._header(r.headers, "schema") != codec.SCHEMA_TRADE or r.value is None:
+                    continue
+                fields = _trade_fields_of(r.value)
+                if fields is not None and any(
+                    lo <= fields["sip_timestamp_ns"] <= hi for lo, hi in windows
+                ):
                     rec.trades.append(fields)
     return rec
 
@@ -623,11 +633,13 @@ class Streamer:
         guards: list[Guard] = []
         fresh: dict[str, Guard] = {}
         for sym in g.symbols:
+            start = g.repair_from(sym)
+            assert start is not None
             guard = self._guards.get(sym)
             if guard is None:
-                guard = self._guards[sym] = Guard(sym, g.repair_from_ns, g.repair_to_ns)
+                guard = self._guards[sym] = Guard(sym, start, g.repair_to_ns)
             else:
-                guard.widen(g.repair_from_ns, g.repair_to_ns)
+                guard.widen(start, g.repair_to_ns)
             self._guard_users[sym] += 1
             fresh[sym] = guard
             guards.append(guard)
@@ -679,7 +691,9 @@ class Streamer:
         produced = 0
         try:
             for guard in job.guards:
-                async for page in rest.pages(guard.symbol, g.repair_from_ns, g.repair_to_ns):
+                start = g.repair_from(guard.symbol)
+                assert start is not None
+                async for page in rest.pages(guard.symbol, start, g.repair_to_ns):
                     recs: list[tuple[bytes, bytes, int | None]] = []
                     receipt_ns = self.clock.now_ns()
                     for f in page.trades:

@@ -31,9 +31,11 @@ def register(sub: Any) -> None:
     """Add the ``replay-server`` subcommand."""
     p = sub.add_parser(
         "replay-server",
-        help="local Polygon/Massive-protocol WebSocket server replaying a trades file",
+        help="local Polygon/Massive test double (WebSocket + REST v3 trades) replaying a file",
         description="Serve a plain trades CSV or a Polygon trades_v1 flat file (optionally .gz) "
-        "over the stocks WebSocket protocol: status frames, auth, subscribe, T events.",
+        "over the stocks WebSocket protocol (status frames, auth, subscribe, T events, A/AM "
+        "bars built from the trades) and the REST v3 trades endpoint on the same port, with "
+        "scripted faults: disconnects, slow-reader kills, key revocation, REST errors.",
     )
     p.add_argument(
         "file", type=Path, help="plain trades CSV or Polygon us_stocks_sip/trades_v1 CSV"
@@ -70,6 +72,43 @@ def register(sub: Any) -> None:
         "--close-at-end",
         action="store_true",
         help="close connections normally when the replay ends",
+    )
+    p.add_argument("--rate", type=float, default=None, help="pace by events/s instead of SIP time")
+    p.add_argument(
+        "--shared-timeline",
+        action="store_true",
+        help="one live session for every connection (needs --speed or --rate): a reconnecting "
+        "client misses what was sent while it was away, as with the real feed",
+    )
+    p.add_argument(
+        "--drop-every-s", type=float, default=None, help="end each connection after S seconds"
+    )
+    p.add_argument(
+        "--drop-after-events", type=int, default=None, help="end each connection after N events"
+    )
+    p.add_argument(
+        "--drop-mode",
+        choices=("abort", "going_away", "force_disconnect"),
+        default="abort",
+        help="how scripted drops end a connection (default abort: TCP reset, client sees 1006)",
+    )
+    p.add_argument(
+        "--slow-reader-timeout-s",
+        type=float,
+        default=None,
+        help="cut off a client that leaves the server buffer full this long",
+    )
+    p.add_argument(
+        "--write-buffer-bytes",
+        type=int,
+        default=1 << 20,
+        help="server-side buffer per client (default 1 MiB)",
+    )
+    p.add_argument(
+        "--revoke-key-after", type=int, default=None, help="auth_failed after N connections"
+    )
+    p.add_argument(
+        "--rest-failures", type=int, default=0, help="the first N REST requests get 429/503"
     )
     p.set_defaults(func=_run)
 
@@ -117,16 +156,35 @@ def _run(args: argparse.Namespace) -> int:
         max_connections=args.max_connections,
         max_pause_s=args.max_pause_s,
         close_at_end=args.close_at_end,
+        rate=args.rate,
+        shared_timeline=args.shared_timeline,
+        drop_every_s=args.drop_every_s,
+        drop_after_events=args.drop_after_events,
+        drop_mode=args.drop_mode,
+        slow_reader_timeout_s=args.slow_reader_timeout_s,
+        write_buffer_bytes=args.write_buffer_bytes,
+        revoke_key_after=args.revoke_key_after,
+        rest_failures=args.rest_failures,
     )
 
     async def main() -> None:
         await server.start()
         speed = "max" if args.speed is None else f"{args.speed:g}x"
-        print(f"replay server on {server.url} (speed {speed}); Ctrl-C stops", flush=True)
+        if args.rate is not None:
+            speed = f"{args.rate:g} events/s"
+        print(
+            f"replay server on {server.url} (speed {speed}; REST v3 at {server.rest_url}); "
+            "Ctrl-C stops",
+            flush=True,
+        )
         await server.serve_forever()
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
     st = server.stats
-    print(f"served {st.connections} connections, {st.frames_sent} frames, {st.trades_sent} trades")
+    print(
+        f"served {st.connections} connections, {st.frames_sent} frames, {st.trades_sent} trades, "
+        f"{st.bars_sent} bars; {st.drops} drops, {st.slow_reader_kills} slow-reader kills; "
+        f"REST {st.rest_requests} requests, {st.rest_trades} trades"
+    )
     return 0

@@ -47,6 +47,13 @@ class ClosedGap:
     repair_from_ns: int | None
     repair_to_ns: int | None
     symbols: tuple[str, ...]  # what to backfill (the symbol, or every known one for "*")
+    from_by_symbol: Mapping[str, int] | None = None  # per-symbol starts (restarts)
+
+    def repair_from(self, symbol: str) -> int | None:
+        """Return the window start for ``symbol`` (restarts know it per symbol)."""
+        if self.from_by_symbol is not None and symbol in self.from_by_symbol:
+            return self.from_by_symbol[symbol]
+        return self.repair_from_ns
 
     @property
     def seconds(self) -> float:
@@ -67,6 +74,7 @@ class _Outage:
     attempts: int = 1
     resume_sip: int | None = None
     max_after_sip: int | None = None
+    from_by_symbol: dict[str, int] | None = None
 
 
 @dataclass
@@ -160,6 +168,12 @@ class GapBook:
     ) -> None:
         """Open the outage of a restart: the feed was unwatched since ``before_sip`` (from Kafka).
 
+        Unlike a live outage, where the feed had delivered everything up to the stream
+        clock, a killed run may have had each partition acknowledged up to a different
+        point. Each symbol's window therefore starts at its own last record in Kafka
+        (a symbol's acknowledged records are a prefix of what was produced); a symbol
+        with nothing in the tail starts at the earliest of those.
+
         Parameters
         ----------
         reason
@@ -175,13 +189,15 @@ class GapBook:
         for sym, sip in last_by_symbol.items():
             if sip > trades.get(sym, -1):
                 trades[sym] = sip
+        earliest = min(last_by_symbol.values(), default=before_sip)
         self.outage = _Outage(
             reason=reason,
             detected_ns=detected_ns,
-            before_sip=before_sip,
+            before_sip=earliest,
             last_by_channel={ch: self._last_for(ch) for ch in self.channels},
             known_symbols=tuple(sorted(trades)),
             open_channels=set(self.channels),
+            from_by_symbol={sym: sip - self.late_margin_ns for sym, sip in last_by_symbol.items()},
         )
 
     def on_data(self, kind: str, symbol: str, sip: int) -> list[ClosedGap]:
@@ -240,6 +256,10 @@ class GapBook:
         if window_from is not None and window_to is not None and window_to < window_from:
             window_to = window_from
         symbols: tuple[str, ...] = out.known_symbols if sym == "*" else (sym,)
+        by_symbol = out.from_by_symbol
+        if by_symbol is not None and window_from is not None:
+            starts = [by_symbol.get(s, window_from) for s in symbols]
+            window_from = min(starts, default=window_from)
         return ClosedGap(
             channel=channel,
             kind=kind,
@@ -252,6 +272,7 @@ class GapBook:
             repair_from_ns=window_from,
             repair_to_ns=window_to,
             symbols=symbols,
+            from_by_symbol=by_symbol,
         )
 
 
