@@ -69,6 +69,7 @@ _QueueItem = tuple[str | bytes, int] | Disconnect | None
 _KIND_NAMES = {"T": "trade", "Q": "quote", "A": "agg_second", "AM": "agg_minute"}
 _SIP_FIELD = {"T": "sip_timestamp_ns", "Q": "sip_timestamp_ns", "A": "end_ns", "AM": "end_ns"}
 NS_PER_S = 1_000_000_000
+_OPEN_END = 2**63 - 1  # a repair window without an end: up to the provider's latest trade
 
 
 @dataclass
@@ -612,12 +613,9 @@ class Streamer:
         if g.repair_from_ns is None:
             return "no event before the outage: the window has no start"
         if g.repair_to_ns is None:
-            return (
-                "the stream stopped before the feed resumed: the window has no end "
-                "(a restart repairs it from the Kafka tail)"
-                if stopping
-                else "the window has no end"
-            )
+            # Stopping while the feed had not resumed: nothing more will arrive live, so
+            # the window runs to whatever the provider has now.
+            return None if stopping else "the window has no end"
         if g.repair_to_ns - g.repair_from_ns > self.max_backfill_ns:
             return (
                 f"window of {(g.repair_to_ns - g.repair_from_ns) / 1e9:.0f} s exceeds "
@@ -629,7 +627,7 @@ class Streamer:
 
     def _queue_job(self, g: ClosedGap, seeds: Sequence[Fields] = ()) -> None:
         assert g.repair_from_ns is not None
-        assert g.repair_to_ns is not None
+        to_ns = g.repair_to_ns if g.repair_to_ns is not None else _OPEN_END
         guards: list[Guard] = []
         fresh: dict[str, Guard] = {}
         for sym in g.symbols:
@@ -637,9 +635,9 @@ class Streamer:
             assert start is not None
             guard = self._guards.get(sym)
             if guard is None:
-                guard = self._guards[sym] = Guard(sym, start, g.repair_to_ns)
+                guard = self._guards[sym] = Guard(sym, start, to_ns)
             else:
-                guard.widen(start, g.repair_to_ns)
+                guard.widen(start, to_ns)
             self._guard_users[sym] += 1
             fresh[sym] = guard
             guards.append(guard)
@@ -687,7 +685,6 @@ class Streamer:
         rest = self.rest
         assert rest is not None
         assert g.repair_from_ns is not None
-        assert g.repair_to_ns is not None
         produced = 0
         try:
             for guard in job.guards:
@@ -781,14 +778,18 @@ class Streamer:
         )
 
     async def _probe(self) -> None:
-        """Ask REST whether a subscribed symbol printed after the last trade we saw."""
+        """Ask REST whether a subscribed symbol printed after the last trade we saw.
+
+        Any such print that is more than a grace period old (by the wall clock: on a live
+        feed SIP time is wall time) should have reached us by now: the feed is stalled. A
+        print younger than the grace may still be on its way over the socket.
+        """
         wd = self.watchdog
         rest = self.rest
         assert wd is not None
         assert rest is not None
         last = self._book.last_sip.get("T", {})
-        wanted = [s for s in self._book.channels if s.startswith("T.")]
-        syms = [c.partition(".")[2] for c in wanted]
+        syms = [c.partition(".")[2] for c in self._book.channels if c.startswith("T.")]
         if "*" in syms:
             syms = [s for s, _ in sorted(last.items(), key=lambda kv: -kv[1])[:3]]
         stalled = False
@@ -799,7 +800,7 @@ class Streamer:
                 if seen is None:
                     continue
                 newer = await rest.probe(sym, seen)
-                if newer is not None and newer > seen + grace_ns:
+                if newer is not None and newer <= self.clock.now_ns() - grace_ns:
                     stalled = True
                     break
         except BackfillError as e:

@@ -210,7 +210,12 @@ async def _campaign(args: argparse.Namespace, workdir: Path, out: Outcome) -> No
                 if broker_at is not None and now >= broker_at:
                     broker_at = None
                     restarting = asyncio.create_task(restart_broker())
-                if kill_at is not None and now >= kill_at:
+                if (
+                    kill_at is not None
+                    and now >= kill_at
+                    # Not while Kafka is down: the new streamer resumes from Kafka's tail.
+                    and (restarting is None or restarting.done())
+                ):
                     kill_at = None
                     proc.send_signal(signal.SIGKILL)
                     out.streamer_exits.append(await proc.wait())
@@ -328,7 +333,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if out.unexpected or out.rejects:
         print(
-            f"{'unexpected':<18}{out.unexpected:>10,}   trades not in the source; rejects {out.rejects}"
+            f"{'unexpected':<18}{out.unexpected:>10,}   trades not in the source; "
+            f"rejects {out.rejects}"
         )
     print(f"streamer exit codes {out.streamer_exits}; {out.wall_s:.0f} s in all")
     if not ok:

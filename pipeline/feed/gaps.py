@@ -13,6 +13,10 @@ Several failed attempts before any data are one outage (one gap), and an outage 
 happens while gaps of the previous one are still open closes those first (the feed was
 live in between, so their window ended at the previous resumption).
 
+A gap still open when the stream stops (the feed had not resumed) keeps no end
+(``repair_to_ns`` None): the streamer then repairs it up to the provider's latest trade,
+since nothing more will arrive live.
+
 The **repair window** of a trade gap is ``[before - late_margin, end]``: ``before`` is
 the stream's SIP clock at the outage (the latest SIP time seen on any subscription: the
 feed delivered everything up to it), ``end`` the first trade of the symbol after the

@@ -37,7 +37,9 @@ client sees 1006), ``going_away`` (close 1001) or ``force_disconnect`` (status f
 then close 1008). ``slow_reader_timeout_s``: a client that leaves more than
 ``write_buffer_bytes`` unread for that long is cut off (TCP abort), as the provider does
 once its server-side buffer fills (polygon-io/issues#217). ``revoke_key_after`` answers
-``auth_failed`` to every connection after that many.
+``auth_failed`` to every connection after that many. ``stall_after_events`` makes the
+first ``stall_connections`` connections go silent (socket open, nothing sent) after that
+many events: a stalled session, which only a silence watchdog notices.
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ class ReplayStats:
     bars_sent: int = 0
     completed_replays: int = 0
     drops: int = 0
+    stalls: int = 0
     slow_reader_kills: int = 0
     rest_requests: int = 0
     rest_trades: int = 0
@@ -318,6 +321,9 @@ class ReplayServer:
         The first N REST requests fail with 429/503.
     clock_from_start
         Start the shared timeline at :meth:`start` instead of the first subscription.
+    stall_after_events, stall_connections
+        The first ``stall_connections`` connections go silent (open, sending nothing)
+        after ``stall_after_events`` events.
     """
 
     def __init__(
@@ -344,6 +350,8 @@ class ReplayServer:
         revoke_key_after: int | None = None,
         rest_failures: int = 0,
         clock_from_start: bool = False,
+        stall_after_events: int | None = None,
+        stall_connections: int = 1,
     ) -> None:
         if speed is not None and speed <= 0:
             raise ConfigError(f"replay speed is {speed} and must be positive (or None for max)")
@@ -410,6 +418,8 @@ class ReplayServer:
         self.revoke_key_after = revoke_key_after
         self.rest_failures = rest_failures
         self.clock_from_start = clock_from_start
+        self.stall_after_events = stall_after_events
+        self.stall_connections = stall_connections
         self.stats = ReplayStats()
         # Set whenever a connection's replay has sent its last frame (tests, demos).
         self.replay_finished = asyncio.Event()
@@ -860,6 +870,11 @@ class _Session:
                 stop = min(due, k + srv.frame_events)
                 if srv.drop_after_events is not None:
                     stop = min(stop, k + max(1, srv.drop_after_events - sent_events))
+                if srv.stall_after_events is not None and self.number <= srv.stall_connections:
+                    if sent_events >= srv.stall_after_events:
+                        srv.stats.stalls += 1
+                        await asyncio.Event().wait()  # silent until the client hangs up
+                    stop = min(stop, k + max(1, srv.stall_after_events - sent_events))
                 while k < stop:
                     w = wire[k]
                     k += 1
@@ -867,12 +882,13 @@ class _Session:
                         counted = False
                         for kind in wants_bars:
                             if self._wanted(kind, w.symbol):
-                                if not counted:
-                                    bars.day(w)
-                                    counted = True
+                                # Finish the previous bar before this trade counts in the day.
                                 bar = bars.add(kind, w)
                                 if bar is not None:
                                     batch.append(bar)
+                                counted = True
+                        if counted:
+                            bars.day(w)
                     if self._wanted(w.kind, w.symbol):
                         batch.append(w.text)
                         if w.kind == m.EV_TRADE:

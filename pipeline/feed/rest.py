@@ -180,7 +180,7 @@ class RestTrades:
         query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "apiKey"]
         return parts.path + ("?" + urlencode(query) if query else "")
 
-    async def pages(self, symbol: str, gte_ns: int, lte_ns: int) -> AsyncIterator[RestPage]:
+    async def pages(self, symbol: str, gte_ns: int, lte_ns: int | None) -> AsyncIterator[RestPage]:
         """Yield the trades of ``symbol`` with ``gte_ns <= sip_timestamp <= lte_ns``, ascending.
 
         Parameters
@@ -188,7 +188,7 @@ class RestTrades:
         symbol
             Ticker.
         gte_ns, lte_ns
-            Inclusive SIP window (UTC epoch ns).
+            Inclusive SIP window (UTC epoch ns); ``lte_ns`` None = up to the latest trade.
 
         Yields
         ------
@@ -200,16 +200,12 @@ class RestTrades:
         BackfillError
             If a request fails after the retries, or an answer is malformed.
         """
-        what = f"REST trades {symbol} [{gte_ns}, {lte_ns}]"
-        path: str | None = f"/v3/trades/{quote(symbol, safe='')}?" + urlencode(
-            {
-                "timestamp.gte": gte_ns,
-                "timestamp.lte": lte_ns,
-                "order": "asc",
-                "sort": "timestamp",
-                "limit": self.limit,
-            }
-        )
+        what = f"REST trades {symbol} [{gte_ns}, {'latest' if lte_ns is None else lte_ns}]"
+        params: dict[str, str | int] = {"timestamp.gte": gte_ns}
+        if lte_ns is not None:
+            params["timestamp.lte"] = lte_ns
+        params.update({"order": "asc", "sort": "timestamp", "limit": self.limit})
+        path: str | None = f"/v3/trades/{quote(symbol, safe='')}?" + urlencode(params)
         while path is not None:
             doc = await self._get_json(path, what)
             receipt_ns = self._clock_ns()

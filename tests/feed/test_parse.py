@@ -201,3 +201,163 @@ def test_validate_trade_applies_the_same_value_rules_to_file_trades() -> None:
     )
     assert reason_code(validate_trade(Trade("", 1, 1.0, 5, 4, "1")) or "") == parse.MISSING_FIELD
     assert reason_code(validate_trade(Trade("XXX", 0, 1.0, 5, 4, "1")) or "") == parse.INVALID_VALUE
+
+
+# -- quotes, aggregates, statuses, oversize frames, REST rows ------------------------------------
+DOC_QUOTE = {"ev": "Q", "sym": "MSFT", "bx": 4, "bp": 114.125, "bs": 100, "ax": 7, "ap": 114.128,
+             "as": 160, "c": 0, "i": [604], "t": 1536036818784, "q": 50385480, "z": 3}  # fmt: skip
+DOC_AM = {"ev": "AM", "sym": "GTE", "v": 4110, "av": 9470157, "op": 0.4372, "vw": 0.4488,
+          "o": 0.4488, "c": 0.4486, "h": 0.4489, "l": 0.4486, "a": 0.4352, "z": 685,
+          "s": 1610144640000, "e": 1610144700000}  # fmt: skip
+
+
+def test_a_documented_quote_parses_with_scalar_condition_and_indicator_list() -> None:
+    from pipeline.events import Quote
+
+    quote = _one(orjson.dumps([DOC_QUOTE]))
+    assert quote == Quote(
+        symbol="MSFT",
+        sip_timestamp_ns=1_536_036_818_784_000_000,
+        bid_exchange=4,
+        bid_price=114.125,
+        bid_size=100,
+        ask_exchange=7,
+        ask_price=114.128,
+        ask_size=160,
+        condition=0,
+        indicators=(604,),
+        sequence_number=50385480,
+        tape=3,
+        receipt_ns=RECV,
+    )
+
+
+def test_a_one_sided_quote_with_a_zero_bid_is_kept() -> None:
+    from pipeline.events import Quote
+
+    quote = _one(orjson.dumps([{**DOC_QUOTE, "bp": 0, "bs": 0}]))
+    assert isinstance(quote, Quote)
+    assert (quote.bid_price, quote.bid_size) == (0.0, 0)
+
+
+def test_documented_minute_and_second_aggregates_parse_with_ms_window_in_ns() -> None:
+    from pipeline.events import Aggregate
+
+    bar = _one(orjson.dumps([DOC_AM]))
+    assert isinstance(bar, Aggregate)
+    assert (bar.kind, bar.symbol, bar.start_ns, bar.end_ns) == (
+        "AM",
+        "GTE",
+        1_610_144_640_000_000_000,
+        1_610_144_700_000_000_000,
+    )
+    assert (bar.open, bar.high, bar.low, bar.close, bar.volume) == (
+        0.4488,
+        0.4489,
+        0.4486,
+        0.4486,
+        4110,
+    )
+    assert (bar.vwap, bar.accumulated_volume, bar.day_open, bar.day_vwap, bar.average_size) == (
+        0.4488, 9470157, 0.4372, 0.4352, 685,
+    )  # fmt: skip
+    second = _one(orjson.dumps([{**DOC_AM, "ev": "A", "e": 1610144641000, "otc": True}]))
+    assert isinstance(second, Aggregate)
+    assert (second.kind, second.otc) == ("A", True)
+
+
+@pytest.mark.parametrize(
+    ("event", "code", "detail"),
+    [
+        ({**DOC_QUOTE, "i": 604}, parse.MISTYPED_FIELD, "'i'"),  # i is a list on Q
+        ({**DOC_QUOTE, "c": [0]}, parse.MISTYPED_FIELD, "'c'"),  # c is a scalar on Q
+        ({**DOC_QUOTE, "bp": -1.0}, parse.INVALID_VALUE, "'bp'"),
+        ({**DOC_QUOTE, "as": 1.5}, parse.MISTYPED_FIELD, "'as'"),
+        ({k: v for k, v in DOC_QUOTE.items() if k != "ax"}, parse.MISSING_FIELD, "'ax'"),
+        ({**DOC_AM, "h": 0.1}, parse.INVALID_VALUE, "inconsistent"),
+        ({**DOC_AM, "e": 1610144580000}, parse.INVALID_VALUE, "before start"),
+        ({**DOC_AM, "o": 0}, parse.NON_POSITIVE_PRICE, "'o'"),
+        ({**DOC_AM, "v": -5}, parse.INVALID_VALUE, "'v'"),
+        ({**DOC_AM, "otc": "yes"}, parse.MISTYPED_FIELD, "'otc'"),
+        ({k: v for k, v in DOC_AM.items() if k != "s"}, parse.MISSING_FIELD, "'s'"),
+    ],
+)
+def test_bad_quotes_and_bars_are_rejects_with_their_reason(
+    event: dict[str, object], code: str, detail: str
+) -> None:
+    frame = orjson.dumps([event])
+    reject = _one(frame)
+    assert isinstance(reject, Reject)
+    assert reason_code(reject.reason) == code
+    assert detail in reject.reason
+    assert reject.raw == frame
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        "connected", "auth_success", "auth_failed", "auth_timeout", "max_connections",
+        "success", "error", "slow_consumer", "force_disconnect",
+    ],
+)  # fmt: skip
+def test_every_status_frame_parses_to_a_feed_status(status: str) -> None:
+    assert _one(orjson.dumps([{"ev": "status", "status": status, "message": "m"}])) == FeedStatus(
+        status, "m", RECV
+    )
+
+
+def test_an_oversize_frame_is_one_reject_that_keeps_the_start_of_the_frame() -> None:
+    frame = orjson.dumps([DOC_TRADE] * 2000)
+    [reject] = parse_frame(frame, RECV, max_frame_bytes=10_000)
+    assert isinstance(reject, Reject)
+    assert reason_code(reject.reason) == parse.OVERSIZE_FRAME
+    assert f"frame is {len(frame)} bytes, limit 10000" in reject.reason
+    assert reject.raw == frame[: parse.RAW_KEEP_BYTES]
+    assert len(parse_frame(frame, RECV, max_frame_bytes=len(frame))) == 2000
+
+
+def test_parse_frame_fields_gives_the_kafka_value_layout_in_frame_order() -> None:
+    from pipeline.kafka.codec import encode
+
+    frame = orjson.dumps(
+        [DOC_TRADE, {"ev": "status", "status": "success", "message": "x"}, DOC_QUOTE]
+    )
+    items = parse.parse_frame_fields(frame, RECV)
+    assert [i[0] if isinstance(i, tuple) else type(i).__name__ for i in items] == [
+        "T",
+        "FeedStatus",
+        "Q",
+    ]
+    _kind, fields = items[0]  # type: ignore[misc]
+    assert orjson.dumps(fields) == encode(_one(orjson.dumps([DOC_TRADE])))[1]  # type: ignore[arg-type]
+
+
+def test_a_rest_row_becomes_the_same_trade_as_the_websocket_event_with_ns_time() -> None:
+    row = {"conditions": [0, 12], "exchange": 4, "id": "12345", "price": 114.125,
+           "sequence_number": 3681328, "sip_timestamp": 1536036818784123456, "size": 100.0,
+           "tape": 3, "participant_timestamp": 1536036818784000001}  # fmt: skip
+    fields = parse.rest_trade_fields(row, "MSFT", RECV)
+    assert isinstance(fields, dict)
+    ws = parse.parse_frame_fields(orjson.dumps([DOC_TRADE]), RECV)[0][1]  # type: ignore[index]
+    assert fields == {**ws, "sip_timestamp_ns": 1536036818784123456, "source": "rest"}
+    assert parse.rest_trade_fields({**row, "trf_id": 0, "trf_timestamp": 0}, "MSFT", RECV) == fields
+
+
+_ROW = {"exchange": 4, "id": "1", "price": 1.0, "sip_timestamp": 5, "size": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("row", "code"),
+    [
+        ({**_ROW, "size": 1.5}, parse.MISTYPED_FIELD),
+        ({**_ROW, "id": 1}, parse.MISTYPED_FIELD),
+        ({**_ROW, "price": 0}, parse.NON_POSITIVE_PRICE),
+        ({**_ROW, "size": 0.0}, parse.NON_POSITIVE_SIZE),
+        ({k: v for k, v in _ROW.items() if k != "sip_timestamp"}, parse.MISSING_FIELD),
+        (["not", "a", "row"], parse.EVENT_NOT_OBJECT),
+    ],
+)
+def test_bad_rest_rows_are_rejects(row: object, code: str) -> None:
+    reason = parse.rest_trade_fields(row, "X", RECV)
+    assert isinstance(reason, str)
+    assert reason_code(reason) == code

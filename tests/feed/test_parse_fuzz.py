@@ -1,4 +1,9 @@
-"""Fuzz parse_frame: every frame is parsed or rejected with a known reason; nothing raises."""
+"""Fuzz the parser: every frame is parsed or rejected with a known reason; nothing raises.
+
+The hot path's flat trade check must agree with the detailed validator on every event it
+accepts. Modest example counts in the suite (derandomized); ``FEED_FUZZ_EXAMPLES=1000000``
+runs the long campaign.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,16 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.events import FeedStatus, Reject, Trade
-from pipeline.feed.parse import REASON_CODES, parse_frame, reason_code
+from pipeline.events import Aggregate, FeedStatus, Quote, Reject, Trade
+from pipeline.feed.parse import (
+    REASON_CODES,
+    check_trade_fields,
+    fast_trade_fields,
+    parse_frame,
+    reason_code,
+)
+
+EXAMPLES = int(os.environ.get("FEED_FUZZ_EXAMPLES", "400"))
 
 
 # orjson.dumps refuses lone surrogates and integers beyond 64 bits: keep generated values encodable
@@ -52,10 +65,44 @@ _trade = st.fixed_dictionaries(
         "message": st.one_of(_text(10), _scalars),
     },
 )
+_quote = st.fixed_dictionaries(
+    {"ev": st.just("Q")},
+    optional={
+        "sym": st.one_of(st.sampled_from(["AAPL", ""]), _scalars),
+        "bx": st.one_of(st.integers(-1, 30), _scalars),
+        "bp": st.one_of(st.floats(-1, 1e4), st.integers(-1, 10**4), _scalars),
+        "bs": st.one_of(st.integers(-1, 10**4), st.floats(-1, 1e3), _scalars),
+        "ax": st.one_of(st.integers(-1, 30), _scalars),
+        "ap": st.one_of(st.floats(-1, 1e4), _scalars),
+        "as": st.one_of(st.integers(-1, 10**4), _scalars),
+        "c": st.one_of(st.integers(-1, 99), st.lists(st.integers(0, 9), max_size=2), _scalars),
+        "i": st.one_of(st.lists(st.integers(-1, 999), max_size=3), st.integers(0, 9), _scalars),
+        "t": st.one_of(st.integers(-1, 2 * 10**13), _scalars),
+        "q": st.one_of(st.integers(-1, 10**9), _scalars),
+        "z": st.one_of(st.integers(0, 3), _scalars),
+    },
+)
+_bar = st.fixed_dictionaries(
+    {"ev": st.sampled_from(["A", "AM"])},
+    optional={
+        "sym": st.one_of(st.just("GTE"), _scalars),
+        **{
+            k: st.one_of(st.floats(-1, 10), st.integers(-1, 10), _scalars)
+            for k in ("o", "h", "l", "c", "vw", "a", "op")
+        },
+        **{
+            k: st.one_of(st.integers(-1, 10**6), st.floats(-1, 1e6), _scalars)
+            for k in ("v", "av", "z")
+        },
+        "s": st.one_of(st.integers(-1, 2 * 10**13), _scalars),
+        "e": st.one_of(st.integers(-1, 2 * 10**13), _scalars),
+        "otc": st.one_of(st.booleans(), _scalars),
+    },
+)
 _frames = st.one_of(
     st.binary(max_size=64),
     st.text(max_size=64),
-    st.lists(st.one_of(_trade, _json), max_size=5).map(orjson.dumps),
+    st.lists(st.one_of(_trade, _quote, _bar, _json), max_size=5).map(orjson.dumps),
     _json.map(orjson.dumps),
     # Truncated valid frames.
     st.tuples(st.lists(_trade, min_size=1, max_size=3).map(orjson.dumps), st.integers(0, 200)).map(
@@ -64,15 +111,12 @@ _frames = st.one_of(
 )
 
 
-# Modest in the suite; FEED_FUZZ_EXAMPLES=1000000 runs the long campaign.
-@settings(
-    max_examples=int(os.environ.get("FEED_FUZZ_EXAMPLES", "400")), derandomize=True, deadline=None
-)
+@settings(max_examples=EXAMPLES, derandomize=True, deadline=None)
 @given(_frames)
 def test_every_frame_is_parsed_or_rejected_with_a_reason(frame: bytes | str) -> None:
-    events = parse_frame(frame, 7)
+    events = parse_frame(frame, 7, max_frame_bytes=4096)
     for e in events:
-        assert isinstance(e, Trade | FeedStatus | Reject)
+        assert isinstance(e, Trade | Quote | Aggregate | FeedStatus | Reject)
         assert e.receipt_ns == 7
         if isinstance(e, Reject):
             assert reason_code(e.reason) in REASON_CODES
@@ -84,3 +128,17 @@ def test_every_frame_is_parsed_or_rejected_with_a_reason(frame: bytes | str) -> 
             assert e.size > 0
             assert e.sip_timestamp_ns > 0
             assert isinstance(e.trade_id, str)
+
+
+@settings(max_examples=EXAMPLES, derandomize=True, deadline=None)
+@given(_trade)
+def test_the_hot_path_trade_check_agrees_with_the_detailed_validator(ev: dict[str, object]) -> None:
+    detailed = check_trade_fields(ev, 7)
+    fast = fast_trade_fields(ev, 7)
+    if fast is not None:
+        assert fast == detailed  # whatever the flat check accepts, the validator accepts alike
+    elif isinstance(detailed, dict):
+        # The flat check may defer (e.g. an integral float size); the result is still right.
+        assert detailed["size"] > 0
+    if isinstance(detailed, str):
+        assert reason_code(detailed) in REASON_CODES

@@ -165,6 +165,13 @@ def test_a_disconnect_becomes_a_gap_record_between_the_neighbouring_trades(
         5_000_000_000,
     )
     assert "code 1006" in gap.reason
+    # No REST source: recorded, with the window it would need, and why it was not repaired.
+    assert (gap.repair, gap.repair_from_ns, gap.repair_to_ns) == (
+        "not_attempted",
+        0,
+        5_000_999_999,
+    )
+    assert "no REST source" in gap.repair_detail
 
 
 def test_a_delivery_failure_ends_the_stream_with_delivery_error(kafka_broker: str) -> None:
@@ -286,3 +293,363 @@ def test_sigterm_to_the_stream_command_drains_and_flushes_before_exit(
         lambda: sum(h - lo for lo, h in watermarks(kafka_broker, kafka_topic, 5.0).values()) == 400,
         10.0,
     )
+
+
+# -- gaps repaired from REST, slow consumers, restarts, other channels, metrics -------------------
+def _all_events(bootstrap: str, topic: str) -> list[object]:
+    from pipeline.kafka.codec import decode_event
+
+    out: list[object] = []
+    for p, (low, high) in watermarks(bootstrap, topic, 10.0).items():
+        out.extend(
+            decode_event(r.value, r.headers)
+            for r in read_range(bootstrap, OffsetRange(topic, p, low, high), 30.0)
+        )
+    return out
+
+
+def _dedup(t: Trade) -> object:
+    from pipeline.feed.dedup import dedup_key
+
+    return dedup_key(
+        {
+            "symbol": t.symbol,
+            "sip_timestamp_ns": t.sip_timestamp_ns,
+            "exchange": t.exchange,
+            "trf_id": t.trf_id,
+            "trade_id": t.trade_id,
+        }
+    )
+
+
+def _exactly_once(source: list[Trade], events: list[object]) -> Counter[str]:
+    """Assert Kafka holds each source print once; return the trades' sources (ws/rest)."""
+    trades = [e for e in events if isinstance(e, Trade)]
+    keys = Counter(_dedup(t) for t in trades)
+    assert max(keys.values()) == 1, "duplicated"
+    assert set(keys) == {_dedup(t) for t in source}, "lost or unexpected"
+    return Counter(t.source for t in trades)
+
+
+def _ticks(n: int, symbols: tuple[str, ...] = ("AAA", "BBB", "CCC")) -> list[Trade]:
+    return [
+        Trade(
+            symbols[k % len(symbols)],
+            1_700_000_000_000_000_000 + k * 1_000_000,
+            10.0,
+            1 + k % 9,
+            4 + k % 3,
+            str(k),
+            1,
+            (),
+            k,
+        )
+        for k in range(n)
+    ]
+
+
+async def _stop_when_done(streamer: Streamer, srv: ReplayServer, settle_s: float = 0.5) -> None:
+    """Stop once the live session is over and every queued repair has finished."""
+    while not srv.timeline_finished.is_set() or streamer._open_repairs:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(settle_s)
+    streamer.request_stop("session over")
+
+
+def test_disconnects_of_a_live_session_are_backfilled_from_rest_exactly_once(
+    kafka_broker: str, kafka_topic: str
+) -> None:
+    from pipeline.feed.rest import RestTrades
+    from pipeline.feed.supervisor import Backoff
+
+    source = _ticks(6000)
+
+    async def go() -> tuple[object, object]:
+        srv = ReplayServer(source, api_key="k", rate=3000, shared_timeline=True,
+                           drop_every_s=0.5, frame_events=20)  # fmt: skip
+        async with srv, RestTrades(srv.rest_url, "k", limit=500) as rest:
+            streamer = Streamer(
+                source=WebSocketSource(srv.url),
+                producer=EventProducer(kafka_broker, kafka_topic),
+                api_key="k",
+                symbols=["AAA", "BBB", "CCC"],
+                rest=rest,
+                backoff=Backoff(initial_s=0.05, max_s=0.2),
+                close_after_s=0.2,
+            )
+            stopper = asyncio.create_task(_stop_when_done(streamer, srv))
+            stats = await streamer.run()
+            await stopper
+            return stats, srv.stats
+
+    stats, served = run(go())
+    assert served.drops >= 3  # type: ignore[attr-defined]
+    events = _all_events(kafka_broker, kafka_topic)
+    sources = _exactly_once(source, events)
+    assert sources["rest"] == stats.backfilled > 0  # type: ignore[attr-defined]
+    gaps = [e for e in events if isinstance(e, Gap)]
+    by_id: dict[str, list[str]] = {}
+    for g in gaps:
+        by_id.setdefault(g.gap_id, []).append(g.repair)
+    assert by_id
+    assert all(r == ["pending", "backfilled"] for r in by_id.values())
+    done = [g for g in gaps if g.repair == "backfilled"]
+    assert sum(g.backfilled for g in done) == stats.backfilled  # type: ignore[attr-defined]
+    assert all(g.repair_from_ns is not None for g in done)
+    assert all(g.repaired_ns for g in done)
+
+
+def test_a_rest_outage_leaves_the_gap_recorded_as_failed_with_the_reason(
+    kafka_broker: str, kafka_topic: str
+) -> None:
+    from pipeline.feed.rest import RestTrades
+
+    async def no_wait(_: float) -> None:
+        return None
+
+    t1 = '[{"ev":"T","sym":"AAA","i":"1","x":4,"p":1.5,"s":10,"t":1000,"q":1}]'
+    t2 = '[{"ev":"T","sym":"AAA","i":"2","x":4,"p":1.5,"s":10,"t":5000,"q":5}]'
+    recorded = RecordedSource(
+        [[CONNECTED, AUTHED, t1], [CONNECTED, AUTHED, t2]], ends=["error", "normal"]
+    )
+
+    async def go() -> object:
+        async with (
+            ReplayServer([], api_key="k", rest_failures=100) as srv,
+            RestTrades(srv.rest_url, "k", max_attempts=2, sleep=no_wait) as rest,
+        ):
+            return await Streamer(
+                source=recorded,
+                producer=EventProducer(kafka_broker, kafka_topic),
+                api_key="k",
+                symbols=["AAA"],
+                exit_on_close=True,
+                sleep=no_wait,
+                rest=rest,
+            ).run()
+
+    stats = run(go())
+    assert stats.repairs_failed == 1  # type: ignore[attr-defined]
+    [pending, failed] = [e for e in _all_events(kafka_broker, kafka_topic) if isinstance(e, Gap)]
+    assert (pending.repair, failed.repair, failed.gap_id) == ("pending", "failed", pending.gap_id)
+    assert "gave up after 2 attempts" in failed.repair_detail
+
+
+def test_a_slow_consumer_hangs_up_and_the_backfill_fills_what_it_missed(
+    kafka_broker: str, kafka_topic: str
+) -> None:
+    from pipeline.feed.rest import RestTrades
+    from pipeline.feed.supervisor import Backoff
+
+    source = _ticks(3000)
+
+    async def go() -> object:
+        srv = ReplayServer(source, api_key="k", rate=6000, shared_timeline=True, frame_events=10)
+        async with srv, RestTrades(srv.rest_url, "k") as rest:
+            # A one-message Kafka client queue: each record waits for the previous ack, far
+            # slower than the feed, so the frame queue fills and the policy hangs up.
+            streamer = Streamer(
+                source=WebSocketSource(srv.url),
+                producer=EventProducer(kafka_broker, kafka_topic, queue_max_messages=1),
+                api_key="k",
+                symbols=["*"],
+                queue_size=4,
+                slow_consumer="disconnect",
+                rest=rest,
+                backoff=Backoff(initial_s=0.05, max_s=0.1),
+                close_after_s=0.1,
+            )
+            stopper = asyncio.create_task(_stop_when_done(streamer, srv))
+            stats = await streamer.run()
+            await stopper
+            return stats
+
+    stats = run(go(), timeout_s=120.0)
+    assert stats.slow_consumer_drops >= 1  # type: ignore[attr-defined]
+    assert stats.producer_blocked_s > 0  # type: ignore[attr-defined]
+    sources = _exactly_once(source, _all_events(kafka_broker, kafka_topic))
+    assert sources["rest"] > 0
+
+
+def test_a_restart_resumes_from_the_kafka_tail_and_repairs_the_downtime(
+    kafka_broker: str, kafka_topic: str
+) -> None:
+    from pipeline.feed.rest import RestTrades
+    from pipeline.streamer import recover_from_kafka
+
+    source = _ticks(4000)
+
+    async def go() -> tuple[object, object, object]:
+        srv = ReplayServer(source, api_key="k", rate=4000, shared_timeline=True, frame_events=20)
+        async with srv, RestTrades(srv.rest_url, "k") as rest:
+            first = await Streamer(
+                source=WebSocketSource(srv.url),
+                producer=EventProducer(kafka_broker, kafka_topic),
+                api_key="k",
+                symbols=["AAA", "BBB", "CCC"],
+                max_events=800,
+            ).run()
+            await asyncio.sleep(0.2)  # down while the session goes on
+            recovery = await asyncio.to_thread(recover_from_kafka, kafka_broker, kafka_topic)
+            second = Streamer(
+                source=WebSocketSource(srv.url),
+                producer=EventProducer(kafka_broker, kafka_topic),
+                api_key="k",
+                symbols=["AAA", "BBB", "CCC"],
+                rest=rest,
+                recovery=recovery,
+            )
+            stopper = asyncio.create_task(_stop_when_done(second, srv))
+            stats = await second.run()
+            await stopper
+            return first, stats, recovery
+
+    _first, second, recovery = run(go())
+    assert recovery.before_sip is not None  # type: ignore[attr-defined]
+    assert set(recovery.last_by_symbol) == {"AAA", "BBB", "CCC"}  # type: ignore[attr-defined]
+    events = _all_events(kafka_broker, kafka_topic)
+    sources = _exactly_once(source, events)
+    assert sources["rest"] == second.backfilled > 0  # type: ignore[attr-defined]
+    restart_gaps = [e for e in events if isinstance(e, Gap) and "restart" in e.reason]
+    assert sorted((g.subscription, g.repair) for g in restart_gaps) == [
+        (f"T.{s}", r) for s in ("AAA", "BBB", "CCC") for r in ("backfilled", "pending")
+    ]
+
+
+def test_the_silence_watchdog_notices_a_stalled_session_through_a_rest_probe(
+    kafka_broker: str, kafka_topic: str
+) -> None:
+    from pipeline.clock import SystemClock
+    from pipeline.feed.rest import RestTrades
+    from pipeline.feed.supervisor import Backoff
+    from pipeline.feed.watchdog import AlwaysOpen, SilenceWatchdog
+
+    source = _ticks(3000)
+
+    async def go() -> object:
+        srv = ReplayServer(source, api_key="k", rate=2000, shared_timeline=True,
+                           stall_after_events=500, frame_events=20)  # fmt: skip
+        clock = SystemClock()
+        async with srv, RestTrades(srv.rest_url, "k") as rest:
+            streamer = Streamer(
+                source=WebSocketSource(srv.url),
+                producer=EventProducer(kafka_broker, kafka_topic),
+                api_key="k",
+                symbols=["AAA", "BBB", "CCC"],
+                clock=clock,
+                rest=rest,
+                watchdog=SilenceWatchdog(clock, AlwaysOpen(), min_silence_s=0.3, max_silence_s=5.0),
+                progress_interval_s=0.1,
+                backoff=Backoff(initial_s=0.05, max_s=0.1),
+                close_after_s=0.2,
+            )
+            stopper = asyncio.create_task(_stop_when_done(streamer, srv))
+            stats = await streamer.run()
+            await stopper
+            return stats
+
+    stats = run(go())
+    assert stats.watchdog_reconnects == 1  # type: ignore[attr-defined]
+    events = _all_events(kafka_broker, kafka_topic)
+    _exactly_once(source, events)
+    assert any(isinstance(e, Gap) and "silence watchdog" in e.reason for e in events)
+
+
+def test_quotes_and_minute_bars_stream_with_their_own_schemas(
+    kafka_broker: str, kafka_topic: str
+) -> None:
+    from pipeline.events import Aggregate, Quote
+
+    t0 = 1_700_000_040_000_000_000  # a minute boundary
+    trades = [Trade("AAA", t0 + 60_000_000_000 * m + k * 10**9, 10.0 + k, 10, 4, f"{m}-{k}")
+              for m in range(3) for k in range(3)]  # fmt: skip
+    quotes = [
+        Quote("AAA", t0 + 60_000_000_000 * m + 1, 4, 9.9, 1, 7, 10.1, 2, None, (), m)
+        for m in range(3)
+    ]
+
+    async def go() -> object:
+        async with ReplayServer(trades, api_key="k", quotes=quotes, close_at_end=True) as srv:
+            return await Streamer(
+                source=WebSocketSource(srv.url),
+                producer=EventProducer(kafka_broker, kafka_topic),
+                api_key="k",
+                symbols=["AAA"],
+                kinds=["T", "Q", "AM"],
+                exit_on_close=True,
+            ).run()
+
+    stats = run(go())
+    assert (stats.trades, stats.quotes, stats.aggregates) == (9, 3, 3)  # type: ignore[attr-defined]
+    assert stats.statuses["success"] == 3  # type: ignore[attr-defined]
+    events = _all_events(kafka_broker, kafka_topic)
+    assert sorted(e.sequence_number or 0 for e in events if isinstance(e, Quote)) == [0, 1, 2]
+    bars = sorted((e for e in events if isinstance(e, Aggregate)), key=lambda b: b.start_ns)
+    assert [(b.kind, b.open, b.close, b.volume) for b in bars] == [("AM", 10.0, 12.0, 30)] * 3
+    assert all(q.receipt_ns > 0 for q in events if isinstance(q, Quote))
+
+
+def test_a_key_revoked_mid_session_stops_with_auth_error_after_producing_what_came(
+    kafka_broker: str, kafka_topic: str
+) -> None:
+    from pipeline.errors import AuthError
+    from pipeline.feed.supervisor import Backoff
+
+    async def go() -> None:
+        srv = ReplayServer(_ticks(100), api_key="k", revoke_key_after=1, drop_after_events=40,
+                           rate=2000, shared_timeline=True)  # fmt: skip
+        async with srv:
+            await Streamer(
+                source=WebSocketSource(srv.url),
+                producer=EventProducer(kafka_broker, kafka_topic),
+                api_key="k",
+                symbols=["*"],
+                backoff=Backoff(initial_s=0.01, max_s=0.02),
+            ).run()
+
+    with pytest.raises(AuthError, match="rejected the API key"):
+        run(go())
+    assert len([e for e in _all_events(kafka_broker, kafka_topic) if isinstance(e, Trade)]) == 40
+
+
+def test_the_metrics_endpoint_serves_the_stream_metrics_on_loopback(
+    kafka_broker: str, kafka_topic: str
+) -> None:
+    import httpx
+    from prometheus_client import CollectorRegistry
+
+    from pipeline.metrics import LatencyHistograms, StreamMetrics, serve_metrics
+
+    source_trades, _ = load_trades(SAMPLE, tape=1, limit=500)
+    latency = LatencyHistograms()
+    registry = CollectorRegistry()
+
+    async def go() -> Streamer:
+        async with ReplayServer(source_trades, api_key="k", close_at_end=True) as srv:
+            streamer = Streamer(
+                source=WebSocketSource(srv.url),
+                producer=EventProducer(kafka_broker, kafka_topic, latency_sink=latency),
+                api_key="k",
+                symbols=["XXX"],
+                exit_on_close=True,
+                latency=latency,
+            )
+            await streamer.run()
+            return streamer
+
+    streamer = run(go())
+    registry.register(StreamMetrics(streamer.metrics_snapshot, latency))
+    server = serve_metrics(0, registry=registry)
+    try:
+        assert server.host == "127.0.0.1"
+        text = httpx.get(server.url, timeout=5.0).text
+    finally:
+        server.close()
+    assert 'microstructure_stream_events_in_total{type="trade"} 500.0' in text
+    assert 'microstructure_stream_events_out_total{type="trade"} 500.0' in text
+    assert "microstructure_stream_reconnects_total 0.0" in text
+    assert 'microstructure_stream_blocked_seconds_total{stage="reader"}' in text
+    assert "microstructure_stream_queue_depth_frames 0.0" in text
+    assert 'microstructure_stream_receipt_to_ack_seconds_count{type="trade"} 500.0' in text
+    assert 'microstructure_stream_sip_to_ack_seconds_bucket{le="+Inf",type="trade"} 500.0' in text
+    assert 'microstructure_stream_sip_to_receipt_seconds_count{type="trade"} 500.0' in text
