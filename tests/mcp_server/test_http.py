@@ -229,7 +229,7 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
 
 def test_https_and_the_per_client_rate_limit(sample: SampleFacts, tmp_path: Path) -> None:
     certfile, keyfile = _self_signed(tmp_path)
-    env = {"MCP_AUTH_TOKEN": ALICE, "MICROSTRUCTURE_MCP_RATE": "1", "MICROSTRUCTURE_MCP_BURST": "3"}
+    env = {"MCP_AUTH_TOKEN": ALICE, "MICROSTRUCTURE_MCP_RATE": "0.1", "MICROSTRUCTURE_MCP_BURST": "3"}
     args = ["--certfile", str(certfile), "--keyfile", str(keyfile)]
     with serve_http(sample.path, tmp_path / "b", env=env, args=args) as server:
         assert server.scheme == "https"
