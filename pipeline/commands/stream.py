@@ -256,6 +256,22 @@ def rest_base(url: str, rest_url: str | None) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # A signal during start-up (reading the topic's tail can take seconds) must not kill the
+    # process mid-way: remember it, start, and stop at once the normal way.
+    early_stop: list[str] = []
+
+    def remember_signal(signum: int, _frame: object) -> None:
+        early_stop.append(f"signal {signal.Signals(signum).name}")
+
+    previous = {sig: signal.signal(sig, remember_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _stream(args, early_stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stream(args: argparse.Namespace, early_stop: list[str]) -> int:
     import logging
 
     from pipeline.clock import SystemClock
@@ -368,6 +384,8 @@ def _run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, streamer.request_stop, f"signal {sig.name}")
+        if early_stop:
+            streamer.request_stop(early_stop[0])
         try:
             return await streamer.run()
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Awaitable
 from typing import TypeVar
@@ -179,3 +180,43 @@ def test_a_server_that_greets_wrongly_is_an_outage() -> None:
     source = RecordedSource([[AUTHED]])
     with pytest.raises(FeedError, match="did not greet"):
         run(_supervisor(source, rec, backoff=Backoff(max_attempts=1)).run())
+
+
+def test_a_requested_reconnect_is_an_outage_with_its_reason_and_resubscribes() -> None:
+    clock = FakeClock()
+    rec = Recorder(clock)
+
+    async def go() -> FeedSupervisor:
+        async with ReplayServer(
+            [Trade("AAA", 10**18 + k * 10**6, 1.0, 1, 4, str(k)) for k in range(5000)],
+            api_key="k",
+            rate=1000,
+            shared_timeline=True,
+            close_at_end=True,
+        ) as srv:
+            sup = _supervisor(WebSocketSource(srv.url), rec, exit_on_close=True)
+            task = asyncio.create_task(sup.run())
+            while len(rec.frames) < 10:  # noqa: ASYNC110 - a counter filled by the callback
+                await asyncio.sleep(0.01)
+            assert await sup.request_reconnect("silence watchdog: test")
+            while not (rec.disconnects and sup.connected):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return sup
+
+    sup = run(go())
+    [d] = rec.disconnects
+    assert d.reason.startswith("silence watchdog: test (connection to ws://")
+    assert sup.connects == 2
+
+
+def test_slow_consumer_and_force_disconnect_statuses_are_logged_not_fatal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rec = Recorder(FakeClock())
+    slow = '[{"ev":"status","status":"slow_consumer","message":"falling behind"}]'
+    source = RecordedSource([[CONNECTED, AUTHED, DATA, slow]])
+    run(_supervisor(source, rec, exit_on_close=True).run())
+    assert "feed status slow_consumer: falling behind" in caplog.text
