@@ -229,7 +229,11 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
 
 def test_https_and_the_per_client_rate_limit(sample: SampleFacts, tmp_path: Path) -> None:
     certfile, keyfile = _self_signed(tmp_path)
-    env = {"MCP_AUTH_TOKEN": ALICE, "MICROSTRUCTURE_MCP_RATE": "0.1", "MICROSTRUCTURE_MCP_BURST": "3"}
+    env = {
+        "MCP_AUTH_TOKEN": ALICE,
+        "MICROSTRUCTURE_MCP_RATE": "0.1",
+        "MICROSTRUCTURE_MCP_BURST": "3",
+    }
     args = ["--certfile", str(certfile), "--keyfile", str(keyfile)]
     with serve_http(sample.path, tmp_path / "b", env=env, args=args) as server:
         assert server.scheme == "https"
@@ -261,7 +265,7 @@ def test_local_development_mode_needs_no_token_and_serves_new_data_as_it_lands(
         # Another process writes while the server serves: the file is not held.
         with writer(warehouse_copy, "add-symbol"):
             pass
-        wait_until(lambda: "NEW" in symbols(), timeout_s=30, what="the new symbol served")
+        wait_until(lambda: "NEW" in symbols(), timeout_s=90, what="the new symbol served")
         log = server.log_text()
     assert before == ["AAA", "BBB", "CCC", "XXX"]
     assert "NO AUTH (local development)" in log
