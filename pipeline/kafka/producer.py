@@ -418,7 +418,7 @@ class EventProducer:
         produce = self._producer.produce
         topic = self.topic
         callback = _FrameAck(self, kind, receipt_ns, records[start:] if start else records)
-        hdrs = list(headers)
+        hdrs: list[tuple[str, str | bytes | None]] = list(headers)
         k = start
         n = len(records)
         try:
