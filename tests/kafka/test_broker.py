@@ -61,7 +61,18 @@ def test_ensure_topic_is_idempotent_and_keeps_the_existing_partition_count(
 
 
 def test_cluster_status_lists_topics_with_watermarks(kafka_broker: str, kafka_topic: str) -> None:
-    st = cluster_status(kafka_broker)
+    from pipeline.errors import KafkaError
+    from pipeline.kafka.broker import ClusterStatus
+    from tests.support.wait import wait_until
+
+    def status() -> ClusterStatus | None:
+        # A fresh topic's leaders can answer NOT_LEADER for a moment after creation.
+        try:
+            return cluster_status(kafka_broker)
+        except KafkaError:
+            return None
+
+    st = wait_until(status, 15.0, what="cluster status with the new topic")
     assert st.brokers == 1
     assert [(p.partition, p.low, p.high) for p in st.topics[kafka_topic]] == [
         (0, 0, 0),
