@@ -589,6 +589,10 @@ class Streamer:
 
     def _on_closed(self, closed: list[ClosedGap], *, stopping: bool = False) -> None:
         """Record closed gaps; queue a backfill for each repairable trade gap."""
+        if not closed:
+            return
+        seeded: dict[str, Guard] = {}
+        window_from: int | None = None
         for g in closed:
             self.stats.gaps += 1
             self.stats.gap_seconds += g.seconds
@@ -605,7 +609,15 @@ class Streamer:
                 continue
             self._emit_gap(self._gap_record(g, "pending"))
             restart = self.recovery is not None and g.detected_ns == self._restart_detected_ns
-            self._queue_job(g, seeds=self._restart_seeds if restart else ())
+            seeded.update(self._queue_job(g, seeds=self._restart_seeds if restart else ()))
+            assert g.repair_from_ns is not None
+            window_from = (
+                g.repair_from_ns if window_from is None else min(window_from, g.repair_from_ns)
+            )
+        if seeded and window_from is not None:
+            # One pass over the recent frames for every gap this event closed (a wildcard
+            # or many symbols at once must not rescan the ring per symbol).
+            self._seed_from_ring(seeded, window_from)
 
     def _unrepairable(self, g: ClosedGap, *, stopping: bool) -> str | None:
         if self.rest is None:
@@ -625,7 +637,8 @@ class Streamer:
             return "no symbol known for a wildcard subscription"
         return None
 
-    def _queue_job(self, g: ClosedGap, seeds: Sequence[Fields] = ()) -> None:
+    def _queue_job(self, g: ClosedGap, seeds: Sequence[Fields] = ()) -> dict[str, Guard]:
+        """Queue the backfill of ``g``; return its guards (to be seeded from recent frames)."""
         assert g.repair_from_ns is not None
         to_ns = g.repair_to_ns if g.repair_to_ns is not None else _OPEN_END
         guards: list[Guard] = []
@@ -645,9 +658,9 @@ class Streamer:
             guard = fresh.get(f["symbol"])
             if guard is not None:
                 guard.remember(f)
-        self._seed_from_ring(fresh, g.repair_from_ns)
         self._open_repairs += 1
         self._jobs.put_nowait(_Job(g, guards))
+        return fresh
 
     def _seed_from_ring(self, guards: Mapping[str, Guard], window_from: int) -> None:
         """Remember the prints of recent (already produced) frames inside the guards' windows."""
@@ -705,7 +718,11 @@ class Streamer:
                         self.producer.send(r)
                     if recs:
                         await self._produce(
-                            "trade", recs, codec.headers(codec.SCHEMA_TRADE, receipt_ns), receipt_ns
+                            # A label of their own: their SIP -> ack is the gap, not latency.
+                            "trade_backfill",
+                            recs,
+                            codec.headers(codec.SCHEMA_TRADE, receipt_ns),
+                            receipt_ns,
                         )
                         produced += len(recs)
                         self.stats.backfilled += len(recs)
@@ -873,7 +890,7 @@ class Streamer:
                 symbols=symbols,
             )
             logger.warning("re-running the unfinished repair %s", gap.gap_id)
-            self._queue_job(closed, seeds=rec.trades)
+            self._queue_job(closed, seeds=rec.trades)  # nothing in the ring yet
         # Seeds for the restart gap's guards, created when it closes.
         self._restart_seeds = rec.trades
 
