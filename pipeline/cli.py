@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "signals",
     "serve_mcp",
     "status",
+    "metrics_exporter",
     "report",
     "evaluate",
     "faults",

@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from wsgiref.simple_server import WSGIServer
 
+import numpy as np
+import numpy.typing as npt
 from prometheus_client import (
     REGISTRY as _DEFAULT_REGISTRY,  # noqa: F401 - re-exported for services that want it
 )
@@ -130,6 +132,25 @@ class FastHistogram:
         self.counts[bisect.bisect_left(self._bounds_ns, value_ns)] += 1
         self.sum_ns += value_ns
         self.count += 1
+
+    def observe_many_ns(
+        self, values_ns: npt.NDArray[np.int64], weights: npt.NDArray[np.int64] | None = None
+    ) -> None:
+        """Add many durations (ns) at once, each counted ``weights[i]`` times (default 1).
+
+        Same buckets as :meth:`observe_ns` (a value equal to a bound falls in that bound's
+        bucket); used by exporters that measure whole microbatches from stored stamps.
+        """
+        if values_ns.shape[0] == 0:
+            return
+        w = np.ones(values_ns.shape[0], dtype=np.int64) if weights is None else weights
+        idx = np.searchsorted(np.asarray(self._bounds_ns, dtype=np.int64), values_ns, side="left")
+        for i, n in enumerate(np.bincount(idx, weights=w, minlength=len(self.counts)).tolist()):
+            self.counts[i] += round(n)
+        # float: a replayed day's SIP stages are ~1e17 ns each, and their product with a
+        # weight overflows int64.
+        self.sum_ns += round(float(np.dot(values_ns.astype(np.float64), w.astype(np.float64))))
+        self.count += int(w.sum())
 
     def family(self, name: str, documentation: str, labels: dict[str, str] | None = None) -> Metric:
         """Return the histogram as a Prometheus metric family (seconds)."""
@@ -400,3 +421,303 @@ def serve_metrics(
     except OSError as e:
         raise ConfigError(f"cannot serve metrics on {host}:{port}: {e}") from e
     return MetricsServer(host, int(server.server_address[1]), server, thread)
+
+
+# --- the pipeline exporter (``microstructure metrics-exporter``) ---------------------------
+
+# Stage buckets: the real-time buckets above, then the minutes-to-hours of microbatches and
+# the hourly signals schedule; a replayed recording's SIP stages land in +Inf (years).
+STAGE_BUCKETS_S: tuple[float, ...] = (
+    *LATENCY_BUCKETS_S,
+    600.0,
+    1800.0,
+    3600.0,
+    7200.0,
+    21600.0,
+    86400.0,
+)
+
+# Names shared with docker/prometheus/rules.yml and the Grafana dashboard (a test checks
+# that every name those files use is one a collector yields).
+TRADE_STAGE_LATENCY = metric_name("trade", "stage_latency", "seconds")
+
+
+@dataclass
+class LagRow:
+    """Consumer lag of one topic-partition: Kafka's high watermark vs the warehouse ledger."""
+
+    topic: str
+    partition: int
+    high_watermark: int
+    ledger_offset: int
+
+    @property
+    def lag(self) -> int:
+        """Return offsets written to Kafka and not yet committed to the warehouse."""
+        return max(self.high_watermark - self.ledger_offset, 0)
+
+
+@dataclass
+class PipelineSnapshot:
+    """What :class:`PipelineMetrics` reads from the exporter at scrape time.
+
+    Counters (``*_total``) count what the exporter has seen committed since it started
+    (plus its start-up look-back); gauges describe the warehouse, the broker and the
+    Dagster instance at the last refresh. ``None`` means "source not reachable": the
+    metric is left out rather than reported as zero.
+    """
+
+    stage_latency: dict[str, FastHistogram] = field(default_factory=lambda: {})
+    trades: float = 0.0
+    rejects: float = 0.0
+    duplicates: float = 0.0
+    gap_records: float = 0.0
+    batches: dict[str, float] = field(default_factory=lambda: {})  # verdict -> batches
+    lag: list[LagRow] | None = None
+    broker_up: float = 0.0
+    last_commit_s: float | None = None
+    gap_today_s: dict[str, float] = field(default_factory=lambda: {})  # symbol -> seconds
+    gaps_today: dict[str, float] = field(default_factory=lambda: {})  # symbol -> windows
+    signal_runs: dict[tuple[str, str], float] = field(default_factory=lambda: {})
+    blocked_days: float = 0.0
+    last_signal_run_s: float | None = None
+    dagster_runs: dict[tuple[str, str], float] | None = None  # (job, status) -> runs
+    warehouse_up: float = 0.0
+    refresh_s: float = 0.0
+    last_refresh_s: float = 0.0
+    refresh_errors: dict[str, float] = field(default_factory=lambda: {})
+
+
+class PipelineMetrics(Collector):
+    """Metrics measured from the warehouse, the broker and the Dagster instance.
+
+    Dagster runs are short-lived processes, so they do not serve ``/metrics`` themselves:
+    what they did is in the warehouse (every trade's stamps, the offset ledger, the
+    signal runs, the quality verdicts) and in the Dagster instance, and this collector,
+    served by the long-lived ``metrics-exporter``, reads it from there.
+
+    Parameters
+    ----------
+    snapshot
+        Returns the exporter's current :class:`PipelineSnapshot` (called per scrape).
+    """
+
+    def __init__(self, snapshot: Callable[[], PipelineSnapshot]) -> None:
+        self._snapshot = snapshot
+
+    def describe(self) -> Iterable[Metric]:
+        """Return no descriptions: the metric set depends on live labels."""
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield every exporter metric."""
+        s = self._snapshot()
+        fam = HistogramMetricFamily(
+            TRADE_STAGE_LATENCY,
+            "Per-trade latency of each stage of SIP -> receipt -> Kafka append -> warehouse "
+            "commit -> signal computed, measured from the stamps stored with each trade "
+            "(seconds).",
+            labels=["stage"],
+        )
+        for stage, h in sorted(s.stage_latency.items()):
+            h.add_to(fam, {"stage": stage})
+        yield fam
+        yield _counter(
+            metric_name("ingest", "trades", "total"), "Trades committed.", None, s.trades
+        )
+        yield _counter(
+            metric_name("ingest", "rejects", "total"),
+            "Rejected records committed.",
+            None,
+            s.rejects,
+        )
+        yield _counter(
+            metric_name("ingest", "duplicates", "total"),
+            "Trades not stored again (dedup key already loaded).",
+            None,
+            s.duplicates,
+        )
+        yield _counter(
+            metric_name("ingest", "gap_records", "total"),
+            "Feed gap records committed.",
+            None,
+            s.gap_records,
+        )
+        yield _counter(
+            metric_name("ingest", "batches", "total"),
+            "Microbatches committed, by ingest quality verdict (passed, failed, unchecked).",
+            "verdict",
+            s.batches,
+        )
+        yield _gauge(
+            metric_name("ingest", "broker_up", "bool"), "1 if Kafka answered.", s.broker_up
+        )
+        if s.lag is not None:
+            fams = {
+                "lag": GaugeMetricFamily(
+                    metric_name("ingest", "consumer_lag", "messages"),
+                    "Offsets in Kafka not yet committed to the warehouse (high watermark - "
+                    "ledger), per partition.",
+                    labels=["topic", "partition"],
+                ),
+                "high": GaugeMetricFamily(
+                    metric_name("ingest", "high_watermark", "offset"),
+                    "Kafka's high watermark per partition.",
+                    labels=["topic", "partition"],
+                ),
+                "ledger": GaugeMetricFamily(
+                    metric_name("ingest", "ledger", "offset"),
+                    "Next offset to load per partition (the warehouse ledger).",
+                    labels=["topic", "partition"],
+                ),
+            }
+            for row in s.lag:
+                labels = [row.topic, str(row.partition)]
+                fams["lag"].add_metric(labels, float(row.lag))
+                fams["high"].add_metric(labels, float(row.high_watermark))
+                fams["ledger"].add_metric(labels, float(row.ledger_offset))
+            yield from fams.values()
+        if s.last_commit_s is not None:
+            yield _gauge(
+                metric_name("ingest", "last_commit_timestamp", "seconds"),
+                "Unix time of the newest microbatch commit.",
+                s.last_commit_s,
+            )
+        for what, doc, values in (
+            (
+                "gap_today",
+                "Feed gap seconds in today's regular session, per symbol.",
+                s.gap_today_s,
+            ),
+            (
+                "gaps_today",
+                "Feed gap windows overlapping today's session, per symbol.",
+                s.gaps_today,
+            ),
+        ):
+            unit = "seconds" if what == "gap_today" else "count"
+            g = GaugeMetricFamily(metric_name("feed", what, unit), doc, labels=["symbol"])
+            for sym, v in sorted(values.items()):
+                g.add_metric([sym], v)
+            yield g
+        runs = CounterMetricFamily(
+            metric_name("signals", "runs", "total"),
+            "Signal runs published, by finality and audit verdict.",
+            labels=["final", "audit"],
+        )
+        for (final, audit), v in sorted(s.signal_runs.items()):
+            runs.add_metric([final, audit], v)
+        yield runs
+        yield _gauge(
+            metric_name("signals", "blocked_days", "count"),
+            "Trading days (last 7) whose newest signals audit failed after their newest publish.",
+            s.blocked_days,
+        )
+        if s.last_signal_run_s is not None:
+            yield _gauge(
+                metric_name("signals", "last_run_timestamp", "seconds"),
+                "Unix time the newest signals run was computed.",
+                s.last_signal_run_s,
+            )
+        yield _gauge(
+            metric_name("dagster", "up", "bool"),
+            "1 if the Dagster instance could be read.",
+            0.0 if s.dagster_runs is None else 1.0,
+        )
+        if s.dagster_runs is not None:
+            g = GaugeMetricFamily(
+                metric_name("dagster", "runs", "count"),
+                "Runs in the Dagster instance by job and status (QUEUED/STARTED: now; "
+                "FAILURE/SUCCESS/CANCELED: grows, use delta()).",
+                labels=["job", "status"],
+            )
+            for (job, status), v in sorted(s.dagster_runs.items()):
+                g.add_metric([job, status], v)
+            yield g
+        yield _gauge(
+            metric_name("exporter", "warehouse_up", "bool"),
+            "1 if the last refresh read the warehouse.",
+            s.warehouse_up,
+        )
+        yield _gauge(
+            metric_name("exporter", "refresh", "seconds"),
+            "Duration of the last refresh.",
+            s.refresh_s,
+        )
+        yield _gauge(
+            metric_name("exporter", "last_refresh_timestamp", "seconds"),
+            "Unix time of the last refresh.",
+            s.last_refresh_s,
+        )
+        yield _counter(
+            metric_name("exporter", "refresh_errors", "total"),
+            "Refreshes that could not read a source, by source.",
+            "source",
+            s.refresh_errors,
+        )
+
+
+# --- reading other services' endpoints (``microstructure status``) ------------------------
+
+
+def parse_histograms(
+    text: str, name: str
+) -> dict[tuple[tuple[str, str], ...], list[tuple[float, float]]]:
+    """Return the cumulative buckets of histogram ``name`` in a Prometheus exposition text.
+
+    Parameters
+    ----------
+    text
+        What a ``/metrics`` endpoint answered.
+    name
+        Histogram name without the ``_bucket`` suffix.
+
+    Returns
+    -------
+    dict
+        Label set (sorted ``(name, value)`` pairs, without ``le``) -> ``[(le, count), ...]``
+        sorted by ``le`` (``+Inf`` last).
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[tuple[tuple[str, str], ...], list[tuple[float, float]]] = {}
+    for fam in text_string_to_metric_families(text):
+        for sample in fam.samples:
+            if sample.name != f"{name}_bucket":
+                continue
+            labels = tuple(sorted((k, v) for k, v in sample.labels.items() if k != "le"))
+            out.setdefault(labels, []).append((float(sample.labels["le"]), float(sample.value)))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
+    """Estimate a quantile from cumulative buckets as PromQL's ``histogram_quantile`` does.
+
+    Linear interpolation inside the bucket holding the rank; a rank in the ``+Inf`` bucket
+    returns the highest finite bound (the estimate says "at least this").
+
+    Parameters
+    ----------
+    q
+        Quantile in [0, 1].
+    buckets
+        ``[(le, cumulative count), ...]`` sorted by ``le``, ending with ``+Inf``.
+
+    Returns
+    -------
+    float or None
+        Seconds; None when the histogram is empty.
+    """
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    prev_le, prev_count = 0.0, 0.0
+    for le, count in buckets:
+        if count >= rank:
+            if le == float("inf"):
+                return prev_le
+            if count == prev_count:
+                return le
+            return prev_le + (le - prev_le) * (rank - prev_count) / (count - prev_count)
+        prev_le, prev_count = le, count
+    return prev_le
