@@ -21,7 +21,7 @@ def _frames(name: str) -> list[bytes]:
     return [line for line in (DATA / name).read_bytes().splitlines() if line]
 
 
-def _one(frame: bytes | str) -> Trade | FeedStatus | Reject:
+def _one(frame: bytes | str) -> parse.ParsedEvent:
     [event] = parse_frame(frame, RECV)
     return event
 

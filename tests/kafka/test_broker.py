@@ -73,6 +73,7 @@ def test_cluster_status_lists_topics_with_watermarks(kafka_broker: str, kafka_to
             return None
 
     st = wait_until(status, 15.0, what="cluster status with the new topic")
+    assert st is not None
     assert st.brokers == 1
     assert [(p.partition, p.low, p.high) for p in st.topics[kafka_topic]] == [
         (0, 0, 0),
