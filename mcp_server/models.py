@@ -55,7 +55,8 @@ class Provenance(_Out):
     )
     last_load: str | None = Field(description="latest microbatch commit in the warehouse")
     snapshot_stale: bool = Field(
-        description="true if the warehouse changed after the snapshot and refreshing failed"
+        description="true if the warehouse has changed since the snapshot (a refresh is "
+        "pending, or failed: see stale_reason)"
     )
     stale_reason: str | None
     kernel_versions: list[str] = Field(description="kernel versions of the signals served")
