@@ -21,10 +21,11 @@ from assets.resources import QualityResource, WarehouseResource
 from pipeline.microbatch import day_bounds_ns
 from pipeline.quality import validate_signals
 from pipeline.warehouse.provenance import build_signal_run
+from pipeline.warehouse.queries import SIGNAL_PASSTHROUGH
 
 SIGNAL_GROUP = "signals"
 # Lineage carried from market_data onto every per-trade row (and the enriched view's join).
-PASSTHROUGH = ("kafka_partition", "kafka_offset")
+PASSTHROUGH = SIGNAL_PASSTHROUGH
 
 SIGNAL_SPECS = [
     dg.AssetSpec(
@@ -110,6 +111,7 @@ def signal_tables(
         published = None
     else:
         published = wh.publish_signals(day, frames, run)
+    report_metadata = _report_metadata(context, frames, day) if published is not None else {}
     common = {
         "day": day.isoformat(),
         "kernel_version": KERNEL_VERSION,
@@ -125,6 +127,7 @@ def signal_tables(
             **common,
             "dagster/row_count": run.n_trades,
             "n_jumps": int(frames.trade_signals["jump_detected"].to_numpy(dtype=bool).sum()),
+            **report_metadata,
         },
         check_results=check_results(report, "trading_signals"),
     )
@@ -138,3 +141,26 @@ def signal_tables(
         metadata={**common, "dagster/row_count": run.n_buckets},
         check_results=check_results(report, "trade_intensity"),
     )
+
+
+def _report_metadata(
+    context: dg.AssetExecutionContext, frames: object, day: date
+) -> dict[str, dg.MetadataValue]:
+    """Picture of the day's most active symbol (`microstructure report`), shown in the UI.
+
+    Drawn after publishing, so a drawing problem never holds back the day's signals.
+    """
+    from pipeline.errors import DataError
+    from pipeline.report import markdown_image, render_partition
+
+    try:
+        rendered = render_partition(frames, day.isoformat())
+    except (DataError, ValueError) as e:
+        context.log.warning(f"no report picture for {day}: {e}")
+        return {}
+    if rendered is None:
+        return {}
+    return {
+        "report": dg.MetadataValue.md(markdown_image(rendered)),
+        "report_png_bytes": dg.MetadataValue.int(len(rendered.png)),
+    }

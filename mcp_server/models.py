@@ -362,6 +362,47 @@ class DataQuality(_Answer):
     session_minutes: int
 
 
+class EvaluationRow(_Out):
+    """Forward returns after BUY/SELL signals vs random entries, one symbol (or all) and horizon."""
+
+    symbol: str = Field(description="a symbol, or * for all symbols pooled")
+    horizon_s: int = Field(description="seconds after the signal (previous-tick, same session)")
+    n_signals: int
+    n_buy: int
+    n_sell: int
+    n_effective: float = Field(
+        description="independent observations the overlapping returns are worth"
+    )
+    n_days: int
+    hit_rate: float | None = Field(description="share of signed returns > 0")
+    mean_bp: float | None = Field(description="mean signed log return, basis points")
+    t_stat: float | None
+    random_n: int
+    random_hit_rate: float | None
+    random_mean_bp: float | None
+    edge_bp: float | None = Field(description="mean_bp - random_mean_bp")
+    edge_t_stat: float | None
+    edge_p_value: float | None
+    edge_p_adjusted: float | None = Field(description="Bonferroni over the evaluation's tests")
+    verdict: Literal["too_few_signals", "edge", "negative_edge", "no_edge"]
+    verdict_text: str
+
+
+class SignalEvaluation(_Answer):
+    """Whether the signals paid: the newest stored evaluation (microstructure evaluate)."""
+
+    evaluation_id: str
+    computed: str
+    start_date: str
+    end_date: str
+    method: str
+    min_signals: int
+    random_per_signal: int
+    seed: int
+    kernel_version: str | None
+    rows: list[EvaluationRow]
+
+
 __all__ = [
     "AcdFit",
     "BnsFit",
@@ -370,6 +411,7 @@ __all__ = [
     "DataQuality",
     "DayMetrics",
     "EnrichedData",
+    "EvaluationRow",
     "GapRow",
     "GarchFit",
     "JumpEvents",
@@ -382,6 +424,7 @@ __all__ = [
     "RealTimeRow",
     "RejectSample",
     "SignalCounts",
+    "SignalEvaluation",
     "SignalRow",
     "SignalRunInfo",
     "SymbolList",

@@ -45,6 +45,17 @@ QUERY_SECONDS = Histogram(
     buckets=_LATENCY_BUCKETS,
 )
 ROWS = Counter("microstructure_mcp_rows", "Rows returned by tool", ["tool"])
+SIGNAL_TO_SERVED = Histogram(
+    "microstructure_mcp_signal_to_served_seconds",
+    "Signal computed -> served: age of the newest signals run behind an answer carrying "
+    "signals, when it is sent (the last stage of the per-trade latency decomposition)",
+    buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600, 7200, 21600, 86400, 604800),
+)
+CHART_SECONDS = Histogram(
+    "microstructure_mcp_chart_seconds",
+    "Time to draw a get_symbol_metrics chart (chart=true), off the event loop",
+    buckets=(*_LATENCY_BUCKETS, 5.0, 10.0),
+)
 HTTP_REJECTED = Counter(
     "microstructure_mcp_http_rejected",
     "HTTP requests refused before any tool ran, by reason",

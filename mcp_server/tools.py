@@ -1159,6 +1159,90 @@ class ToolService:
         )
         return Answer(data, render_text(summary, data, rows_key="checks"), len(checks), qs + qs2)
 
+    # get_signal_evaluation ----------------------------------------------------------------------
+
+    def signal_evaluation(self, snap: Snapshot, stale: str | None, symbol: str | None) -> Answer:
+        """Answer ``get_signal_evaluation``: the newest stored evaluation."""
+        info = find_symbol(snap, symbol) if symbol is not None else None
+        rows, qs = reads.read_evaluation(snap, None if info is None else info.symbol)
+        if not rows:
+            raise ToolError(
+                "no signal evaluation is stored yet: run `microstructure evaluate --start DAY "
+                "--end DAY` on the warehouse, then ask again"
+            )
+        head = rows[0]
+        first, last = head["start_date"], head["end_date"]
+        start_ns = parse_time(str(first), "start")
+        end_ns = parse_time(str(last), "end")
+        prov, comp = self._envelope(snap, stale, info, start_ns, end_ns)
+        out_rows = [
+            {
+                k: (_r(v) if isinstance(v, float) else v)
+                for k, v in r.items()
+                if k in m.EvaluationRow.model_fields
+            }
+            | {"verdict_text": EVALUATION_VERDICTS.get(str(r["verdict"]), str(r["verdict"]))}
+            for r in rows
+        ]
+        pg = paging(
+            shown=len(out_rows),
+            fetched=len(out_rows),
+            total=len(out_rows),
+            remaining_after_fetch=0,
+            limit_cut=False,
+            next_cursor=None,
+            what="rows",
+        )
+        data = {
+            "evaluation_id": str(head["evaluation_id"]),
+            "computed": iso_utc(int(head["computed_ns"])) or "",
+            "start_date": str(first),
+            "end_date": str(last),
+            "method": EVALUATION_METHOD,
+            "min_signals": int(head["min_signals"]),
+            "random_per_signal": int(head["random_per_signal"]),
+            "seed": int(head["seed"]),
+            "kernel_version": head["kernel_version"],
+            "rows": out_rows,
+            "paging": pg.model_dump(mode="json"),
+            "provenance": prov,
+            "completeness": comp,
+        }
+        pooled = [r for r in out_rows if r["symbol"] == "*"]
+        verdicts = "; ".join(
+            f"{int(r['horizon_s']) // 60} min: {r['verdict_text']}" for r in pooled
+        )
+        summary = (
+            f"signal evaluation {first}..{last} (all symbols pooled) - {verdicts}"
+            if pooled
+            else f"signal evaluation {first}..{last}"
+        )
+        return Answer(data, render_text(summary, data), len(out_rows), qs)
+
+    def chart_rows(
+        self, snap: Snapshot, symbol: str, day: str
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """Return the signal rows and daily statistics a chart of one symbol-day draws."""
+        info = find_symbol(snap, symbol)
+        rows, metrics, _ = reads.read_chart(snap, info.symbol, parse_day(day, "day"))
+        return parse_rows(rows), (orjson.loads(metrics) if metrics is not None else None)
+
+
+EVALUATION_VERDICTS: dict[str, str] = {
+    "too_few_signals": "too few signals to say anything",
+    "edge": "signals beat random entries",
+    "negative_edge": "signals do worse than random entries",
+    "no_edge": "no evidence of an edge over random entries",
+}
+EVALUATION_METHOD = (
+    "For every BUY/SELL signal, the signed forward log return (a SELL counts negated) at "
+    "each horizon, previous-tick, within the same session; hit rate, mean (bp) and a "
+    "t-statistic whose standard error counts overlapping windows; compared with seeded "
+    "random entry times on the same symbol-days carrying the same BUY share. edge = signal "
+    "mean - random mean, Welch t, p-values Bonferroni-adjusted over the evaluation's tests. "
+    "too_few_signals: below min_signals signals or 10 effective observations."
+)
+
 
 _TRADE_FIELDS = ("time", "timestamp_ns", "price", "size", "exchange", "conditions")
 _SIGNAL_FIELDS = (

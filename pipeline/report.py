@@ -491,3 +491,90 @@ def _f(sub: pd.DataFrame, g: str, col: str) -> float:
         return float(v)
     except (TypeError, ValueError):
         return float("nan")
+
+
+def render_partition(frames: Any, day: str, *, dpi: int = 72) -> Rendered | None:
+    """Render the report of a signals partition's most active symbol (None: no trades).
+
+    Parameters
+    ----------
+    frames
+        ``pipeline.signals.assemble.SignalFrames`` of the day (in memory).
+    day
+        The partition, ``YYYY-MM-DD``.
+    dpi
+        Resolution (72 keeps the PNG near 100 KiB for asset metadata).
+
+    Returns
+    -------
+    Rendered or None
+        The picture; None when the day has no regular-hours trade.
+    """
+    symbol = most_active_symbol(frames.trade_signals)
+    if symbol is None:
+        return None
+    data = select_symbol_day(
+        frames.trade_signals, frames.intensity_buckets, frames.symbol_day_metrics, symbol, day
+    )
+    return render_symbol_day(data, dpi=dpi)
+
+
+def markdown_image(rendered: Rendered) -> str:
+    """Return Markdown showing the PNG inline (a data URI) above its title."""
+    return f"![report]({rendered.data_uri()})\n\n{rendered.title}"
+
+
+def symbol_day_from_rows(
+    symbol: str, day: str, rows: list[dict[str, Any]], metrics: Mapping[str, Any] | None
+) -> SymbolDay:
+    """Build a :class:`SymbolDay` from served rows (the MCP server's ``SignalRow`` JSON).
+
+    The one-minute intensity buckets are not served; each print carries its bucket's
+    z-score, so the buckets are rebuilt from the prints (a bucket without prints has none).
+
+    Parameters
+    ----------
+    symbol, day
+        The symbol-day.
+    rows
+        Per-print rows with ``timestamp_ns``, ``price``, ``jump_detected``,
+        ``trading_signal``, ``garch_sigma2``, ``acd_surprise``, ``trade_intensity_zscore``.
+    metrics
+        The day's statistics (``DayMetrics`` shape: ``bns`` nested) or None.
+
+    Returns
+    -------
+    SymbolDay
+        Ready for :func:`render_symbol_day`.
+    """
+    from udx.kernels import session_bounds
+
+    if not rows:
+        raise DataError(f"no signals for {symbol} on {day}")
+    frame = pd.DataFrame(rows)
+    frame["symbol"], frame["date"] = symbol, day
+    for col in TRADE_COLUMNS:
+        if col not in frame.columns:
+            frame[col] = None
+    trades = cast("pd.DataFrame", frame.loc[:, list(TRADE_COLUMNS)])
+    open_ns, _ = session_bounds(day)
+    ts = trades["timestamp_ns"].to_numpy(dtype=np.int64)
+    bucket = (ts - open_ns) // (60 * NS_PER_S)
+    first = pd.DataFrame({"bucket": bucket, "z": _num(trades, "trade_intensity_zscore")})
+    first = first[(first["bucket"] >= 0) & (first["bucket"] < 390)].drop_duplicates("bucket")
+    buckets = pd.DataFrame(
+        {
+            "symbol": symbol,
+            "date": day,
+            "bucket": first["bucket"].to_numpy(dtype=np.int64),
+            "bucket_start_ns": open_ns + first["bucket"].to_numpy(dtype=np.int64) * 60 * NS_PER_S,
+            "count": 0,
+            "z": first["z"].to_numpy(),
+        }
+    )
+    flat: dict[str, Any] = {}
+    if metrics:
+        flat = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
+        for k, v in (metrics.get("bns") or {}).items():
+            flat[f"bns_{k}"] = v
+    return SymbolDay(symbol, day, trades.reset_index(drop=True), buckets, flat)

@@ -202,6 +202,51 @@ JUMPS_PAGE_SQL = "SELECT rid, row_json FROM signals WHERE rid >= ? AND rid <= ? 
 METRICS_SQL = "SELECT date, row_json FROM metrics WHERE symbol = ? AND date >= ? AND date <= ?"
 """Daily statistics (``DayMetrics`` JSON) of one symbol over an inclusive day range."""
 
+CHART_SIGNALS_SQL = "SELECT row_json FROM signals WHERE symbol = ? AND date = ? ORDER BY rid"
+"""Every signal row (``SignalRow`` JSON) of one symbol-day, in time order (a chart's data)."""
+
+EVALUATION_COLUMNS: tuple[str, ...] = (
+    "evaluation_id",
+    "computed_ns",
+    "start_date",
+    "end_date",
+    "symbol",
+    "horizon_s",
+    "n_signals",
+    "n_buy",
+    "n_sell",
+    "n_effective",
+    "n_days",
+    "hit_rate",
+    "mean_bp",
+    "sd_bp",
+    "t_stat",
+    "random_n",
+    "random_hit_rate",
+    "random_mean_bp",
+    "random_sd_bp",
+    "random_t_stat",
+    "edge_bp",
+    "edge_t_stat",
+    "edge_p_value",
+    "edge_p_adjusted",
+    "verdict",
+    "min_signals",
+    "random_per_signal",
+    "seed",
+    "kernel_version",
+    "signal_runs",
+)
+"""Columns of ``signal_evaluation`` (``microstructure evaluate``) the server copies and serves."""
+
+EVALUATION_SQL = (
+    f"SELECT {', '.join(EVALUATION_COLUMNS)} FROM evaluation "  # noqa: S608 - constants
+    "WHERE evaluation_id = (SELECT evaluation_id FROM evaluation "
+    "ORDER BY computed_ns DESC, evaluation_id LIMIT 1) AND (? IS NULL OR symbol IN (?, '*')) "
+    "ORDER BY symbol <> '*', symbol, horizon_s"
+)
+"""The newest evaluation's rows (pooled ``*`` first), optionally one symbol and the pool."""
+
 LATEST_TRADES_SQL = "SELECT rid, row_json FROM trades WHERE rid = ANY(?)"
 """The rows at the given ``rid`` values (the newest trade of each asked symbol)."""
 
@@ -443,6 +488,8 @@ class Snapshot:
     )
     """Failed ``quality_results`` rows by target (a date or a ledger batch), newest first."""
     """Per symbol, ``(date, bns_z, bns_p_value, bns_jump, lm_jump_count)`` by day."""
+    has_evaluation: bool = False
+    """The warehouse has a ``signal_evaluation`` table (copied as ``evaluation``)."""
     _in_flight: int = 0
     _retired: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -655,6 +702,51 @@ def read_metrics(
 
 def _first_key(row: tuple[Any, ...]) -> Any:
     return row[0]
+
+
+def read_chart(snap: Snapshot, symbol: str, day: date) -> tuple[list[str], str | None, float]:
+    """Read what a chart of one symbol-day draws: its signal rows and its daily statistics.
+
+    Parameters
+    ----------
+    snap
+        The snapshot.
+    symbol
+        A symbol the snapshot knows.
+    day
+        A New York trading day.
+
+    Returns
+    -------
+    tuple[list[str], str | None, float]
+        ``SignalRow`` JSON texts in time order, the ``DayMetrics`` JSON (None if the day has
+        none) and the query seconds.
+    """
+    rows, t1 = _fetch(snap, CHART_SIGNALS_SQL, (symbol, day))
+    metrics, t2 = _fetch(snap, METRICS_SQL, (symbol, day, day))
+    return [str(r[0]) for r in rows], (str(metrics[0][1]) if metrics else None), t1 + t2
+
+
+def read_evaluation(snap: Snapshot, symbol: str | None) -> tuple[list[dict[str, Any]], float]:
+    """Read the newest signal evaluation (``microstructure evaluate``).
+
+    Parameters
+    ----------
+    snap
+        The snapshot.
+    symbol
+        Only this symbol's rows and the pooled ``*`` rows; every row when None.
+
+    Returns
+    -------
+    tuple[list[dict[str, Any]], float]
+        Rows keyed by :data:`EVALUATION_COLUMNS` (empty when no evaluation is stored, or
+        the warehouse predates the table), and the query seconds.
+    """
+    if not snap.has_evaluation:
+        return [], 0.0
+    rows, elapsed = _fetch(snap, EVALUATION_SQL, (symbol, symbol))
+    return [dict(zip(EVALUATION_COLUMNS, r, strict=True)) for r in rows], elapsed
 
 
 def read_latest(
@@ -1004,6 +1096,11 @@ def build_snapshot(path: Path, *, lock_attempts: int = 8, first_retry_s: float =
                 "CREATE TABLE memory.quality_results AS SELECT suite, target, expectation, "
                 "passed, observed, checked_ns FROM src.quality_results"
             )
+        if set(EVALUATION_COLUMNS) <= present.get("signal_evaluation", set()):
+            conn.execute(
+                f"CREATE TABLE memory.evaluation AS SELECT {', '.join(EVALUATION_COLUMNS)} "  # noqa: S608 - constants
+                "FROM src.signal_evaluation"
+            )
         conn.execute("COMMIT")
         conn.execute("DETACH src")
     except BaseException:
@@ -1061,6 +1158,10 @@ def _finish(
             )
     # Queries are tiny range scans: one thread each is fastest and leaves the other
     # core to the server. No query may touch a file from now on.
+    (has_eval,) = conn.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'memory' "
+        "AND table_name = 'evaluation'"
+    ).fetchall()[0]
     conn.execute("SET threads = 1")
     conn.execute("SET enable_external_access = false")
     conn.execute("SET lock_configuration = true")
@@ -1082,6 +1183,7 @@ def _finish(
         has_quality_results=has_qr,
         daily_bns={k: tuple(v) for k, v in daily.items()},
         failed_expectations={k: tuple(v) for k, v in failed.items()},
+        has_evaluation=bool(has_eval),
     )
     # The newest rows change only with the snapshot: read them once, serve from memory.
     snap.latest, _ = read_latest(snap, list(symbols.values()))

@@ -28,7 +28,7 @@ async def test_stdio_serves_a_real_client_and_keeps_stdout_for_mcp(
     async with Client(params, read_timeout_seconds=60) as client:
         tools = (await client.list_tools()).tools
         result = await client.call_tool("get_trading_signals", {"symbol": "XXX", "limit": 2})
-    assert len(tools) == 7
+    assert len(tools) == 8
     assert not result.is_error
     assert result.structured_content is not None
     assert len(result.structured_content["rows"]) == 2

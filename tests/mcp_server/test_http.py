@@ -161,7 +161,7 @@ async def test_a_real_mcp_client_pages_through_a_window_over_http(
             "get_enriched_data", {"symbol": "AAA", "limit": 4, "cursor": page["next_cursor"]}
         )
         refused = await client.call_tool("get_enriched_data", {"symbol": "AAA'--"})
-    assert len(names) == 7
+    assert len(names) == 8
     assert page["truncated"]
     assert page["truncated_by"] == "limit"
     assert second.structured_content is not None
