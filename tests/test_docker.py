@@ -39,7 +39,7 @@ def test_every_service_has_a_pinned_image_or_our_build() -> None:
             assert svc["build"]["dockerfile"] == "docker/Dockerfile", name
         else:
             image = svc["image"]
-            assert re.match(r"^[\w./-]+:\d+\.\d+(\.\d+)?$", image), (
+            assert re.match(r"^[\w./-]+:v?\d+\.\d+(\.\d+)?$", image), (
                 f"{name}: unpinned image {image}"
             )
 
