@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from pipeline.errors import InjectedFault
 from pipeline.kafka import consumer
-from pipeline.kafka.offsets import KafkaRecord, OffsetRange
+from pipeline.kafka.offsets import OffsetRange
+from pipeline.microbatch import RecordColumns
 from pipeline.settings import parse_kafka_config
 from pipeline.warehouse import open_warehouse
 from pipeline.warehouse.base import Warehouse
@@ -112,7 +113,7 @@ class KafkaResource(dg.ConfigurableResource):
             self.bootstrap_servers, self.topic, self.metadata_timeout_s, self._conf()
         )
 
-    def read_range(self, offsets: OffsetRange) -> Sequence[KafkaRecord]:
+    def read_range(self, offsets: OffsetRange) -> RecordColumns:
         """Read exactly ``[start, stop)`` of one partition (assign + seek, no commits).
 
         Parameters
@@ -122,10 +123,10 @@ class KafkaResource(dg.ConfigurableResource):
 
         Returns
         -------
-        Sequence[KafkaRecord]
-            The records in offset order.
+        RecordColumns
+            The records in offset order, column by column (the loader's fast path).
         """
-        return consumer.read_range(
+        return consumer.read_range_columns(
             self.bootstrap_servers, offsets, self.read_timeout_s, self._conf()
         )
 

@@ -16,22 +16,33 @@ A trade is identified by ``(symbol, trade_date, exchange, trf_id, trade_id)`` wi
 ``trf_id = 0`` for exchange prints; a repeat inside the batch keeps the first
 occurrence (lowest offset) and is counted in ``n_duplicates``. Repeats of trades
 stored by earlier batches are found by the warehouse inside the load transaction.
+
+Speed (a batch is up to 200,000 records): the consumer hands over columns
+(:class:`RecordColumns`), well-formed trades are decoded together by one pyarrow JSON
+read (:func:`~pipeline.kafka.codec.decode_trades_bulk`), checked and derived
+column-wise; only the rare records (gaps, feed rejects, malformed or unstorable trades)
+take the per-record path, which also names each reject's reason.
 """
 
 from __future__ import annotations
 
+import gc
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as _pc
 
 from pipeline.errors import OffsetError, ParseError
 from pipeline.events import Gap, Reject, Trade
-from pipeline.kafka.codec import decode
+from pipeline.kafka.codec import SCHEMA_TRADE, decode, decode_trades_bulk
 from pipeline.kafka.offsets import KafkaRecord, OffsetRange, plan_stop
 
 NEW_YORK = "America/New_York"
@@ -85,7 +96,11 @@ GAP_COLUMNS: tuple[str, ...] = (
     "kafka_offset",
 )
 
+# pyarrow.compute generates its functions at import: its stubs cannot list them.
+pc: Any = _pc
+
 _INT64_MAX = 2**63 - 1
+_INT64_MIN = -(2**63)
 _INT32_MAX = 2**31 - 1
 
 
@@ -155,14 +170,151 @@ class Microbatch:
         }
 
 
-def _header_int(record: KafkaRecord, name: str) -> int | None:
-    for key, value in record.headers:
+@dataclass(frozen=True)
+class RecordColumns:
+    """The records of one range of one topic-partition, column by column, as read.
+
+    :func:`pipeline.kafka.consumer.read_range_columns` returns this instead of one
+    :class:`~pipeline.kafka.offsets.KafkaRecord` per record, so that reading and shaping
+    a batch of well-formed trades does no per-record Python work beyond the client's.
+
+    Attributes
+    ----------
+    topic, partition
+        The topic-partition every record belongs to.
+    offsets
+        Record offsets (``int64``), as read: ascending, not contiguous in general.
+    keys, values
+        Record keys and values (None when absent), one per offset.
+    headers
+        Each record's headers as the client returns them (``(name, value)`` pairs, or
+        None); ``schema`` and ``recv_ns`` are looked up only where needed.
+    timestamps_ms
+        Kafka record timestamps (``int64``; -1 when the record has none).
+    """
+
+    topic: str
+    partition: int
+    offsets: npt.NDArray[np.int64]
+    keys: Sequence[bytes | None]
+    values: Sequence[bytes | None]
+    headers: Sequence[Sequence[tuple[str, bytes | None]] | None]
+    timestamps_ms: npt.NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    @classmethod
+    def from_records(cls, records: Sequence[KafkaRecord], offsets: OffsetRange) -> RecordColumns:
+        """Return the columns of ``records``, which must belong to ``offsets``' partition.
+
+        Parameters
+        ----------
+        records
+            Records as read.
+        offsets
+            The range they were read from.
+
+        Returns
+        -------
+        RecordColumns
+            The same records, column by column.
+
+        Raises
+        ------
+        OffsetError
+            If a record belongs to another topic-partition.
+        """
+        for rec in records:
+            if rec.topic != offsets.topic or rec.partition != offsets.partition:
+                raise OffsetError(
+                    f"record {rec.topic}:{rec.partition}@{rec.offset} is not in {offsets}"
+                )
+        n = len(records)
+        return cls(
+            topic=offsets.topic,
+            partition=offsets.partition,
+            offsets=np.fromiter((r.offset for r in records), dtype=np.int64, count=n),
+            keys=[r.key for r in records],
+            values=[r.value for r in records],
+            headers=[r.headers for r in records],
+            timestamps_ms=np.fromiter((r.timestamp_ms for r in records), dtype=np.int64, count=n),
+        )
+
+    def records(self) -> list[KafkaRecord]:
+        """Return one :class:`~pipeline.kafka.offsets.KafkaRecord` per record.
+
+        Returns
+        -------
+        list[KafkaRecord]
+            In offset order.
+        """
+        return [
+            KafkaRecord(
+                topic=self.topic,
+                partition=self.partition,
+                offset=offset,
+                key=key,
+                value=value,
+                headers=tuple(headers or ()),
+                timestamp_ms=ts,
+            )
+            for offset, key, value, headers, ts in zip(
+                self.offsets.tolist(),
+                self.keys,
+                self.values,
+                self.headers,
+                self.timestamps_ms.tolist(),
+                strict=True,
+            )
+        ]
+
+
+Headers = Sequence[tuple[str, bytes | None]] | None
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a block (it is restored after).
+
+    Reading and shaping a batch allocate a few objects per record and free none of them
+    in cycles; with the collector running, its passes over the growing heap cost more
+    than the work itself. Reference counting still frees everything as usual.
+
+    Yields
+    ------
+    None
+        Inside the block, automatic collection is off.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _header(headers: Headers, name: str) -> bytes | None:
+    for key, value in headers or ():
+        if key == name:
+            return value
+    return None
+
+
+def _header_int(headers: Headers, name: str) -> int | None:
+    for key, value in headers or ():
         if key == name and value is not None:
             try:
                 return int(value)
             except ValueError:
                 return None
     return None
+
+
+def _schemas(headers: Sequence[Headers]) -> list[bytes | None]:
+    # The producer writes ``schema`` first: one look at the first pair serves nearly all.
+    return [h[0][1] if h and h[0][0] == "schema" else _header(h, "schema") for h in headers]
 
 
 def _raw_text(value: bytes | None) -> str | None:
@@ -177,26 +329,6 @@ def _key_text(key: bytes | None) -> str | None:
         return key.decode()
     except UnicodeDecodeError:
         return None
-
-
-def _reject_row(
-    stage: str,
-    reason: str,
-    raw: bytes | None,
-    symbol: str | None,
-    receipt_ns: int | None,
-    rec: KafkaRecord,
-) -> tuple[Any, ...]:
-    return (
-        stage,
-        reason,
-        _raw_text(raw),
-        symbol,
-        receipt_ns or _header_int(rec, "recv_ns"),
-        rec.topic,
-        rec.partition,
-        rec.offset,
-    )
 
 
 def _trade_problem(t: Trade) -> str | None:
@@ -222,6 +354,26 @@ def _trade_problem(t: Trade) -> str | None:
         if v is not None and not -_INT64_MAX <= v <= _INT64_MAX:
             return f"{name} is {v} and exceeds int64"
     return None
+
+
+def _storable(table: pa.Table) -> npt.NDArray[np.bool_]:
+    """Vectorised :func:`_trade_problem`: True where a bulk-decoded trade can be stored.
+
+    Decoded int64 columns cannot exceed int64, so only the lower bound -2**63 (outside
+    ``[-INT64_MAX, INT64_MAX]``) and the int32 columns' ranges need a look.
+    """
+    price = table["price"].to_numpy()
+    ok = np.isfinite(price) & (price > 0)
+    ok &= table["size"].to_numpy() > 0
+    ok &= table["sip_timestamp_ns"].to_numpy() >= 0
+    exchange = table["exchange"].to_numpy()
+    ok &= (exchange >= 0) & (exchange <= _INT32_MAX)
+    for name in ("tape", "trf_id"):
+        v = pc.fill_null(table[name], 0).to_numpy()
+        ok &= (v >= 0) & (v <= _INT32_MAX)
+    for name in ("sequence_number", "trf_timestamp_ns", "receipt_ns"):
+        ok &= pc.fill_null(table[name], 0).to_numpy() != _INT64_MIN
+    return ok
 
 
 def local_time_columns(timestamp_ns: np.ndarray[Any, np.dtype[np.int64]]) -> pd.DataFrame:
@@ -261,20 +413,112 @@ def _empty(columns: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
 
 
-def shape_batch(records: Sequence[KafkaRecord], offsets: OffsetRange) -> Microbatch:
+def _check_offsets(cols: RecordColumns, offsets: OffsetRange) -> None:
+    if cols.topic != offsets.topic or cols.partition != offsets.partition:
+        raise OffsetError(f"records of {cols.topic}:{cols.partition} are not in {offsets}")
+    o = cols.offsets
+    if not len(o):
+        return
+    bad = (o < offsets.start) | (o >= offsets.stop)
+    bad[1:] |= o[1:] <= o[:-1]
+    if bad.any():
+        i = int(np.argmax(bad))
+        previous = int(o[i - 1]) if i else offsets.start - 1
+        raise OffsetError(
+            f"record offset {int(o[i])} is out of order or outside {offsets} (previous {previous})"
+        )
+
+
+class _Shaper:
+    """The per-record path of :func:`shape_batch`: rare records, and the reasons of bad ones."""
+
+    def __init__(self, cols: RecordColumns) -> None:
+        self.cols = cols
+        self.rejects: list[tuple[int, tuple[Any, ...]]] = []
+        self.gaps: list[tuple[Any, ...]] = []
+        self.trades: list[tuple[int, Trade]] = []
+
+    def reject(
+        self,
+        i: int,
+        stage: str,
+        reason: str,
+        raw: bytes | None,
+        symbol: str | None,
+        receipt_ns: int | None,
+    ) -> None:
+        c = self.cols
+        self.rejects.append(
+            (
+                i,
+                (
+                    stage,
+                    reason,
+                    _raw_text(raw),
+                    symbol,
+                    receipt_ns or _header_int(c.headers[i], "recv_ns"),
+                    c.topic,
+                    c.partition,
+                    int(c.offsets[i]),
+                ),
+            )
+        )
+
+    def one(self, i: int) -> None:
+        """Decode record ``i`` on its own and file it as trade, reject or gap."""
+        c = self.cols
+        value = c.values[i]
+        try:
+            event = decode(value, c.headers[i])
+        except ParseError as e:
+            self.reject(i, "ingest", f"undecodable: {e}", value, _key_text(c.keys[i]), None)
+            return
+        if isinstance(event, Trade):
+            problem = _trade_problem(event)
+            if problem is not None:
+                self.reject(i, "ingest", problem, value, event.symbol, event.receipt_ns)
+            else:
+                self.trades.append((i, event))
+        elif isinstance(event, Reject):
+            # Everything the streamer rejected is stage "feed"; its own stage name
+            # (parse, decode, ...) stays visible in the reason.
+            reason = event.reason if event.stage == "feed" else f"[{event.stage}] {event.reason}"
+            self.reject(i, "feed", reason, event.raw, None, None)
+        elif isinstance(event, Gap):
+            self.gaps.append(
+                (
+                    event.subscription,
+                    event.last_before_ns,
+                    event.first_after_ns,
+                    event.reason,
+                    event.detected_ns,
+                    c.topic,
+                    c.partition,
+                    int(c.offsets[i]),
+                )
+            )
+
+
+def shape_batch(records: Sequence[KafkaRecord] | RecordColumns, offsets: OffsetRange) -> Microbatch:
     """Turn the records of one offset range into trades, rejects and gaps.
+
+    Well-formed trades (nearly all records) are decoded together
+    (:func:`~pipeline.kafka.codec.decode_trades_bulk`) and checked column-wise; every
+    other record, and every trade the bulk path cannot vouch for or finds unstorable,
+    is decoded on its own, so that a reject carries the same reason either way.
 
     Parameters
     ----------
     records
-        Records as read from ``offsets`` (ascending offsets, within the range).
+        Records as read from ``offsets`` (ascending offsets, within the range), as
+        :class:`RecordColumns` (the consumer's fast path) or a sequence of records.
     offsets
         The range that was read; its bounds become the ledger row.
 
     Returns
     -------
     Microbatch
-        The batch; ``trades`` holds each dedup key once.
+        The batch; ``trades`` holds each dedup key once, in offset order.
 
     Raises
     ------
@@ -282,80 +526,58 @@ def shape_batch(records: Sequence[KafkaRecord], offsets: OffsetRange) -> Microba
         If a record lies outside ``offsets`` or offsets are not strictly increasing:
         the consumer broke its contract and nothing may be loaded.
     """
-    t_cols: dict[str, list[Any]] = {c: [] for c in TRADE_COLUMNS if c not in _DERIVED}
-    r_rows: list[tuple[Any, ...]] = []
-    g_rows: list[tuple[Any, ...]] = []
-    last = offsets.start - 1
-    for rec in records:
-        if rec.topic != offsets.topic or rec.partition != offsets.partition:
-            raise OffsetError(
-                f"record {rec.topic}:{rec.partition}@{rec.offset} is not in {offsets}"
-            )
-        if not offsets.start <= rec.offset < offsets.stop or rec.offset <= last:
-            raise OffsetError(
-                f"record offset {rec.offset} is out of order or outside {offsets} (previous {last})"
-            )
-        last = rec.offset
-        try:
-            event = decode(rec.value, rec.headers)
-        except ParseError as e:
-            r_rows.append(
-                _reject_row("ingest", f"undecodable: {e}", rec.value, _key_text(rec.key), None, rec)
-            )
-            continue
-        if isinstance(event, Trade):
-            problem = _trade_problem(event)
-            if problem is not None:
-                r_rows.append(
-                    _reject_row("ingest", problem, rec.value, event.symbol, event.receipt_ns, rec)
-                )
-                continue
-            t_cols["symbol"].append(event.symbol)
-            t_cols["timestamp_ns"].append(event.sip_timestamp_ns)
-            t_cols["price"].append(event.price)
-            t_cols["size"].append(event.size)
-            t_cols["exchange"].append(event.exchange)
-            t_cols["trade_id"].append(event.trade_id)
-            t_cols["trf_id"].append(event.trf_id or 0)
-            t_cols["tape"].append(event.tape)
-            t_cols["conditions"].append(",".join(map(str, event.conditions)) or None)
-            t_cols["sequence_number"].append(event.sequence_number)
-            t_cols["trf_timestamp_ns"].append(event.trf_timestamp_ns)
-            t_cols["source"].append(event.source)
-            t_cols["receipt_ns"].append(event.receipt_ns or None)
-            t_cols["kafka_ts_ns"].append(rec.timestamp_ms * 1_000_000)
-            t_cols["kafka_topic"].append(rec.topic)
-            t_cols["kafka_partition"].append(rec.partition)
-            t_cols["kafka_offset"].append(rec.offset)
-        elif isinstance(event, Reject):
-            # Everything the streamer rejected is stage "feed"; its own stage name
-            # (parse, decode, ...) stays visible in the reason.
-            reason = event.reason if event.stage == "feed" else f"[{event.stage}] {event.reason}"
-            r_rows.append(_reject_row("feed", reason, event.raw, None, None, rec))
-        elif isinstance(event, Gap):
-            g_rows.append(
-                (
-                    event.subscription,
-                    event.last_before_ns,
-                    event.first_after_ns,
-                    event.reason,
-                    event.detected_ns,
-                    rec.topic,
-                    rec.partition,
-                    rec.offset,
-                )
-            )
-    trades, n_dup = _trades_frame(t_cols)
+    with paused_gc():
+        return _shape(records, offsets)
+
+
+def _shape(records: Sequence[KafkaRecord] | RecordColumns, offsets: OffsetRange) -> Microbatch:
+    cols = (
+        records
+        if isinstance(records, RecordColumns)
+        else RecordColumns.from_records(records, offsets)
+    )
+    _check_offsets(cols, offsets)
+    shaper = _Shaper(cols)
+    schemas = _schemas(cols.headers)
+    values = cols.values
+    if schemas.count(SCHEMA_TRADE) == len(cols):  # the usual case: trades only
+        trade_pos = np.arange(len(cols), dtype=np.int64)
+        trade_values = values
+    else:
+        trade_pos = np.fromiter(
+            (i for i, s in enumerate(schemas) if s == SCHEMA_TRADE), dtype=np.int64
+        )
+        for i in np.setdiff1d(np.arange(len(cols)), trade_pos, assume_unique=True).tolist():
+            shaper.one(i)
+        trade_values = [values[i] for i in trade_pos.tolist()]
+    table, got = decode_trades_bulk(trade_values)
+    table = table.combine_chunks()
+    fast_pos = trade_pos[got]
+    if len(got) < len(trade_pos):
+        missed = np.setdiff1d(np.arange(len(trade_pos)), got, assume_unique=True)
+        for i in trade_pos[missed].tolist():
+            shaper.one(i)
+    storable = _storable(table)
+    if not storable.all():
+        for i in fast_pos[~storable].tolist():
+            shaper.one(i)
+        table = table.filter(pa.array(storable))
+        fast_pos = fast_pos[storable]
+    trades, n_dup = _trades_frame(cols, table, fast_pos, shaper.trades)
+    shaper.rejects.sort(key=lambda r: r[0])
+    r_rows = [row for _, row in shaper.rejects]
     rejects = (
         pd.DataFrame(r_rows, columns=list(REJECT_COLUMNS)) if r_rows else _empty(REJECT_COLUMNS)
     )
-    gaps = pd.DataFrame(g_rows, columns=list(GAP_COLUMNS)) if g_rows else _empty(GAP_COLUMNS)
+    gaps = (
+        pd.DataFrame(shaper.gaps, columns=list(GAP_COLUMNS)) if shaper.gaps else _empty(GAP_COLUMNS)
+    )
     return Microbatch(
         range=offsets,
         trades=trades,
         rejects=rejects,
         gaps=gaps,
-        n_messages=len(records),
+        n_messages=len(cols),
         n_duplicates=n_dup,
     )
 
@@ -369,30 +591,100 @@ _NULLABLE_INT = {
 }
 
 
-def _trades_frame(cols: dict[str, list[Any]]) -> tuple[pd.DataFrame, int]:
-    ts = np.asarray(cols["timestamp_ns"], dtype=np.int64)
-    data: dict[str, Any] = {
-        "symbol": pd.Series(cols["symbol"], dtype="str"),
-        "timestamp_ns": ts,
-        "price": np.asarray(cols["price"], dtype=np.float64),
-        "size": np.asarray(cols["size"], dtype=np.int64),
-        "exchange": np.asarray(cols["exchange"], dtype=np.int32),
-        "trade_id": pd.Series(cols["trade_id"], dtype="str"),
-        "trf_id": np.asarray(cols["trf_id"], dtype=np.int32),
-        "conditions": pd.Series(cols["conditions"], dtype="str"),
-        "source": pd.Series(cols["source"], dtype="str"),
-        "kafka_ts_ns": np.asarray(cols["kafka_ts_ns"], dtype=np.int64),
-        "kafka_topic": pd.Series(cols["kafka_topic"], dtype="str"),
-        "kafka_partition": np.asarray(cols["kafka_partition"], dtype=np.int32),
-        "kafka_offset": np.asarray(cols["kafka_offset"], dtype=np.int64),
+def _masked(values: pa.ChunkedArray | pa.Array, dtype: str) -> pd.api.extensions.ExtensionArray:
+    # Via the validity mask, never via float: int64 values above 2**53 stay exact.
+    data = pc.fill_null(values, 0).to_numpy().astype(dtype.lower(), copy=False)
+    return pd.arrays.IntegerArray(data, pc.is_null(values).to_numpy(zero_copy_only=False))
+
+
+def _columns_from_arrow(
+    cols: RecordColumns, t: pa.Table, pos: npt.NDArray[np.int64]
+) -> dict[str, Any]:
+    """Return the stored columns of bulk-decoded trades (``pos``: their record positions)."""
+    conditions = pc.binary_join(pc.cast(t["conditions"], pa.list_(pa.string())), ",")
+    receipt = t["receipt_ns"]
+    return {
+        "symbol": pd.Series(t["symbol"], dtype="str"),
+        "timestamp_ns": t["sip_timestamp_ns"].to_numpy(),
+        "price": t["price"].to_numpy(),
+        "size": t["size"].to_numpy(),
+        "exchange": t["exchange"].to_numpy().astype(np.int32),
+        "trade_id": pd.Series(t["trade_id"], dtype="str"),
+        "trf_id": pc.fill_null(t["trf_id"], 0).to_numpy().astype(np.int32),
+        "tape": _masked(t["tape"], "Int32"),
+        # No conditions (empty or absent) is NULL, as in the per-record path.
+        "conditions": pd.Series(
+            pc.if_else(pc.equal(conditions, ""), pa.scalar(None, pa.string()), conditions),
+            dtype="str",
+        ),
+        "sequence_number": _masked(t["sequence_number"], "Int64"),
+        "trf_timestamp_ns": _masked(t["trf_timestamp_ns"], "Int64"),
+        "source": pd.Series(t["source"], dtype="str"),
+        # receipt_ns 0 means unknown: NULL.
+        "receipt_ns": _masked(
+            pc.if_else(pc.equal(receipt, 0), pa.scalar(None, pa.int64()), receipt), "Int64"
+        ),
+        "kafka_ts_ns": cols.timestamps_ms[pos] * 1_000_000,
+        "kafka_offset": cols.offsets[pos],
     }
-    for name, dtype in _NULLABLE_INT.items():
-        data[name] = pd.array(cols[name], dtype=dtype)
-    frame = pd.DataFrame(data)
+
+
+def _columns_from_trades(
+    cols: RecordColumns, trades: Sequence[tuple[int, Trade]]
+) -> dict[str, Any]:
+    """Return the stored columns of trades decoded one by one (the rare path)."""
+    pos = np.fromiter((i for i, _ in trades), dtype=np.int64, count=len(trades))
+    ts = [t for _, t in trades]
+    return {
+        "symbol": pd.Series([t.symbol for t in ts], dtype="str"),
+        "timestamp_ns": np.asarray([t.sip_timestamp_ns for t in ts], dtype=np.int64),
+        "price": np.asarray([t.price for t in ts], dtype=np.float64),
+        "size": np.asarray([t.size for t in ts], dtype=np.int64),
+        "exchange": np.asarray([t.exchange for t in ts], dtype=np.int32),
+        "trade_id": pd.Series([t.trade_id for t in ts], dtype="str"),
+        "trf_id": np.asarray([t.trf_id or 0 for t in ts], dtype=np.int32),
+        "tape": pd.array([t.tape for t in ts], dtype="Int32"),
+        "conditions": pd.Series(
+            [",".join(map(str, t.conditions)) or None for t in ts], dtype="str"
+        ),
+        "sequence_number": pd.array([t.sequence_number for t in ts], dtype="Int64"),
+        "trf_timestamp_ns": pd.array([t.trf_timestamp_ns for t in ts], dtype="Int64"),
+        "source": pd.Series([t.source for t in ts], dtype="str"),
+        "receipt_ns": pd.array([t.receipt_ns or None for t in ts], dtype="Int64"),
+        "kafka_ts_ns": cols.timestamps_ms[pos] * 1_000_000,
+        "kafka_offset": cols.offsets[pos],
+    }
+
+
+def _trades_frame(
+    cols: RecordColumns,
+    table: pa.Table,
+    fast_pos: npt.NDArray[np.int64],
+    slow: Sequence[tuple[int, Trade]],
+) -> tuple[pd.DataFrame, int]:
+    data = pd.DataFrame(_columns_from_arrow(cols, table, fast_pos))
+    if slow:
+        # Rare: merge the trades decoded one by one back into offset order.
+        extra = pd.DataFrame(_columns_from_trades(cols, slow))
+        pos = np.concatenate([fast_pos, np.fromiter((i for i, _ in slow), dtype=np.int64)])
+        order = np.argsort(pos, kind="stable")
+        data = pd.concat([data, extra], ignore_index=True).take(order).reset_index(drop=True)
+    ts = data["timestamp_ns"].to_numpy(dtype=np.int64)
     derived = local_time_columns(ts)
-    for name in _DERIVED:
-        frame[name] = derived[name].to_numpy()
-    frame = pd.DataFrame(frame.loc[:, list(TRADE_COLUMNS)])
+    n = len(data)
+    columns: dict[str, Any] = {}
+    for name in TRADE_COLUMNS:
+        if name in _DERIVED:
+            columns[name] = derived[name].to_numpy()
+        elif name == "kafka_topic":
+            columns[name] = pd.Series(
+                pc.fill_null(pa.nulls(n, pa.string()), cols.topic), dtype="str"
+            )
+        elif name == "kafka_partition":
+            columns[name] = np.full(n, cols.partition, dtype=np.int32)
+        else:
+            columns[name] = data[name].array
+    frame = pd.DataFrame(columns)
     dup = frame.duplicated(subset=list(DEDUP_KEY), keep="first").to_numpy(dtype=bool)
     n_dup = int(dup.sum())
     if n_dup:

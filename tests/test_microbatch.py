@@ -6,11 +6,12 @@ from dataclasses import replace
 from datetime import date
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 
-from pipeline.errors import OffsetError
-from pipeline.events import Gap, Reject
+from pipeline.errors import OffsetError, ParseError
+from pipeline.events import Gap, Reject, Trade
 from pipeline.kafka.codec import SCHEMA_TRADE, encode
 from pipeline.kafka.offsets import OffsetRange
 from pipeline.microbatch import (
@@ -197,3 +198,239 @@ def test_offsets_out_of_order_fail():
     records = as_records(sample_trades(3))
     with pytest.raises(OffsetError, match="out of order"):
         shape_batch([records[1], records[0], records[2]], OffsetRange(TOPIC, 0, 0, 3))
+
+
+# --- the bulk path against the per-record path ------------------------------------------------
+
+
+def _shape_one_by_one(records, offsets: OffsetRange):
+    """The reference: every record decoded on its own (what shape_batch did before bulk)."""
+    from pipeline.kafka.codec import decode
+    from pipeline.microbatch import _trade_problem
+
+    trades, rejects = [], []
+    for r in records:
+        try:
+            event = decode(r.value, r.headers)
+        except ParseError as e:
+            rejects.append((r.offset, f"undecodable: {e}"))
+            continue
+        if isinstance(event, Trade):
+            problem = _trade_problem(event)
+            if problem is None:
+                trades.append((r.offset, event))
+            else:
+                rejects.append((r.offset, problem))
+    return trades, rejects
+
+
+def _value(**fields) -> bytes:
+    base = {
+        "symbol": "XXX",
+        "sip_timestamp_ns": 1_514_903_400_000_000_000,
+        "price": 157.8,
+        "size": 2,
+        "exchange": 8,
+        "trade_id": "0",
+        "tape": None,
+        "conditions": [],
+        "sequence_number": 0,
+        "trf_id": None,
+        "trf_timestamp_ns": None,
+        "receipt_ns": 1_514_903_400_000_001_000,
+        "source": "file",
+    }
+    for k, v in fields.items():
+        if v is KeyError:
+            base.pop(k)
+        else:
+            base[k] = v
+    return orjson.dumps(base)
+
+
+_GOOD = _value()
+# Values the bulk reader and the strict decoder might judge differently.
+EDGE_VALUES: list[bytes | None] = [
+    _value(price=157),
+    _value(price=True),
+    _value(size=2.0),
+    _value(size="2"),
+    _value(size=0),
+    _value(symbol=""),
+    _value(symbol=5),
+    _value(symbol=KeyError),
+    _value(price=KeyError),
+    _value(price=None),
+    _value(source=KeyError),  # defaults to "ws"
+    _value(source=None),
+    _value(source="x"),
+    _value(conditions=[1, 12, 37]),
+    _value(conditions=None),
+    _value(conditions=KeyError),
+    _value(conditions=[True]),
+    _value(conditions=0),  # falsy: no conditions, as decode() reads it
+    _value(tape=3, trf_id=4, trf_timestamp_ns=5, sequence_number=2**62),
+    _value(trf_id=True),
+    _value(receipt_ns=None),
+    _value(receipt_ns=0),
+    _value(size=2**63),
+    _value(size=2**64 - 1),
+    _value(sequence_number=-(2**63)),
+    _value(exchange=2**40),
+    _value(sip_timestamp_ns=-5),
+    _value(price=-0.0),
+    _value(price=1e-300),
+    _value(trade_id=7),
+    _value(trade_id=""),
+    _GOOD.replace(b"157.8", b"0.30000000000000004"),
+    _GOOD.replace(b"157.8", b"1.5e2"),
+    _GOOD.replace(b"157.8", b"123456789012345678901234567890"),
+    _GOOD.replace(b"157.8", b"1e400"),
+    _GOOD.replace(b"157.8", b"NaN"),
+    _GOOD.replace(b"157.8", b"Infinity"),
+    _GOOD[:-1] + b',"x":NaN}',  # not JSON anywhere, even in a field nobody reads
+    _GOOD[:-1] + b',"x":-Inf}',
+    _GOOD[:-1] + b',"x":"\xff"}',  # invalid UTF-8 in an ignored field
+    _GOOD[:-1] + b',"x":"\xed\xa0\x80"}',  # an encoded surrogate
+    _GOOD[:-1] + b',"x":"\\ud800"}',
+    _GOOD[:-1] + b',"x":' + b"[" * 1100 + b"]" * 1100 + b"}",  # deeper than orjson allows
+    _GOOD[:-1] + b',"symbol":"YYY"}',  # a repeated key: the last one counts
+    _GOOD[:-1] + b',"x":1,"x":2}',
+    _GOOD.replace(b'"XXX"', b'"X\\u00e9"'),
+    _GOOD.replace(b":", b": "),
+    b" " + _GOOD,
+    _GOOD + b" ",
+    _GOOD + _GOOD,
+    _GOOD + b"\n" + _GOOD,
+    b'{"a":1}\n{"b":2}',
+    b"",
+    None,
+    b"[]",
+    b"{}",
+    b"\x00not json",
+]
+
+
+@pytest.mark.parametrize("case", range(len(EDGE_VALUES)))
+def test_the_bulk_path_agrees_with_decoding_one_by_one_on_each_edge_case(case):
+    # Between well-formed trades, so that the bulk reader has something to read around it.
+    good = [_value(trade_id=f"g{i}") for i in range(150)]
+    values = [*good, EDGE_VALUES[case], *(_value(trade_id=f"h{i}") for i in range(150))]
+    records = as_records([(b"XXX", v, [("schema", SCHEMA_TRADE)]) for v in values])
+    rng = OffsetRange(TOPIC, 0, 0, len(records))
+
+    batch = shape_batch(records, rng)
+    trades, rejects = _shape_one_by_one(records, rng)
+
+    assert batch.trades["kafka_offset"].tolist() == [o for o, _ in trades]
+    assert batch.rejects[["kafka_offset", "reason"]].values.tolist() == [list(r) for r in rejects]
+    by_offset = batch.trades.set_index("kafka_offset")
+    for offset, t in trades:
+        row = by_offset.loc[offset]
+        assert (row["symbol"], row["price"], row["size"], row["trade_id"], row["source"]) == (
+            t.symbol,
+            t.price,
+            t.size,
+            t.trade_id,
+            t.source,
+        )
+        assert np.float64(row["price"]).tobytes() == np.float64(t.price).tobytes()
+
+
+def _stored(t: Trade) -> tuple:
+    """A trade's stored columns, as the per-record path computed them."""
+    return (
+        t.symbol,
+        t.sip_timestamp_ns,
+        t.price,
+        t.size,
+        t.exchange,
+        t.trade_id,
+        t.trf_id or 0,
+        t.tape,
+        ",".join(map(str, t.conditions)) or None,
+        t.sequence_number,
+        t.trf_timestamp_ns,
+        t.source,
+        t.receipt_ns or None,
+    )
+
+
+_STORED = (
+    "symbol",
+    "timestamp_ns",
+    "price",
+    "size",
+    "exchange",
+    "trade_id",
+    "trf_id",
+    "tape",
+    "conditions",
+    "sequence_number",
+    "trf_timestamp_ns",
+    "source",
+    "receipt_ns",
+)
+
+
+def test_a_mixed_batch_is_shaped_exactly_as_one_record_at_a_time():
+    trades = sample_trades(600)
+    events: list = [*trades[:300]]
+    events += [(b"XXX", v, [("schema", SCHEMA_TRADE), ("recv_ns", b"77")]) for v in EDGE_VALUES]
+    events += [
+        Reject(stage="feed", reason="x", raw=b"\xff\x00", receipt_ns=3),
+        Gap("T.XXX", 1, 2, "reconnect", 9),
+        replace(trades[5], source="rest"),  # a repeat: the first arrival is kept
+    ]
+    events += [replace(t, tape=3, trf_id=4, conditions=(1, 12)) for t in trades[300:]]
+    records = as_records(events, start=7, step=2)
+    rng = OffsetRange(TOPIC, 0, 7, 7 + 2 * len(records))
+
+    batch = shape_batch(records, rng)
+    ref_trades, ref_rejects = _shape_one_by_one(records, rng)
+
+    # The first arrival of each dedup key is kept.
+    seen: set = set()
+    kept = []
+    for o, t in ref_trades:
+        day = local_time_columns(np.array([t.sip_timestamp_ns]))["trade_date"].iloc[0]
+        key = (t.symbol, day, t.exchange, t.trf_id or 0, t.trade_id)
+        if key not in seen:
+            seen.add(key)
+            kept.append((o, t))
+    assert batch.n_messages == len(records)
+    assert batch.n_duplicates == len(ref_trades) - len(kept) > 0
+    assert batch.trades["kafka_offset"].tolist() == [o for o, _ in kept]
+    got = [
+        tuple(None if pd.isna(v) else v for v in row)
+        for row in batch.trades.loc[:, list(_STORED)].itertuples(index=False)
+    ]
+    assert got == [_stored(t) for _, t in kept]
+    feed_reject = records[300 + len(EDGE_VALUES)].offset
+    assert batch.rejects[["kafka_offset", "reason"]].values.tolist() == [
+        list(r) for r in sorted([*ref_rejects, (feed_reject, "x")])
+    ]
+    assert batch.n_gaps == 1
+    # The per-record path produced these dtypes before the bulk path existed.
+    assert batch.trades.dtypes.astype(str).to_dict() == {
+        "symbol": "str",
+        "timestamp_ns": "int64",
+        "price": "float64",
+        "size": "int64",
+        "exchange": "int32",
+        "trade_id": "str",
+        "trf_id": "int32",
+        "tape": "Int32",
+        "conditions": "str",
+        "sequence_number": "Int64",
+        "trf_timestamp_ns": "Int64",
+        "trade_date": "datetime64[ns]",
+        "in_regular_hours": "bool",
+        "ns_from_open": "int64",
+        "source": "str",
+        "receipt_ns": "Int64",
+        "kafka_ts_ns": "int64",
+        "kafka_topic": "str",
+        "kafka_partition": "int32",
+        "kafka_offset": "int64",
+    }

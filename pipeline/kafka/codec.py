@@ -457,3 +457,163 @@ def decode_event(
     except KeyError as e:
         raise ParseError(f"field {e.args[0]!r} is missing") from None
     raise ParseError(f"unknown or missing schema header: {schema!r}")
+
+
+# --- many trade values at once (the warehouse loader's hot path) -------------------------
+
+TRADE_FIELDS: tuple[str, ...] = (
+    "symbol",
+    "sip_timestamp_ns",
+    "price",
+    "size",
+    "exchange",
+    "trade_id",
+    "tape",
+    "conditions",
+    "sequence_number",
+    "trf_id",
+    "trf_timestamp_ns",
+    "receipt_ns",
+    "source",
+)
+# A trade value is ~250 bytes. Longer ones go one by one, where orjson enforces limits
+# (nesting depth 1024) that the bulk reader does not.
+_BULK_MAX_VALUE_BYTES = 2000
+# A chunk the bulk reader refuses is halved until it is this small; its values are then
+# left to decode(), which names each one's problem.
+_BULK_MIN_CHUNK = 64
+
+
+def decode_trades_bulk(values: Sequence[bytes | None]) -> tuple[Any, Any]:
+    """Decode many ``trade.v1`` values at once; what it cannot vouch for is left to :func:`decode`.
+
+    One pyarrow JSON read over the newline-joined values replaces a Python dict and a
+    :class:`~pipeline.events.Trade` per value. A row comes back only when :func:`decode`
+    would return the same trade for its value. Left out, for the caller to decode one by
+    one (and so get the reason of a bad one): values that are not one JSON object on one
+    line, that hold ``NaN`` or ``Infinity`` (pyarrow reads them, JSON has neither), that are
+    unusually long, that miss a required field or hold a null or value :func:`decode`
+    refuses, and every value of a chunk the bulk reader refuses.
+
+    Parameters
+    ----------
+    values
+        Record values whose ``schema`` header is ``trade.v1``.
+
+    Returns
+    -------
+    tuple[pyarrow.Table, numpy.ndarray]
+        The trades, columns :data:`TRADE_FIELDS` with :func:`decode`'s meaning (``tape``,
+        ``trf_id``, ``sequence_number``, ``trf_timestamp_ns`` null for None;
+        ``receipt_ns`` null for 0; ``conditions`` a list, null for none), and the
+        ascending positions in ``values`` of its rows (``int64``).
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute
+    import pyarrow.json as pj
+
+    # Its functions are generated at import: the stubs cannot list them.
+    pc: Any = pyarrow.compute
+
+    schema = pa.schema(
+        [
+            ("symbol", pa.string()),
+            ("sip_timestamp_ns", pa.int64()),
+            ("price", pa.float64()),
+            ("size", pa.int64()),
+            ("exchange", pa.int64()),
+            ("trade_id", pa.string()),
+            ("tape", pa.int64()),
+            ("conditions", pa.list_(pa.int64())),
+            ("sequence_number", pa.int64()),
+            ("trf_id", pa.int64()),
+            ("trf_timestamp_ns", pa.int64()),
+            ("receipt_ns", pa.int64()),
+            ("source", pa.string()),
+        ]
+    )
+    n = len(values)
+    if None in values:  # a record without a value goes one by one (b"" fails below)
+        vals: Sequence[bytes] = [b"" if v is None else v for v in values]
+    else:
+        vals = values  # type: ignore[assignment] # no None, as just checked
+    joined = b"\n".join(vals)
+    lengths = np.fromiter(map(len, vals), dtype=np.int64, count=n)
+    raw = np.frombuffer(joined, dtype=np.uint8)
+    starts = np.zeros(n, dtype=np.int64)
+    np.cumsum(lengths[:-1] + 1, out=starts[1:])
+    ok = (lengths >= 2) & (lengths <= _BULK_MAX_VALUE_BYTES)
+    ok &= raw[np.where(ok, starts, 0)] == ord("{")
+    ok &= raw[np.where(ok, starts + lengths - 1, 0)] == ord("}")
+    # pyarrow reads NaN, Inf and Infinity, which are not JSON (one memchr first: rarely there).
+    # A line break inside a value needs no check: it leaves an unbalanced line, which
+    # pyarrow refuses, or an extra row, which the row count catches.
+    for first, literal in ((b"N", b"NaN"), (b"I", b"Inf")):
+        if first in joined and literal in joined:
+            ok &= np.fromiter((literal not in v for v in vals), dtype=bool, count=n)
+    # pyarrow checks UTF-8 only in the fields it converts; orjson checks every byte.
+    if not joined.isascii():
+        ok &= np.fromiter((_is_utf8(v) for v in vals), dtype=bool, count=n)
+    index = np.flatnonzero(ok)
+
+    read_options = pj.ReadOptions(use_threads=True)
+    parse_options = pj.ParseOptions(
+        explicit_schema=schema, unexpected_field_behavior="ignore", newlines_in_values=False
+    )
+    tables: list[pa.Table] = []
+    kept: list[np.ndarray] = []
+
+    def read(lo: int, hi: int, buf: bytes | None = None) -> None:
+        if buf is None:
+            buf = b"\n".join([vals[i] for i in index[lo:hi].tolist()])
+        try:
+            table = pj.read_json(
+                pa.BufferReader(buf), read_options=read_options, parse_options=parse_options
+            )
+        except (pa.ArrowException, ValueError):  # ArrowInvalid, invalid UTF-8
+            table = None
+        if table is not None and table.num_rows == hi - lo:
+            tables.append(table.select(list(TRADE_FIELDS)))
+            kept.append(index[lo:hi])
+        elif hi - lo > _BULK_MIN_CHUNK:
+            mid = (lo + hi) // 2
+            read(lo, mid)
+            read(mid, hi)
+
+    if len(index):
+        read(0, len(index), joined if len(index) == n else None)
+    if not tables:
+        return schema.empty_table(), np.empty(0, dtype=np.int64)
+    table = pa.concat_tables(tables)
+    index = np.concatenate(kept)
+    # What decode() refuses although it is well-formed JSON of the right types.
+    good = pc.and_(
+        pc.and_(pc.is_valid(table["sip_timestamp_ns"]), pc.is_valid(table["price"])),
+        pc.and_(pc.is_valid(table["size"]), pc.is_valid(table["exchange"])),
+    )
+    good = pc.and_(good, pc.is_valid(table["trade_id"]))
+    good = pc.and_(good, pc.fill_null(pc.greater(pc.utf8_length(table["symbol"]), 0), False))
+    good = pc.and_(good, pc.is_in(table["source"], value_set=pa.array(["ws", "rest", "file"])))
+    mask = np.asarray(good.to_numpy(zero_copy_only=False), dtype=bool)
+    conditions = table["conditions"].combine_chunks()
+    items = pc.list_flatten(conditions)
+    if items.null_count:
+        parents = pc.list_parent_indices(conditions).to_numpy()
+        mask[parents[np.asarray(pc.is_null(items).to_numpy(zero_copy_only=False), dtype=bool)]] = (
+            False
+        )
+    if not mask.all():
+        table = table.filter(pa.array(mask))
+        index = index[mask]
+    return table, index
+
+
+def _is_utf8(value: bytes) -> bool:
+    if value.isascii():
+        return True
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

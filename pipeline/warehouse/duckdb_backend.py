@@ -22,6 +22,7 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from pipeline.errors import DataError, OffsetConflict, WarehouseError, WarehouseLockedError
 from pipeline.microbatch import Microbatch
@@ -136,7 +137,9 @@ class DuckDBWarehouse:
                     ) from e
                 # Jitter keeps two waiting processes from retrying in lock-step.
                 time.sleep(delay_s * (0.5 + random.random()))  # noqa: S311 - not crypto
-                delay_s = min(delay_s * 2, 0.25)
+                # A short cap: loads take a fraction of a second, and a waiter that
+                # oversleeps the holder's release idles the file (a retry costs ~1 ms).
+                delay_s = min(delay_s * 2, 0.05)
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -335,7 +338,8 @@ class DuckDBWarehouse:
         loaded_ns = time.time_ns()
         n_inserted = 0
         if len(batch.trades):
-            conn.register(q.BATCH_TRADES, batch.trades)
+            # Arrow, not pandas: DuckDB scans Arrow strings without Python objects.
+            conn.register(q.BATCH_TRADES, pa.Table.from_pandas(batch.trades, preserve_index=False))
             n_inserted = _rowcount(conn.execute(q.INSERT_TRADES, [loaded_ns]))
             conn.unregister(q.BATCH_TRADES)
         if len(batch.rejects):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from typing import Any
 
+import numpy as np
 import pytest
 from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -144,3 +146,59 @@ def test_large_range_reads_in_batches(
     topic = make_kafka_topic(1)
     _plain(kafka_broker, topic, [b"%d" % i for i in range(5000)])
     assert _offsets(kafka_broker, OffsetRange(topic, 0, 0, 5000)) == list(range(5000))
+
+
+def test_columns_hold_exactly_what_the_records_hold(kafka_broker: str, kafka_topic: str) -> None:
+    from pipeline.kafka.consumer import read_range_columns
+
+    p = Producer({"bootstrap.servers": kafka_broker, "enable.idempotence": True})
+    for i in range(30):
+        headers: Any = [("schema", b"trade.v1"), ("recv_ns", b"%d" % i)] if i % 3 else None
+        p.produce(
+            kafka_topic,
+            b"v%d" % i,
+            key=None if i == 8 else b"k%d" % i,
+            headers=headers,
+            partition=0,
+        )
+    assert p.flush(30) == 0
+    rng = OffsetRange(kafka_topic, 0, 5, 30)
+
+    cols = read_range_columns(kafka_broker, rng, 20.0)
+    records = read_range(kafka_broker, rng, 20.0)
+
+    assert (cols.topic, cols.partition, len(cols)) == (kafka_topic, 0, 25)
+    assert cols.offsets.dtype == np.int64
+    assert cols.timestamps_ms.dtype == np.int64
+    assert cols.records() == records
+    assert [r.offset for r in records] == list(range(5, 30))
+    assert records[1].headers == ()  # offset 6 was produced without headers
+    assert records[2].headers == (("schema", b"trade.v1"), ("recv_ns", b"7"))
+    assert records[2].value == b"v7"
+    assert records[2].key == b"k7"
+    assert records[3].key is None
+    assert all(r.timestamp_ms > 0 for r in records)
+
+
+def test_a_range_ending_at_a_trailing_transaction_marker_ends_on_position(
+    kafka_broker: str, kafka_topic: str
+) -> None:
+    from pipeline.kafka.consumer import read_range_columns
+
+    p = _transactional(kafka_broker)
+    p.begin_transaction()
+    for v in (b"a", b"b", b"c"):
+        p.produce(kafka_topic, v, partition=0)
+    p.commit_transaction(30)
+    # Offsets 0-2 records, 3 the commit marker: the range holds one offset more than records.
+    cols = read_range_columns(kafka_broker, OffsetRange(kafka_topic, 0, 0, 4), 20.0)
+    assert cols.offsets.tolist() == [0, 1, 2]
+    assert list(cols.values) == [b"a", b"b", b"c"]
+
+
+def test_an_empty_range_gives_empty_columns(kafka_broker: str, kafka_topic: str) -> None:
+    from pipeline.kafka.consumer import read_range_columns
+
+    cols = read_range_columns(kafka_broker, OffsetRange(kafka_topic, 1, 0, 0), 5.0)
+    assert len(cols) == 0
+    assert cols.records() == []
