@@ -116,6 +116,10 @@ TRADE_INTENSITY_COLUMNS: tuple[str, ...] = (
     "z",
 )
 
+# market_data columns carried onto every per-trade signal row (lineage; the enriched
+# view joins on them).
+SIGNAL_PASSTHROUGH: tuple[str, ...] = ("kafka_partition", "kafka_offset")
+
 # Input columns the signals computation reads from market_data (plus lineage passthrough).
 DAY_TRADE_COLUMNS: tuple[str, ...] = (
     "symbol",
@@ -332,5 +336,29 @@ READS: dict[str, str] = {
     "quality_results": (
         f"SELECT {_cols(QUALITY_COLUMNS)} FROM {QUALITY_RESULTS} WHERE (? IS NULL OR suite = ?) "
         "ORDER BY checked_ns DESC LIMIT ?"
+    ),
+}
+
+# --- audits (DuckDB files: `microstructure faults load`, tests) ------------------------------
+# Not in READS: those are the named reads every backend answers.
+
+# Every stored trade's dedup key: ().
+TRADE_KEYS = (
+    f"SELECT symbol, trade_date, exchange, trf_id, trade_id FROM {MARKET_DATA} "
+    "ORDER BY symbol, trade_date, exchange, trf_id, trade_id"
+)
+# The published signal rows of a day, provenance columns left out: (day).
+SIGNALS_OF_DAY: dict[str, str] = {
+    TRADING_SIGNALS: (
+        f"SELECT {_cols(TRADING_SIGNALS_COLUMNS)} FROM {TRADING_SIGNALS} WHERE date = ? "
+        "ORDER BY symbol, seq"
+    ),
+    SYMBOL_DAY_METRICS: (
+        f"SELECT {_cols(SYMBOL_DAY_METRICS_COLUMNS)} FROM {SYMBOL_DAY_METRICS} WHERE date = ? "
+        "ORDER BY symbol"
+    ),
+    TRADE_INTENSITY: (
+        f"SELECT {_cols(TRADE_INTENSITY_COLUMNS)} FROM {TRADE_INTENSITY} WHERE date = ? "
+        "ORDER BY symbol, bucket"
     ),
 }

@@ -78,3 +78,51 @@ def test_warehouse_migrate_and_info_on_a_fresh_file(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "0 pending" in out
     assert "market_data" in out
+
+
+def test_runs_left_started_by_a_killed_ingest_process_are_marked_failed(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from assets.definitions import build_defs
+    from assets.sensors import microbatch_request
+    from pipeline.commands.ingest import HOST_TAG, PID_TAG, fail_orphaned_runs
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    settings = Settings.from_env({"MICROSTRUCTURE_HOME": str(tmp_path)})
+    job = build_defs(settings=settings).resolve_job_def("ingest_job")
+    request = microbatch_request("t", 0, 10)
+    host = socket.gethostname()
+    with dg.instance_for_test() as instance:
+
+        def started(h: str, pid: int) -> str:
+            run = instance.create_run_for_job(
+                job_def=job,
+                run_config=request.run_config,
+                tags={**request.tags, HOST_TAG: h, PID_TAG: str(pid)},
+                status=dg.DagsterRunStatus.STARTED,
+            )
+            return run.run_id
+
+        dead = started(host, gone.pid)
+        alive = started(host, os.getpid())
+        elsewhere = started("another-host", gone.pid)
+        lines: list[str] = []
+
+        assert fail_orphaned_runs(instance, lines.append) == 1
+
+        def status_of(run_id: str) -> dg.DagsterRunStatus:
+            run = instance.get_run_by_id(run_id)
+            assert run is not None
+            return run.status
+
+        status = {r: status_of(r) for r in (dead, alive, elsewhere)}
+        assert status == {
+            dead: dg.DagsterRunStatus.FAILURE,
+            alive: dg.DagsterRunStatus.STARTED,
+            elsewhere: dg.DagsterRunStatus.STARTED,
+        }
+        assert f"dead process {gone.pid}" in lines[0]

@@ -7,6 +7,7 @@ of the same range fails with OffsetConflict and rolls back.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from datetime import date
 
@@ -205,3 +206,85 @@ def test_a_batch_failing_its_gate_commits_with_its_verdict_and_fails_the_run_vis
         assert not ledger["quality_passed"]
         assert "known_symbols" in ledger["quality_summary"]
         assert h.requests() == []  # the range is loaded: nothing to retry
+
+
+def test_two_sensors_loading_the_same_partition_at_once_lose_and_double_nothing(
+    kafka_broker, kafka_topic, duckdb_file
+):
+    """Two Dagster instances (two sensors) ask for the same range; their runs overlap.
+
+    Loader A holds its load transaction open just before COMMIT until loader B's run of the
+    same range is over: whichever commits second must fail loudly with OffsetConflict (or
+    find the range loaded), and after both catch up every trade is stored once.
+    """
+    produce(kafka_broker, kafka_topic, sample_trades(900))
+    url = f"duckdb:///{duckdb_file}"
+    a_waits = threading.Event()
+    b_done = threading.Event()
+
+    class HoldsItsCommit(WarehouseResource):
+        def open(self, read_only=False, lock_timeout_s=None):
+            wh = super().open(read_only, lock_timeout_s)
+
+            def hold(step: str) -> None:
+                if step == "before_commit" and not a_waits.is_set():
+                    a_waits.set()
+                    b_done.wait(120)
+
+            wh.fault_hook = hold  # type: ignore[attr-defined] # the DuckDB backend's hook
+            return wh
+
+    with dg.instance_for_test() as ia, dg.instance_for_test() as ib:
+        a = harness(
+            kafka_broker, kafka_topic, duckdb_file, ia, 400, warehouse=HoldsItsCommit(url=url)
+        )
+        b = harness(kafka_broker, kafka_topic, duckdb_file, ib, 400)
+        [ra], [rb] = a.requests(), b.requests()
+        assert ra.run_config == rb.run_config  # the same range, asked twice
+
+        results: dict[str, dg.ExecuteInProcessResult] = {}
+        thread = threading.Thread(target=lambda: results.update(a=a.run(ra, raise_on_error=False)))
+        thread.start()
+        assert a_waits.wait(120)
+        try:
+            results["b"] = b.run(rb, raise_on_error=False)
+        finally:
+            b_done.set()
+            thread.join(120)
+
+        outcomes = {}
+        for name, result in results.items():
+            if result.success:
+                [mat] = result.asset_materializations_for_node("market_data")
+                outcomes[name] = "no-op" if mat.metadata["noop"].value else "loaded"
+            else:
+                [failure] = [
+                    e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE
+                ]
+                error = failure.step_failure_data.error
+                assert error is not None
+                assert OffsetConflict.__name__ in error.to_string()
+                outcomes[name] = "OffsetConflict"
+        assert sorted(outcomes.values()) in (["OffsetConflict", "loaded"], ["loaded", "no-op"])
+
+        # Both sensors go on until neither has anything to ask for.
+        for _ in range(20):
+            pending = [(h, r) for h in (a, b) for r in h.requests()]
+            if not pending:
+                break
+            for h, r in pending:
+                h.run(r, raise_on_error=False)
+        else:
+            raise AssertionError("the two sensors did not catch up")
+
+        wh = open_warehouse(url, read_only=True)
+        assert wh.table_counts()["market_data"] == 900
+        assert wh.query_frame("duplicate_trade_keys").empty
+        ledger = wh.query_frame("ledger", (kafka_topic, kafka_topic, 100)).sort_values(
+            "start_offset"
+        )
+        assert ledger[["start_offset", "stop_offset"]].values.tolist() == [
+            [0, 400],
+            [400, 800],
+            [800, 900],
+        ]
