@@ -257,6 +257,13 @@ class Exporter:
                 snap.signal_runs[(final, audit)] = snap.signal_runs.get((final, audit), 0.0) + 1
             self._prune()
             self._ledger = ledger
+            if snap.lag is not None:  # keep lag consistent with the counters just updated
+                snap.lag = [
+                    LagRow(r.topic, r.partition, r.high_watermark, ledger.get(r.partition, 0))
+                    if r.partition in ledger
+                    else r
+                    for r in snap.lag
+                ]
             snap.last_commit_s = None if last_commit is None else int(last_commit) / 1e9
             snap.last_signal_run_s = None if last_run is None else int(last_run) / 1e9
             snap.gap_today_s = {str(sym): float(sec) for sym, sec, _ in gaps}
