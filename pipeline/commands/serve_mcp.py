@@ -109,9 +109,14 @@ def _serve_http(settings: Any) -> int:
     # A fixed, parseable line (the bench and tests read the port from it).
     print(describe(settings, port), file=sys.stderr, flush=True)
     if settings.workers > 1:
+        import shutil
+
         from uvicorn.supervisors import Multiprocess
 
-        Multiprocess(config, sockets=[sock]).run()
+        try:
+            Multiprocess(config, sockets=[sock]).run()
+        finally:
+            shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
     else:
         uvicorn.Server(config).run(sockets=[sock])
     return 0
