@@ -71,6 +71,7 @@ class DemoFacts:
     signals: dict[str, Any] = field(default_factory=dict)
     mcp: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    report: str = ""
 
 
 class _Steps:
@@ -337,7 +338,64 @@ async def query_mcp(settings: Settings) -> dict[str, Any]:
                 raise PipelineError(f"MCP tool {name} answered with an error: {text}")
             key = name if name != "get_trading_signals" else f"{name}:{arguments['signal_type']}"
             results[key] = res.structured_content
+            if name == "get_trading_signals" and res.structured_content:
+                results["signal_to_served_s"] = _served_age_s(res.structured_content)
     return results
+
+
+def _served_age_s(answer: dict[str, Any]) -> float | None:
+    """Seconds from the newest signals run behind an answer to its arrival at the client."""
+    from datetime import datetime
+
+    runs = (answer.get("provenance") or {}).get("signal_runs") or []
+    stamps = [datetime.fromisoformat(r["computed"]) for r in runs if r.get("computed")]
+    return round(time.time() - max(stamps).timestamp(), 3) if stamps else None
+
+
+def show_status(settings: Settings, steps: _Steps, served_s: float | None) -> None:
+    """Print ``microstructure status`` for the demo's state (broker still up).
+
+    Parameters
+    ----------
+    settings
+        Demo settings.
+    steps
+        Output sink.
+    served_s
+        Signal computed -> served as the demo's MCP client saw it (its stdio server has
+        no ``/metrics`` to scrape once it exits).
+    """
+    from pipeline.commands.status import collect_status, render
+
+    report = collect_status(settings, window_s=3600.0, stream_metrics=None, mcp_metrics=None)
+    render(report, steps.console)
+    if served_s is not None:
+        steps.say(
+            f"signal computed -> served by MCP: {served_s:.1f} s (the demo's stdio server, "
+            "measured by its client; `serve-mcp --http` exports it on /metrics)"
+        )
+
+
+def write_demo_report(settings: Settings, day: str) -> Path:
+    """Draw the demo day (``microstructure report``) as a PNG under the demo's state.
+
+    Parameters
+    ----------
+    settings
+        Demo settings (the warehouse is read read-only).
+    day
+        The replayed day.
+
+    Returns
+    -------
+    pathlib.Path
+        The PNG written.
+    """
+    from pipeline.commands.report import make_report
+
+    out = settings.home / f"report_{DEMO_SYMBOL}_{day}.png"
+    make_report(settings, DEMO_SYMBOL, day, out, None)
+    return out
 
 
 def _fmt_ts(ns: int) -> str:
@@ -461,7 +519,7 @@ def run_demo(base: Settings, day: str, kafka_port: int, keep_broker: bool) -> De
 
     settings = demo_settings(base, kafka_port)
     facts = DemoFacts()
-    steps = _Steps(total=6)
+    steps = _Steps(total=8)
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     quiet_dagster(False)
     broker: LocalBroker | None = None
@@ -540,12 +598,21 @@ def run_demo(base: Settings, day: str, kafka_port: int, keep_broker: bool) -> De
         with steps.step("MCP: the official client calls the server over stdio", facts, "mcp"):
             facts.mcp = asyncio.run(query_mcp(settings))
             steps.say(f"{len(facts.mcp['tools'])} tools listed; 5 calls answered")
+
+        with steps.step("Status: latency per stage, lag, gaps, runs and checks", facts, "status"):
+            show_status(settings, steps, facts.mcp.get("signal_to_served_s"))
     finally:
         if broker is not None and not keep_broker:
             broker.down()
     print_summary(facts, settings, steps)
+    with steps.step(f"Report: {DEMO_SYMBOL} {day} in pictures", facts, "report"):
+        facts.report = str(write_demo_report(settings, day))
     (settings.home / "demo-summary.json").write_text(
         json.dumps(dataclasses.asdict(facts), default=str, indent=1)
+    )
+    steps.say(
+        f"[bold]report of {DEMO_SYMBOL} {day}[/bold] (price with jumps, GARCH volatility, "
+        f"intensity z-score, ACD surprise, daily BNS): {facts.report}"
     )
     return facts
 

@@ -185,7 +185,7 @@ def _warehouse_part(report: StatusReport, settings: Settings, window_s: float) -
         row.p50_s, row.p99_s = sample.quantile_s(0.5), sample.quantile_s(0.99)
         notes: list[str] = []
         if sample.replayed:
-            notes.append("replayed history: SIP stamps are the recording's, so this is its age")
+            notes.append("replayed history: the SIP stamps are the recording's, so this is its age")
         if sample.pending:
             notes.append(f"{sample.pending:,} trades not yet in a signals run")
         if st.name in ("sip_to_receipt", "receipt_to_append") and m.n_trades and sample.n == 0:
@@ -427,7 +427,7 @@ def _ms(v: float | None) -> str:
         return f"{v / 86_400:,.0f} d"
     if v >= 60:
         return f"{v:,.0f} s"
-    return f"{v * 1e3:,.1f} ms" if v < 10 else f"{v:,.1f} s"
+    return f"{v * 1e3:,.1f} ms" if v < 1 else f"{v:,.2f} s"
 
 
 def _ago(iso: str | None, now_ns: int) -> str:
@@ -465,22 +465,28 @@ def render(report: StatusReport, console: Any) -> None:
     if report.warehouse_error:
         console.print(f"[red]warehouse not readable:[/red] {report.warehouse_error}")
     t = Table(title="latency per stage (p50 / p99)", title_justify="left")
-    for col in ("stage", "real-time", "trades", "p50", "p99", "source / note"):
+    for col in ("stage", "real-time", "trades", "p50", "p99", "measured from"):
         t.add_column(col, justify="right" if col in ("trades", "p50", "p99") else "left")
+    notes: list[str] = []
     for r in report.stages:
         flag = ""
-        if r.realtime and r.p99_s is not None:
-            flag = " [red](p99 > 50 ms)[/red]" if r.p99_s > 0.05 else ""
-        note = r.source + (f": {r.note}" if r.note else "")
+        if r.realtime and r.p99_s is not None and r.p99_s > 0.05:
+            flag = " [red]> 50 ms[/red]"
+        mark = ""
+        if r.note:
+            notes.append(f"[{len(notes) + 1}] {r.title}: {r.note}")
+            mark = f" [{len(notes)}]"
         t.add_row(
             r.title,
-            "yes (alert 50 ms)" if r.realtime else "no",
+            "yes: 50 ms" if r.realtime else "no",
             "-" if r.n is None else f"{r.n:,}",
             _ms(r.p50_s),
             _ms(r.p99_s) + flag,
-            note,
+            r.source + mark,
         )
     console.print(t)
+    for line in notes:
+        console.print(line, highlight=False, markup=False)
     console.print(f"window: {report.window or '-'}", highlight=False)
     t = Table(
         title="consumer lag per partition (Kafka high watermark - ledger)", title_justify="left"
