@@ -10,8 +10,9 @@ changes nothing but the run history.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -151,9 +152,16 @@ def run_signals(settings: Settings, days: Sequence[str], echo: Echo = print) -> 
 
 
 def _report(summary: SignalsSummary) -> int:
+    days = len(summary.days) + len(summary.failed)
+    rate = (
+        f" ({days / summary.seconds * 60:,.1f} days/min, {summary.trades / summary.seconds:,.0f} "
+        "trades/s)"
+        if summary.seconds > 0
+        else ""
+    )
     print(
         f"{len(summary.days)} days published ({len(summary.empty)} without trades), "
-        f"{len(summary.failed)} failed, in {summary.seconds:.1f} s: "
+        f"{len(summary.failed)} failed, in {summary.seconds:.1f} s{rate}: "
         f"{summary.trades:,} trade signals, {summary.jumps} jumps"
     )
     if summary.failed:
@@ -177,4 +185,36 @@ def _backfill(args: argparse.Namespace) -> int:
     quiet_dagster(bool(getattr(args, "verbose", False)))
     days = trading_days_between(args.start, args.end)
     print(f"backfill {args.start} .. {args.end}: {len(days)} trading days")
-    return _report(run_signals(Settings.from_env(), days))
+    with _progress_echo(len(days)) as echo:
+        summary = run_signals(Settings.from_env(), days, echo=echo)
+    return _report(summary)
+
+
+@contextlib.contextmanager
+def _progress_echo(total: int) -> Iterator[Echo]:
+    """Yield an echo that prints each day's line above a progress bar (one call per day)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
+        TextColumn("[bold]signals backfill"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task("days", total=total)
+
+        def echo(line: str) -> None:
+            progress.console.print(line, highlight=False, markup=False)
+            progress.advance(task)
+
+        yield echo
