@@ -241,4 +241,5 @@ def print_summary(
         )
     for name, path in written.items():
         console.print(f"wrote {path} ({len(getattr(frames, name)):,} rows)")
-    console.print(f"done in {elapsed_s:.2f} s")
+    rate = f" ({len(trades) / elapsed_s:,.0f} rows/s, {len(m) / elapsed_s:,.2f} symbol-days/s)"
+    console.print(f"done in {elapsed_s:.2f} s" + (rate if elapsed_s > 0 else ""))
