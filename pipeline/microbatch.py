@@ -583,12 +583,6 @@ def _shape(records: Sequence[KafkaRecord] | RecordColumns, offsets: OffsetRange)
 
 
 _DERIVED = frozenset({"trade_date", "in_regular_hours", "ns_from_open"})
-_NULLABLE_INT = {
-    "tape": "Int32",
-    "sequence_number": "Int64",
-    "trf_timestamp_ns": "Int64",
-    "receipt_ns": "Int64",
-}
 
 
 def _masked(values: pa.ChunkedArray | pa.Array, dtype: str) -> pd.api.extensions.ExtensionArray:

@@ -153,7 +153,7 @@ def _load_partition(args: tuple[str, str, str, int, int]) -> dict[str, float]:
             batch, expected_start=b.start, run_id="bench", quality=report.verdict()
         )
         mark()
-        for stage, (w0, c0), (w1, c1) in zip(STAGES, marks, marks[1:], strict=True):
+        for stage, (w0, c0), (w1, c1) in zip(STAGES, marks[:-1], marks[1:], strict=True):
             out[f"{stage}_s"] += w1 - w0
             out[f"{stage}_cpu_s"] += c1 - c0
         out["rows"] += loaded.n_trades

@@ -557,7 +557,7 @@ def decode_trades_bulk(values: Sequence[bytes | None]) -> tuple[Any, Any]:
         ok &= np.fromiter((_is_utf8(v) for v in vals), dtype=bool, count=n)
     index = np.flatnonzero(ok)
 
-    read_options = pj.ReadOptions(use_threads=True)
+    read_options = pj.ReadOptions(use_threads=False)
     parse_options = pj.ParseOptions(
         explicit_schema=schema, unexpected_field_behavior="ignore", newlines_in_values=False
     )
