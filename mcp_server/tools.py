@@ -1175,7 +1175,7 @@ class ToolService:
         start_ns = parse_time(str(first), "start")
         end_ns = parse_time(str(last), "end")
         prov, comp = self._envelope(snap, stale, info, start_ns, end_ns)
-        out_rows = [
+        out_rows: list[dict[str, Any]] = [
             {
                 k: (_r(v) if isinstance(v, float) else v)
                 for k, v in r.items()

@@ -307,9 +307,12 @@ def evaluate_signals(
     p = params or Params()
     groups: dict[tuple[str, int], _Obs] = {}
     frame = trade_signals
-    keys = list(frame.groupby(["symbol", "date"], sort=True).indices.items())
-    for done, ((symbol, day), idx) in enumerate(keys, 1):
-        symbol, day = str(symbol), str(day)
+    keys = cast(
+        "list[tuple[tuple[Any, Any], Int64Array]]",
+        list(frame.groupby(["symbol", "date"], sort=True).indices.items()),
+    )
+    for done, ((sym, d), idx) in enumerate(keys, 1):
+        symbol, day = str(sym), str(d)
         part = frame.iloc[np.sort(idx)]
         ts = part["timestamp_ns"].to_numpy(dtype=np.int64)
         logp = np.log(part["price"].to_numpy(dtype=np.float64))

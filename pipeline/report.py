@@ -211,19 +211,23 @@ def load_from_warehouse(wh: Any, symbol: str, day: str) -> SymbolDay:
 
 
 def _num(frame: pd.DataFrame, col: str) -> Float64Array:
-    return pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    values = cast("pd.Series", pd.to_numeric(frame[col], errors="coerce"))
+    return values.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _bns_text(m: Mapping[str, Any]) -> str:
-    z, p, jump = m.get("bns_z"), m.get("bns_p_value"), m.get("bns_jump")
+    def num(v: Any) -> float | None:
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            return None
+        return None if math.isnan(x) else x
 
-    def ok(v: Any) -> bool:
-        return v is not None and not (isinstance(v, float) and math.isnan(v))
-
-    if not ok(z):
+    z, p, jump = num(m.get("bns_z")), num(m.get("bns_p_value")), m.get("bns_jump")
+    if z is None:
         return "daily BNS: not computed" + (f" ({m.get('notes')})" if m.get("notes") else "")
     verdict = "jump day" if bool(jump) else "no jump"
-    return f"daily BNS z {float(z):.2f}, p {float(p):.3f}: {verdict} at 1%" if ok(p) else ""
+    return f"daily BNS z {z:.2f}, p {p:.3f}: {verdict} at 1%" if p is not None else ""
 
 
 def render_symbol_day(data: SymbolDay, *, dpi: int = 100) -> Rendered:
@@ -561,7 +565,8 @@ def symbol_day_from_rows(
     ts = trades["timestamp_ns"].to_numpy(dtype=np.int64)
     bucket = (ts - open_ns) // (60 * NS_PER_S)
     first = pd.DataFrame({"bucket": bucket, "z": _num(trades, "trade_intensity_zscore")})
-    first = first[(first["bucket"] >= 0) & (first["bucket"] < 390)].drop_duplicates("bucket")
+    in_session = cast("pd.DataFrame", first[(first["bucket"] >= 0) & (first["bucket"] < 390)])
+    first = in_session.drop_duplicates(subset=["bucket"])
     buckets = pd.DataFrame(
         {
             "symbol": symbol,

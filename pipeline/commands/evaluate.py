@@ -212,7 +212,10 @@ def _main(args: argparse.Namespace) -> int:
             cols = ["symbol", "date", "timestamp_ns", "price", "trading_signal"]
             data = pd.read_parquet(path, columns=cols)
             data["date"] = data["date"].astype(str)
-            data = data[(data["date"] >= str(args.start)) & (data["date"] <= str(args.end))]
+            data = cast(
+                "pd.DataFrame",
+                data[(data["date"] >= str(args.start)) & (data["date"] <= str(args.end))],
+            )
             runs: dict[str, str] = {}
             version: str | None = None
             if data.empty:
@@ -237,7 +240,7 @@ def _main(args: argparse.Namespace) -> int:
         kernel_version=version,
         signal_runs=runs,
     )
-    n_signals = int(data["trading_signal"].isin(["BUY", "SELL"]).sum())
+    n_signals = int(cast("pd.Series", data["trading_signal"]).isin(["BUY", "SELL"]).sum())
     n_sd = int(data.groupby(["symbol", "date"]).ngroups)
     out = args.out or settings.home / "reports" / f"evaluation_{args.start}_{args.end}.png"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -272,10 +272,9 @@ class Exporter:
             snap.warehouse_up = 1.0
 
     def _prune(self) -> None:
+        # Keys older than twice the overlap can no longer come back in a query.
         for seen in (self._seen_batches, self._seen_runs):
-            newest = max(seen.values(), default=0)
-            for key in [k for k, v in seen.items() if v < newest - 2 * OVERLAP_NS]:
-                del seen[key]
+            _prune_older(seen, max(seen.values(), default=0) - 2 * OVERLAP_NS)
 
     def _refresh_kafka(self) -> None:
         from pipeline.errors import KafkaError
@@ -316,6 +315,11 @@ class Exporter:
         if self._dagster is not None:
             self._dagster.dispose()
             self._dagster = None
+
+
+def _prune_older(seen: dict[Any, int], floor_ns: int) -> None:
+    for key in [k for k, v in seen.items() if v < floor_ns]:
+        del seen[key]
 
 
 def broker_reachable(bootstrap: str, timeout_s: float = 1.0) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from datetime import date
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 import pytest
@@ -56,4 +57,5 @@ def compute_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def signal_rows(compute_dir: Path, day: date) -> pd.DataFrame:
     """The trade signals of one day of the compute outputs."""
     frame = pd.read_parquet(compute_dir / "trade_signals.parquet")
-    return frame[frame["date"].astype(str) == day.isoformat()].reset_index(drop=True)
+    rows = cast("pd.DataFrame", frame[frame["date"].astype(str) == day.isoformat()])
+    return rows.reset_index(drop=True)

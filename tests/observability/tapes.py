@@ -22,10 +22,13 @@ def plant_continuation(tape: SyntheticTape, drift_bp: float, over_s: float) -> p
     logp = np.log(trades["price"].to_numpy(dtype=np.float64))
     sym = trades["symbol"].to_numpy(dtype=object)
     over_ns = int(over_s * 1e9)
-    for row in tape.truth.itertuples(index=False):
-        t0 = int(row.timestamp_ns)
-        sign = 1.0 if float(row.jump_log_size) > 0 else -1.0
-        after = (sym == row.symbol) & (ts > t0) & (ts < t0 + 86_400 * 10**9)
+    truth = tape.truth
+    for symbol, t, size in zip(
+        truth["symbol"], truth["timestamp_ns"], truth["jump_log_size"], strict=True
+    ):
+        t0 = int(t)
+        sign = 1.0 if float(size) > 0 else -1.0
+        after = (sym == symbol) & (ts > t0) & (ts < t0 + 86_400 * 10**9)
         frac = np.clip((ts[after] - t0) / over_ns, 0.0, 1.0)
         logp[after] += sign * drift_bp * 1e-4 * frac
     trades["price"] = np.exp(logp)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -32,7 +33,7 @@ from udx.kernels import session_bounds
 SEED = 2
 
 
-def _pooled(result: pd.DataFrame, horizon_s: int) -> dict[str, object]:
+def _pooled(result: pd.DataFrame, horizon_s: int) -> dict[str, Any]:
     row = result[(result["symbol"] == ALL_SYMBOLS) & (result["horizon_s"] == horizon_s)]
     return row.iloc[0].to_dict()
 
@@ -53,9 +54,9 @@ def test_moves_planted_after_the_jumps_are_found() -> None:
 def test_a_random_tape_shows_nothing_significant() -> None:
     result = evaluate_signals(compute_frames(random_tape(SEED).trades).trade_signals)
     assert len(result) == 9  # (2 symbols + pooled) x 3 horizons
-    assert significant(result).empty, result[["symbol", "horizon_s", "edge_p_adjusted"]]
+    assert len(significant(result)) == 0, result[["symbol", "horizon_s", "edge_p_adjusted"]]
     assert set(result["verdict"]) == {"no_edge"}
-    assert (result["random_n"] >= 20 * result["n_signals"] * 0.9).all()
+    assert bool((result["random_n"] >= 20 * result["n_signals"] * 0.9).all())
 
 
 def test_forward_returns_use_the_previous_tick_and_never_cross_the_close() -> None:
@@ -92,7 +93,7 @@ def test_a_small_sample_says_it_cannot_say_anything() -> None:
     ts = ts.assign(trading_signal=np.where(ts.index.isin(first), ts["trading_signal"], "HOLD"))
     result = evaluate_signals(ts)
     assert set(result["verdict"]) == {"too_few_signals"}
-    assert result["edge_p_adjusted"].isna().all()
+    assert bool(result["edge_p_adjusted"].isna().all())
     assert all("too few signals to say anything" in line for line in summary_lines(result))
 
 

@@ -29,7 +29,7 @@ from pipeline.signals.assemble import compute_frames
 from pipeline.warehouse.base import SignalRun
 from pipeline.warehouse.duckdb_backend import DuckDBWarehouse
 from tests.observability.conftest import DAY1
-from tests.observability.scrape import scrape, value
+from tests.observability.scrape import scrape, value, wait_scrape
 from tests.support.wait import wait_until
 from tests.warehouse.factories import sample_trades
 
@@ -92,12 +92,10 @@ def test_exporter_metrics_move_as_trades_flow(
         "MICROSTRUCTURE_HOME": str(tmp_path),
     }
     with exporter(env, tmp_path) as url:
-        first = wait_until(
-            lambda: (
-                (s := scrape(url)) and value(s, "microstructure_ingest_broker_up_bool") == 1 and s
-            ),
-            timeout_s=30,
-            what="a refresh that reached the broker",
+        first = wait_scrape(
+            url,
+            lambda s: value(s, "microstructure_ingest_broker_up_bool") == 1,
+            "a refresh that reached the broker",
         )
         assert value(first, "microstructure_ingest_trades_total") == 0
         assert value(first, f"{STAGE}_count", stage="receipt_to_append") == 0
@@ -132,11 +130,11 @@ def test_exporter_metrics_move_as_trades_flow(
         loaded = wh.load_batch(batch, expected_start=0, run_id="test-load")
         assert loaded.n_trades == high
 
-        def committed() -> dict | None:
-            s = scrape(url)
-            return s if value(s, "microstructure_ingest_trades_total") == high else None
-
-        after = wait_until(committed, timeout_s=30, what="the committed batch in the metrics")
+        after = wait_scrape(
+            url,
+            lambda s: value(s, "microstructure_ingest_trades_total") == high,
+            "the committed batch in the metrics",
+        )
         assert value(after, "microstructure_ingest_consumer_lag_messages", topic=kafka_topic,
                      partition=str(partition)) == 0  # fmt: skip
         assert value(after, "microstructure_ingest_batches_total", verdict="unchecked") == 1
@@ -156,11 +154,11 @@ def test_exporter_metrics_move_as_trades_flow(
                         True, time.time_ns())  # fmt: skip
         wh.publish_signals(DAY1, frames, run)
 
-        def signalled() -> dict | None:
-            s = scrape(url)
-            return s if value(s, f"{STAGE}_count", stage="commit_to_signal") > 0 else None
-
-        final = wait_until(signalled, timeout_s=30, what="the signals run in the metrics")
+        final = wait_scrape(
+            url,
+            lambda s: value(s, f"{STAGE}_count", stage="commit_to_signal") > 0,
+            "the signals run in the metrics",
+        )
         assert value(final, f"{STAGE}_count", stage="commit_to_signal") == len(day_trades)
         assert (
             value(final, "microstructure_signals_runs_total", final="true", audit="unchecked") == 1
@@ -168,14 +166,12 @@ def test_exporter_metrics_move_as_trades_flow(
         # Counted once: later refreshes add nothing for the same batch and run.
         seen = value(final, "microstructure_exporter_last_refresh_timestamp_seconds")
 
-        def later() -> dict | None:
-            s = scrape(url)
-            return (
-                s
-                if value(s, "microstructure_exporter_last_refresh_timestamp_seconds") > seen + 0.5
-                else None
-            )
-
-        again = wait_until(later, timeout_s=30, what="two more refreshes")
+        again = wait_scrape(
+            url,
+            lambda s: (
+                value(s, "microstructure_exporter_last_refresh_timestamp_seconds") > seen + 0.5
+            ),
+            "two more refreshes",
+        )
         assert value(again, "microstructure_ingest_trades_total") == high
         assert value(again, "microstructure_dagster_up_bool") == 0  # no instance here: said

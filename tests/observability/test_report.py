@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import re
 from pathlib import Path
+from typing import cast
 
 import dagster as dg
 import numpy as np
+import pandas as pd
 import pytest
 
 from assets.resources import QualityResource, WarehouseResource
@@ -31,12 +33,16 @@ def test_the_jump_markers_sit_exactly_on_the_detected_prints(compute_dir: Path) 
     assert len(rendered.png) > 50_000
     rows = signal_rows(compute_dir, DAY1)
     for side in ("BUY", "SELL"):
-        expected = rows[rows["jump_detected"] & (rows["trading_signal"] == side)]
+        expected = cast(
+            "pd.DataFrame", rows[rows["jump_detected"] & (rows["trading_signal"] == side)]
+        )
         ts, price = rendered.markers[side]
         np.testing.assert_array_equal(ts, expected["timestamp_ns"].to_numpy(dtype=np.int64))
         np.testing.assert_array_equal(price, expected["price"].to_numpy(dtype=np.float64))
     n = sum(len(v[0]) for v in rendered.markers.values())
-    assert n == int(rows["jump_detected"].sum()) == 232  # the reference day's flags
+    assert (
+        n == int(cast("pd.Series", rows["jump_detected"]).sum()) == 232
+    )  # the reference day's flags
     assert "BNS" in rendered.title
     assert "232 Lee-Mykland jumps" in rendered.title
     assert rendered.panels == [
