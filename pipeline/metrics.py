@@ -15,7 +15,11 @@ under the GIL; a scrape may see a histogram mid-update, off by the one observati
 being made).
 
 The streamer's metrics (service ``stream``) are :class:`StreamMetrics`; the streamer
-documents which of its counters each one reads.
+documents which of its counters each one reads. The batch half of the pipeline (Dagster's
+short-lived microbatch and signals runs) is measured from what it stored by
+``microstructure metrics-exporter``: :class:`PipelineMetrics` (services ``trade``,
+``ingest``, ``feed``, ``signals``, ``dagster``, ``exporter``; docs/observability.md). The
+MCP server's own metrics live in ``mcp_server/telemetry.py`` under the same scheme.
 """
 
 from __future__ import annotations
