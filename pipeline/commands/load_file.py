@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,7 @@ def load_file(
     tape: int | None = 1,
     limit: int | None = None,
     flush_timeout_s: float = 120.0,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Produce ``path`` into ``topic`` and return the summary.
 
@@ -66,6 +69,8 @@ def load_file(
         Most rows to produce.
     flush_timeout_s
         Bound of the final flush.
+    progress
+        Called with the rows read so far, every 10,000 rows.
 
     Returns
     -------
@@ -90,6 +95,8 @@ def load_file(
     rows = 0
     for item in read_trades(path, default_tape=tape, stats=stats):
         rows += 1
+        if progress is not None and rows % 10_000 == 0:
+            progress(rows)
         if isinstance(item, Trade):
             reason = validate_trade(item)
             if reason is None:
@@ -144,14 +151,16 @@ def _run(args: argparse.Namespace) -> int:
             f"{e}; start Kafka and create the topic with `microstructure kafka up`"
         ) from e
     print(f"loading {args.file} into {topic} at {bootstrap}", file=sys.stderr)
-    summary = load_file(
-        args.file,
-        bootstrap=bootstrap,
-        topic=topic,
-        extra_conf=dict(settings.kafka_extra),
-        tape=args.tape,
-        limit=args.limit,
-    )
+    with _rows_progress(disable=args.json) as progress:
+        summary = load_file(
+            args.file,
+            bootstrap=bootstrap,
+            topic=topic,
+            extra_conf=dict(settings.kafka_extra),
+            tape=args.tape,
+            limit=args.limit,
+            progress=progress,
+        )
     if args.json:
         print(orjson.dumps(summary).decode())
         return 0
@@ -167,3 +176,29 @@ def _run(args: argparse.Namespace) -> int:
         f"({summary['messages_per_s'] or 0:,.0f}/s)"
     )
     return 0
+
+
+@contextlib.contextmanager
+def _rows_progress(disable: bool) -> Iterator[Callable[[int], None]]:
+    """Yield ``progress(rows)`` showing rows read and the rate on stderr (a terminal only)."""
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]producing[/bold] {task.completed:,.0f} rows"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=disable or not sys.stderr.isatty(),
+    )
+    t0 = time.monotonic()
+    with bar:
+        task = bar.add_task("rows", total=None, rate="")
+
+        def show(rows: int) -> None:
+            dt = time.monotonic() - t0
+            bar.update(task, completed=rows, rate=f"{rows / dt:,.0f} rows/s" if dt > 0 else "")
+
+        yield show
