@@ -6,6 +6,9 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -177,14 +180,49 @@ def _run(args: argparse.Namespace) -> int:
             "Ctrl-C stops",
             flush=True,
         )
-        await server.serve_forever()
+        with _replay_progress(len(trades)) as show:
+            watcher = asyncio.ensure_future(_watch(server, show))
+            try:
+                await server.serve_forever()
+            finally:
+                watcher.cancel()
 
+    t0 = time.monotonic()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
     st = server.stats
+    elapsed = time.monotonic() - t0
+    rate = f" in {elapsed:.1f} s ({st.trades_sent / elapsed:,.0f} trades/s)" if elapsed > 0 else ""
     print(
         f"served {st.connections} connections, {st.frames_sent} frames, {st.trades_sent} trades, "
-        f"{st.bars_sent} bars; {st.drops} drops, {st.slow_reader_kills} slow-reader kills; "
+        f"{st.bars_sent} bars{rate}; {st.drops} drops, {st.slow_reader_kills} slow-reader kills; "
         f"REST {st.rest_requests} requests, {st.rest_trades} trades"
     )
     return 0
+
+
+@contextlib.contextmanager
+def _replay_progress(total: int) -> Iterator[Callable[[int], None]]:
+    """Yield ``show(trades_sent)`` driving a progress bar on a terminal (nothing in logs)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        TextColumn("[bold]trades served"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+        console=Console(stderr=True),
+        disable=not sys.stderr.isatty(),
+    )
+    with progress:
+        task = progress.add_task("served", total=total)
+        yield lambda n: progress.update(task, completed=n)
+
+
+async def _watch(server: Any, show: Callable[[int], None]) -> None:
+    """Refresh the progress bar from the server's counters (trades to every client)."""
+    while True:
+        show(server.stats.trades_sent)
+        await asyncio.sleep(0.5)
