@@ -41,8 +41,8 @@ def test_sample_trades_become_one_row_each_with_lineage_in_offset_order():
     assert batch.n_rejects == batch.n_gaps == batch.n_duplicates == 0
     assert batch.trades["kafka_offset"].tolist() == list(range(100, 600))
     assert batch.trades["timestamp_ns"].tolist() == [t.sip_timestamp_ns for t in trades]
-    assert batch.trades["trf_id"].eq(0).all()
-    assert (batch.trades["kafka_topic"] == TOPIC).all()
+    assert bool(batch.trades["trf_id"].eq(0).all())
+    assert bool((batch.trades["kafka_topic"] == TOPIC).all())
     assert batch.metadata()["min_timestamp_ns"] == trades[0].sip_timestamp_ns
 
 
@@ -86,7 +86,7 @@ def test_the_sample_has_its_documented_out_of_hours_prints():
     batch = shape_batch(as_records(sample_trades()), OffsetRange(TOPIC, 0, 0, 77_263))
 
     # pipeline/data/sample/README.md: 451 prints lie outside regular hours.
-    assert int((~batch.trades["in_regular_hours"]).sum()) == 451
+    assert int((~batch.trades["in_regular_hours"].to_numpy(dtype=bool)).sum()) == 451
     assert sorted({d.date() for d in batch.trades["trade_date"]}) == [
         date(2018, 1, 2),
         date(2018, 1, 3),
@@ -129,7 +129,7 @@ def test_bad_records_are_rejected_with_reason_and_raw_payload_and_the_batch_goes
     assert tuple(batch.rejects.columns) == REJECT_COLUMNS
     rej = batch.rejects.set_index("kafka_offset")
     assert rej.index.tolist() == [1, 2, 4, 5, 6]
-    assert (rej["stage"] == "ingest").all()
+    assert bool((rej["stage"] == "ingest").all())
     assert "price is 0.0 and must be positive" in rej.loc[1, "reason"]
     assert rej.loc[1, "symbol"] == "XXX"
     assert rej.loc[2, "reason"].startswith("undecodable:")

@@ -100,10 +100,12 @@ def register(sub: Any) -> None:
     )
     faults = p.add_argument_group("fault injection (microstructure faults load, tests)")
     faults.add_argument(
-        "--fault-at", choices=FAULT_STEPS, default="", help="fail the first run at this step"
+        "--fault-at", choices=FAULT_STEPS, default="", help="fail every run at this step"
     )
     faults.add_argument(
-        "--fault-kill", action="store_true", help="make the fault a kill -9 of this process"
+        "--fault-kill",
+        action="store_true",
+        help="make the fault a kill -9 of this process (so: the first run)",
     )
     p.set_defaults(func=_main)
 
