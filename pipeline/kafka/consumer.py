@@ -113,21 +113,38 @@ def watermarks(
         if tmeta is None or tmeta.error is not None or not tmeta.partitions:
             reason = tmeta.error if tmeta is not None else "absent"
             raise KafkaError(f"topic {topic!r} is not available on {bootstrap}: {reason}")
-        out: dict[int, tuple[int, int]] = {}
-        for p in sorted(tmeta.partitions):
-            remaining = max(0.1, deadline - time.monotonic())
-            try:
-                low, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, p), timeout=remaining, cached=False
-                )
-            except KafkaException as e:
-                raise KafkaError(
-                    f"watermarks of {topic}:{p} on {bootstrap} not available: {e}"
-                ) from e
-            out[p] = (int(low), int(high))
-        return out
+        return {
+            p: _watermarks_of(consumer, TopicPartition(topic, p), deadline, bootstrap)
+            for p in sorted(tmeta.partitions)
+        }
     finally:
         consumer.close()
+
+
+def _watermarks_of(
+    consumer: Consumer, tp: TopicPartition, deadline: float, bootstrap: str
+) -> tuple[int, int]:
+    """Return ``(low, high)`` of one partition, retrying retriable errors until ``deadline``.
+
+    Just after a topic is created or a broker restarts, a partition answers "not leader"
+    until its leader is elected: a moment, not a failure.
+    """
+    delay_s = 0.02
+    while True:
+        remaining = max(0.1, deadline - time.monotonic())
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=remaining, cached=False)
+        except KafkaException as e:
+            err = e.args[0] if e.args else None
+            retriable = isinstance(err, _LibKafkaError) and err.retriable()
+            if not retriable or time.monotonic() + delay_s >= deadline:
+                raise KafkaError(
+                    f"watermarks of {tp.topic}:{tp.partition} on {bootstrap} not available: {e}"
+                ) from e
+            time.sleep(delay_s)
+            delay_s = min(delay_s * 2, 0.5)
+            continue
+        return int(low), int(high)
 
 
 def read_range_columns(
@@ -183,12 +200,7 @@ def read_range_columns(
     # than the read itself (3x on 200,000 records) and find nothing to free.
     with paused_gc():
         try:
-            try:
-                low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s, cached=False)
-            except KafkaException as e:
-                raise KafkaError(
-                    f"watermarks of {rng.topic}:{rng.partition} on {bootstrap} not available: {e}"
-                ) from e
+            low, high = _watermarks_of(consumer, tp, deadline, bootstrap)
             if rng.start < low:
                 raise OffsetError(
                     f"{rng} starts below the low watermark {low}: those records have expired"
