@@ -434,6 +434,9 @@ def _main(args: argparse.Namespace) -> int:
 
     if args.interval_s <= 0:
         raise ConfigError(f"--interval-s is {args.interval_s} and must be positive")
+    from pipeline.commands.ingest import quiet_dagster
+
+    quiet_dagster(bool(getattr(args, "verbose", False)))  # no alembic set-up lines per refresh
     settings = Settings.from_env()
     home = os.environ.get("DAGSTER_HOME") or str(settings.dagster_home)
     exporter = Exporter(

@@ -192,7 +192,11 @@ def _run(args: argparse.Namespace) -> int:
         asyncio.run(main())
     st = server.stats
     elapsed = time.monotonic() - t0
-    rate = f" in {elapsed:.1f} s ({st.trades_sent / elapsed:,.0f} trades/s)" if elapsed > 0 else ""
+    rate = (
+        f" in {elapsed:.1f} s up ({st.trades_sent / elapsed:,.0f} trades/s over the uptime)"
+        if elapsed > 0
+        else ""
+    )
     print(
         f"served {st.connections} connections, {st.frames_sent} frames, {st.trades_sent} trades, "
         f"{st.bars_sent} bars{rate}; {st.drops} drops, {st.slow_reader_kills} slow-reader kills; "
