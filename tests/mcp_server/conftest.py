@@ -19,7 +19,7 @@ from mcp.server.mcpserver import MCPServer
 
 from mcp_server.server import Runtime, build_server
 from mcp_server.settings import McpSettings
-from pipeline.bench.mcp import SampleFacts, write_sample_warehouse
+from pipeline.bench.mcp_http import SampleFacts, write_sample_warehouse
 from pipeline.warehouse.reads import WarehouseReader
 
 SYMBOLS = ("XXX", "AAA", "BBB", "CCC")

@@ -12,7 +12,7 @@ from mcp import Client, StdioServerParameters
 
 from mcp_server.http import RateLimiter, _host_patterns, _matches
 from mcp_server.settings import McpSettings, read_tokens_file
-from pipeline.bench.mcp import SampleFacts
+from pipeline.bench.mcp_http import SampleFacts
 from pipeline.cli import main
 from pipeline.errors import ConfigError
 

@@ -16,7 +16,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from pipeline.bench.mcp import SampleFacts
+from pipeline.bench.mcp_http import SampleFacts
 from tests.mcp_server.running import RunningServer, serve_http, writer
 from tests.support.wait import wait_until
 

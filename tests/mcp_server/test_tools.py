@@ -12,7 +12,7 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
 from mcp_server.server import TOOL_NAMES, Runtime
-from pipeline.bench.mcp import SampleFacts
+from pipeline.bench.mcp_http import SampleFacts
 from tests.mcp_server.conftest import ServerFactory
 
 pytestmark = pytest.mark.anyio

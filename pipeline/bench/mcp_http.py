@@ -19,7 +19,7 @@ What it does:
    runs), and the CPU of the load generator and of the server processes, so the
    report shows the load generator is not the bottleneck.
 
-The load generator is this module run as ``python -m pipeline.bench.mcp loadgen ...``;
+The load generator is this module run as ``python -m pipeline.bench.mcp_http loadgen ...``;
 it needs nothing outside the project's lock file (no wrk), so ``make bench`` works on a
 fresh machine.
 """
@@ -765,7 +765,7 @@ def run(args: argparse.Namespace) -> int:
                 pids = _children(server.pid)
                 cpu0, busy0, t0 = _proc_cpu_s(pids), _machine_busy_s(), time.perf_counter()
                 out = subprocess.run(
-                    [sys.executable, "-m", "pipeline.bench.mcp", "loadgen", str(spec_path)],
+                    [sys.executable, "-m", "pipeline.bench.mcp_http", "loadgen", str(spec_path)],
                     capture_output=True,
                     text=True,
                     check=True,
@@ -831,8 +831,9 @@ def run(args: argparse.Namespace) -> int:
             "workers": args.workers,
             "protocol": args.protocol,
             "cores": os.cpu_count(),
-            "load_generator": "pipeline.bench.mcp loadgen: asyncio+uvloop raw HTTP/1.1 keep-alive, "
-            "separate process, tools/call requests encoded in advance, bearer token per client",
+            "load_generator": "pipeline.bench.mcp_http loadgen: asyncio+uvloop raw HTTP/1.1 "
+            "keep-alive, separate process, tools/call requests encoded in advance, "
+            "bearer token per client",
             "loadavg_at_end": os.getloadavg(),
         },
     }
@@ -914,5 +915,5 @@ if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "loadgen":
         print(json.dumps(loadgen_main(Path(sys.argv[2]))))
     else:
-        print("usage: python -m pipeline.bench.mcp loadgen SPEC.json", file=sys.stderr)
+        print("usage: python -m pipeline.bench.mcp_http loadgen SPEC.json", file=sys.stderr)
         sys.exit(2)
