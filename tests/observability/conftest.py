@@ -10,7 +10,7 @@ from typing import cast
 import pandas as pd
 import pytest
 
-from pipeline.bench.mcp import SampleFacts, write_sample_warehouse
+from pipeline.bench.mcp_http import SampleFacts, write_sample_warehouse
 from pipeline.commands.compute import read_trades, write_outputs
 from pipeline.signals.assemble import compute_frames
 from pipeline.signals.provenance import provenance_json
