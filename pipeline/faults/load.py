@@ -69,12 +69,12 @@ CHILD_TIMEOUT_S = 600.0
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the campaign's options (``--json`` comes from the dispatcher)."""
     parser.add_argument(
-        "--trades", type=int, default=2_000, help="trades per symbol (2,000; 3 symbols)"
+        "--trades", type=int, default=None, help="trades per symbol (2,000; 3 symbols)"
     )
     parser.add_argument(
-        "--max-records", type=int, default=1_500, help="largest microbatch span (1,500)"
+        "--max-records", type=int, default=None, help="largest microbatch span (1,500)"
     )
-    parser.add_argument("--partitions", type=int, default=3, help="topic partitions (3)")
+    parser.add_argument("--partitions", type=int, default=None, help="topic partitions (3)")
     parser.add_argument(
         "--jobs", type=int, default=2, help="cases run side by side (the broker restart alone)"
     )
@@ -612,11 +612,14 @@ def run(args: argparse.Namespace) -> int:
         0 when every case lost nothing, doubled nothing and kept its signals equal.
     """
     base = Options.short() if args.short else Options()
+    given = {
+        "trades_per_symbol": args.trades,
+        "max_records": args.max_records,
+        "partitions": args.partitions,
+    }
     options = replace(
         base,
-        trades_per_symbol=args.trades if not args.short else base.trades_per_symbol,
-        max_records=args.max_records if not args.short else base.max_records,
-        partitions=args.partitions,
+        **{k: v for k, v in given.items() if v is not None},
         jobs=args.jobs,
         cases=tuple(args.cases) if args.cases else CASES,
         keep=args.keep,
