@@ -20,6 +20,9 @@ from assets.resources import KafkaResource, WarehouseResource
 from pipeline.errors import KafkaError, WarehouseLockedError
 from pipeline.microbatch import plan_microbatches
 
+# A microbatch reads at most MICROSTRUCTURE_MAX_RECORDS (200,000) records: seconds of work.
+MICROBATCH_MAX_RUNTIME_S = 900
+
 SENSOR_INTERVAL_S = 15
 MAX_ATTEMPTS = 5
 RETRY_BASE_S = 30.0
@@ -141,7 +144,13 @@ def microbatch_request(topic: str, partition: int, stop: int, attempt: int = 0) 
         run_config={
             "ops": {"market_data": {"config": {"partition": partition, "stop_offset": stop}}}
         },
-        tags={TP_TAG: tp_tag_value(topic, partition), STOP_TAG: str(stop)},
+        tags={
+            TP_TAG: tp_tag_value(topic, partition),
+            STOP_TAG: str(stop),
+            # Run monitoring (docker/dagster.yaml) fails a run past this bound, so a hung
+            # broker read cannot hold the partition's one-run slot forever.
+            "dagster/max_runtime": str(MICROBATCH_MAX_RUNTIME_S),
+        },
     )
 
 

@@ -90,7 +90,11 @@ def test_a_microbatch_request_carries_only_two_integers_and_the_partition_tag():
     assert r.run_config == {
         "ops": {"market_data": {"config": {"partition": 2, "stop_offset": 5000}}}
     }
-    assert r.tags == {"ingest/tp": "polygon-market-data-2", "ingest/stop": "5000"}
+    assert r.tags == {
+        "ingest/tp": "polygon-market-data-2",
+        "ingest/stop": "5000",
+        "dagster/max_runtime": "900",
+    }
     assert run_key("t", 0, 10, attempt=2) == "t:0:10:retry2"
 
 
