@@ -8,7 +8,8 @@ the provider batches them. The streamer is the production one (``pipeline.stream
 reader -> bounded queue -> parser -> idempotent producer, acks=all, every delivery
 report checked, its delivery-report thread on).
 
-Phases:
+Phases (after ``--warmup-events`` records to a scratch topic: a broker JVM that just
+started compiles its hot paths for a while, and that is not the streamer's latency):
 
 1. **Fixed rate.** The server sends ``--rate`` (10,000) events/s for ``--seconds``
    (10). Latency of each event = Kafka ack time - receipt time (the frame read from the
@@ -52,6 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--partitions", type=int, default=4, help="topic partitions (4)")
     parser.add_argument(
         "--bootstrap", default=None, help="use this Kafka instead of a throwaway local broker"
+    )
+    parser.add_argument(
+        "--warmup-events",
+        type=int,
+        default=300_000,
+        help="records produced to a scratch topic first, so a fresh broker JVM is warm (300,000)",
     )
     parser.add_argument("--skip-fixed", action="store_true", help="only the max-rate phase")
     parser.add_argument("--skip-max", action="store_true", help="only the fixed-rate phase")
@@ -218,6 +225,35 @@ def _percentiles(rec: _Recorder, warmup_s: float) -> dict[str, float | int | Non
     }
 
 
+def _warm_broker(bootstrap: str, n: int, partitions: int) -> None:
+    """Produce ``n`` records to a scratch topic and delete it (JIT warm-up of the broker)."""
+    from pipeline.kafka.broker import delete_topic, ensure_topic
+    from pipeline.kafka.codec import encode_fields
+    from pipeline.kafka.producer import EventProducer
+
+    topic = f"{TOPIC_PREFIX}-warmup-{os.getpid()}-{int(time.time())}"
+    ensure_topic(bootstrap, topic, partitions, timeout_s=60.0)
+    try:
+        producer = EventProducer(bootstrap, topic, queue_max_messages=500_000)
+        producer.warm_up()
+        hdrs = [("schema", b"trade.v1"), ("recv_ns", b"0")]
+        batch = [
+            (*encode_fields({"symbol": f"W{k % 50:02d}", "sip_timestamp_ns": k, "k": k}), k)
+            for k in range(1000)
+        ]
+        sent = 0
+        while sent < n:
+            k = producer.produce_frame("warmup", batch, hdrs, 0)
+            sent += k
+            if k < len(batch):
+                producer.poll(0.01)
+            else:
+                producer.poll(0)
+        producer.flush(120.0)
+    finally:
+        delete_topic(bootstrap, topic, timeout_s=60.0)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark and print its figures (one JSON object with ``--json``).
 
@@ -253,6 +289,8 @@ def run(args: argparse.Namespace) -> int:
             broker.fetch()
             broker.up(timeout_s=90.0)
             bootstrap = broker.bootstrap
+        if args.warmup_events > 0:
+            _warm_broker(bootstrap, args.warmup_events, args.partitions)
         phases: list[tuple[str, int, float | None, float]] = []
         if not args.skip_fixed:
             phases.append(("fixed", int(args.rate * args.seconds), args.rate, args.warmup_s))
