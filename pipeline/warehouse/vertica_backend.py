@@ -509,7 +509,7 @@ def insert_trades_sql() -> str:
     cols = _trade_columns()
     return (
         f"INSERT INTO {q.MARKET_DATA} ({_cols((*cols, 'loaded_ns'))}) "
-        f"SELECT {_cols(f's.{c}' for c in cols)}, :loaded_ns FROM {STAGE_TRADES} AS s "
+        f"SELECT {_cols([f's.{c}' for c in cols])}, :loaded_ns FROM {STAGE_TRADES} AS s "
         "WHERE NOT EXISTS ("
         f"SELECT 1 FROM {q.MARKET_DATA} AS m "
         "WHERE m.trade_date = s.trade_date AND m.symbol = s.symbol "
@@ -536,6 +536,13 @@ PARTITION_PROGRESS = (
     "GROUP BY kafka_topic, kafka_partition ORDER BY kafka_topic, kafka_partition"
 )
 INGESTED_THROUGH = f"SELECT MAX(max_timestamp_ns) FROM {q.KAFKA_OFFSETS}"
+# Batches whose ingest gate failed and whose trades overlap [start_ns, end_ns).
+FAILED_BATCHES = (
+    "SELECT kafka_topic, kafka_partition, start_offset, stop_offset "
+    f"FROM {q.KAFKA_OFFSETS} WHERE quality_passed = false "
+    "AND max_timestamp_ns >= :start_ns AND min_timestamp_ns < :end_ns "
+    "ORDER BY kafka_topic, kafka_partition, start_offset"
+)
 INSERT_QUALITY = (
     f"INSERT INTO {q.QUALITY_RESULTS} ({_cols(q.QUALITY_COLUMNS)}) "
     f"VALUES ({', '.join(':' + c for c in q.QUALITY_COLUMNS)})"
@@ -606,6 +613,25 @@ READS: dict[str, tuple[str, tuple[str, ...]]] = {
         f"SELECT stage, reason, COUNT(*) AS n FROM {q.REJECTS} GROUP BY stage, reason "
         "ORDER BY n DESC LIMIT :lim",
         ("lim",),
+    ),
+    # Vertica's only quantile aggregate is approximate (APPROXIMATE_PERCENTILE, fraction in
+    # USING PARAMETERS, so not bindable). The exact PERCENTILE_CONT (the same linear
+    # interpolation as DuckDB's quantile_cont) is analytic only: it runs over the whole
+    # filtered set (OVER ()) and MAX folds its constant column into DuckDB's one row (NULLs and
+    # n = 0 when empty). Its fraction must be a constant, which client-side binding provides:
+    # the driver writes the bound value into the statement text.
+    "append_to_commit_latency": (
+        "SELECT MAX(q1) AS q1, MAX(q2) AS q2, COUNT(*) AS n FROM ("
+        "SELECT PERCENTILE_CONT(:q1) WITHIN GROUP (ORDER BY latency_s) OVER () AS q1, "
+        "PERCENTILE_CONT(:q2) WITHIN GROUP (ORDER BY latency_s) OVER () AS q2 FROM ("
+        "SELECT (loaded_ns - kafka_ts_ns) / 1e9 AS latency_s "
+        f"FROM {q.MARKET_DATA} WHERE kafka_ts_ns > 0) AS l) AS p",
+        ("q1", "q2"),
+    ),
+    "day_completeness": (
+        "SELECT symbol, trade_date, n_trades, n_rth_trades, rth_minutes_with_trades, rth_minutes, "
+        f"n_gaps, gap_seconds FROM {q.DAY_COMPLETENESS} WHERE trade_date = :day ORDER BY symbol",
+        ("day",),
     ),
     "quality_results": (
         f"SELECT {_cols(q.QUALITY_COLUMNS)} FROM {q.QUALITY_RESULTS} "
@@ -1037,6 +1063,23 @@ class VerticaWarehouse:
         with self.transaction() as s:
             value = s.scalar(INGESTED_THROUGH)
         return None if value is None else int(value)
+
+    def failed_batches(self, start_ns: int, end_ns: int) -> list[str]:
+        """Return the batches whose ingest gate failed and whose trades overlap a window.
+
+        Parameters
+        ----------
+        start_ns, end_ns
+            The window ``[start_ns, end_ns)`` (e.g. a New York day), UTC epoch ns.
+
+        Returns
+        -------
+        list[str]
+            ``topic:partition:[start,stop)`` of each such batch, in ledger order.
+        """
+        with self.transaction() as s:
+            rows = s.execute(FAILED_BATCHES, {"start_ns": start_ns, "end_ns": end_ns})
+        return [f"{t}:{p}:[{a},{b})" for t, p, a, b in rows]
 
     # --- signals -------------------------------------------------------------------------
 

@@ -9,7 +9,9 @@ SELECT
     symbol,
     trade_date,
     CAST(floor(ns_from_open / 60000000000.0) AS BIGINT) AS minute_of_session,  -- 0 = 09:30
-    CAST(floor(timestamp_ns / 60000000000.0) AS BIGINT) * 60000000000 AS minute_start_ns,
+    -- Integer arithmetic, exact: a DOUBLE quotient of an epoch-ns stamp (~1.5e18, beyond 2^53)
+    -- rounds and would put prints up to ~128 ns before a boundary into the next minute.
+    timestamp_ns - (timestamp_ns % 60000000000) AS minute_start_ns,
     count(*) AS n_trades,
     min(timestamp_ns) AS first_timestamp_ns,
     max(timestamp_ns) AS last_timestamp_ns
@@ -18,7 +20,7 @@ GROUP BY
     symbol,
     trade_date,
     CAST(floor(ns_from_open / 60000000000.0) AS BIGINT),
-    CAST(floor(timestamp_ns / 60000000000.0) AS BIGINT) * 60000000000;
+    timestamp_ns - (timestamp_ns % 60000000000);
 
 -- Per (symbol, day): regular-hours minutes with trades (of 390) and the feed's gaps that
 -- overlap the regular session (subscription T.<symbol> or the wildcard T.*), in seconds.
@@ -29,7 +31,9 @@ WITH days AS (
         symbol,
         trade_date,
         count(*) AS n_trades,
-        sum(CASE WHEN in_regular_hours THEN 1 ELSE 0 END) AS n_rth_trades,
+        -- BIGINT: DuckDB sums INTEGER into HUGEINT (128-bit), which has no Vertica twin and
+        -- reaches pandas as float64.
+        CAST(sum(CASE WHEN in_regular_hours THEN 1 ELSE 0 END) AS BIGINT) AS n_rth_trades,
         count(DISTINCT CASE
             WHEN ns_from_open >= 0 AND ns_from_open < 23400000000000
                 THEN CAST(floor(ns_from_open / 60000000000.0) AS BIGINT)

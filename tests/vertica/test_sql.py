@@ -243,8 +243,13 @@ def vertica_schema() -> tuple[Schema, dict[str, tuple[str, ...]], dict[str, str]
             tables[name] = cols
         for view in tree.recursive_crawl("create_view_statement"):
             name = next(view.recursive_crawl("table_reference")).raw
+            # The view's columns are the select list of its primary query only: not those of
+            # derived tables inside it, nor of CTEs (their selects come first; the primary
+            # query is the last select not nested in another).
+            primary = list(view.recursive_crawl("select_statement", recurse_into=False))[-1]
+            clause = next(s for s in primary.segments if s.is_type("select_clause"))
             names = []
-            for el in view.recursive_crawl("select_clause_element"):
+            for el in (s for s in clause.segments if s.is_type("select_clause_element")):
                 alias = list(el.recursive_crawl("alias_expression"))
                 ident = list((alias[0] if alias else el).recursive_crawl("naked_identifier"))
                 names.append(ident[-1].raw)
@@ -264,6 +269,37 @@ def test_each_vertica_sibling_defines_the_portable_tables_columns_and_nullabilit
             assert [c for c, _, _ in got] == [c for c, _, _ in cols], table
         else:
             assert got == cols, table
+
+
+def test_trade_minutes_puts_a_print_just_before_a_boundary_in_its_own_minute_on_both() -> None:
+    """Epoch ns exceed 2^53: a DOUBLE quotient rounds, so both dialects use integer arithmetic."""
+    minute = 60_000_000_000
+    k = 25_248_430  # 2018-01-02 15:10 UTC (10:10 New York), in minutes since the epoch
+    expression = "timestamp_ns - (timestamp_ns % 60000000000)"
+    for dialect in ("duckdb", "vertica"):
+        [m] = [m for m in discover(dialect) if m.version == "0008"]
+        assert m.sql.count(expression) == 2, m.name  # select list and GROUP BY
+    conn = duckdb.connect()
+    try:
+        for m in discover("duckdb"):
+            for s in split_statements(m.sql):
+                conn.execute(s)
+        stamps = [k * minute - 1, k * minute]
+        for offset, ts in enumerate(stamps):
+            conn.execute(
+                "INSERT INTO market_data (symbol, timestamp_ns, price, size, exchange, trade_id, "
+                "trf_id, trade_date, in_regular_hours, ns_from_open, source, loaded_ns, "
+                "kafka_topic, kafka_partition, kafka_offset) "
+                "VALUES ('XXX', ?, 1.0, 1, 4, ?, 0, DATE '2018-01-02', true, ?, 'file', 0, "
+                "'t', 0, ?)",
+                [ts, str(offset), ts - k * minute + 40 * minute, offset],
+            )
+        rows = conn.execute(
+            "SELECT minute_start_ns, minute_of_session, n_trades FROM trade_minutes ORDER BY 1"
+        ).fetchall()
+    finally:
+        conn.close()
+    assert rows == [((k - 1) * minute, 39, 1), (k * minute, 40, 1)]
 
 
 def test_every_portable_primary_key_is_declared_enabled_in_vertica(tmp_path: Path) -> None:

@@ -12,7 +12,10 @@ server's side.
 
 from __future__ import annotations
 
+import logging
+import re
 import socket
+from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
@@ -20,6 +23,7 @@ import pandas as pd
 import pytest
 import sqlalchemy
 from vertica_python import errors as verrors
+from vertica_python.vertica.cursor import Cursor as DriverCursor
 from vertica_python.vertica.messages import ErrorResponse
 
 from pipeline.errors import ConfigError, OffsetConflict, WarehouseError
@@ -28,6 +32,7 @@ from pipeline.microbatch import shape_batch
 from pipeline.settings import Settings
 from pipeline.warehouse import open_warehouse
 from pipeline.warehouse import vertica_backend as vb
+from tests.vertica.test_sql import parse_problems
 from tests.warehouse.factories import as_records, sample_trades
 
 ENV = {
@@ -340,3 +345,138 @@ def test_the_in_database_audit_names_each_failed_check() -> None:
         "1 metrics rows for 2 symbols",
         "no intensity buckets although the day has trades",
     ]
+
+
+# --- reads, as the driver sends them --------------------------------------------------------------
+
+
+def bound(sql: str, params: Mapping[str, Any]) -> str:
+    """The text vertica-python's client-side binding sends (``use_prepared_statements=False``)."""
+    cursor = DriverCursor(None, logging.getLogger(__name__))  # pyright: ignore[reportArgumentType]
+    return cursor.format_operation_with_parameters(sql, dict(params))
+
+
+class BindingCursor(RecordingCursor):
+    """Records each statement with its values bound by the driver; answers from ``replies``."""
+
+    replies: Mapping[str, tuple[list[str], list[list[Any]]]] = {}
+
+    def execute(self, sql: str, params: Any = None, use_prepared_statements: bool = False) -> None:
+        assert not use_prepared_statements
+        text = bound(sql, params) if params else sql
+        self.conn.log.append(("execute", text))
+        self._maybe_fail(text)
+        for prefix, (columns, rows) in self.replies.items():
+            if text.startswith(prefix):
+                self.description, self._rows = [(c,) for c in columns], rows
+                return
+        self.description, self._rows = [("x",)], []
+
+
+def _reading_warehouse(
+    log: list[tuple[str, str]],
+    replies: Mapping[str, tuple[list[str], list[list[Any]]]],
+    fail_on: str | None = None,
+    error: Exception | None = None,
+) -> vb.VerticaWarehouse:
+    class Conn(RecordingConnection):
+        def cursor(self) -> BindingCursor:
+            cur = BindingCursor(self)
+            cur.replies = replies
+            return cur
+
+    config = vb.VerticaConfig.from_url("vertica://", ENV)
+    return vb.VerticaWarehouse(config, connect=lambda **_: Conn(log, fail_on, error))
+
+
+DAY = date(2018, 1, 2)
+# Values for each named read, in the order of the DuckDB statement's placeholders.
+READ_ARGS: dict[str, tuple[Any, ...]] = {
+    "ledger": (None, None, 10),
+    "signal_runs_latest": (DAY, date(2018, 1, 3)),
+    "trades_per_day": (DAY, date(2018, 1, 3)),
+    "duplicate_trade_keys": (),
+    "jumps_of_day": (DAY, 5),
+    "signal_counts_of_day": (DAY,),
+    "rejects_by_reason": (10,),
+    "append_to_commit_latency": (0.5, 0.99),
+    "day_completeness": (DAY,),
+    "quality_results": ("ingest", "ingest", 20),
+}
+
+
+def test_every_named_read_sends_one_statement_with_every_value_bound_that_parses() -> None:
+    assert sorted(READ_ARGS) == sorted(vb.READS)
+    for name, args in READ_ARGS.items():
+        log: list[tuple[str, str]] = []
+        _reading_warehouse(log, {}).query_frame(name, args)
+        statements = [s for k, s in log if k == "execute"]
+        assert len(statements) == 1, name
+        assert not re.search(r"(?<!:):[a-z_]", statements[0]), (name, statements[0])
+        assert parse_problems(statements[0]) == [], name
+        assert log[-2:] == [("commit", ""), ("close", "")], name
+
+
+def test_a_named_read_with_the_wrong_number_of_values_fails_before_connecting() -> None:
+    log: list[tuple[str, str]] = []
+    with pytest.raises(WarehouseError, match="takes 1 values, got 2"):
+        _reading_warehouse(log, {}).query_frame("day_completeness", (DAY, DAY))
+    with pytest.raises(WarehouseError, match="no named read"):
+        _reading_warehouse(log, {}).query_frame("no_such_read")
+    assert log == []
+
+
+def test_latency_quantiles_are_exact_percentiles_with_the_fractions_written_in() -> None:
+    log: list[tuple[str, str]] = []
+    replies = {"SELECT MAX(q1)": (["q1", "q2", "n"], [[0.25, 1.5, 40]])}
+    frame = _reading_warehouse(log, replies).query_frame("append_to_commit_latency", (0.5, 0.99))
+    assert frame.to_dict("records") == [{"q1": 0.25, "q2": 1.5, "n": 40}]
+    sent = log[0][1]
+    # PERCENTILE_CONT takes only a constant fraction: client-side binding makes it one.
+    assert "PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY latency_s) OVER ()" in sent
+    assert "PERCENTILE_CONT(0.99) WITHIN GROUP (ORDER BY latency_s) OVER ()" in sent
+    assert "WHERE kafka_ts_ns > 0" in sent
+
+
+def test_day_completeness_reads_the_view_for_one_day_with_the_duckdb_columns() -> None:
+    from pipeline.warehouse import queries as q
+
+    select_list = q.READS["day_completeness"].split(" FROM ")[0]
+    assert vb.READS["day_completeness"][0].split(" FROM ")[0] == select_list
+    columns = select_list.removeprefix("SELECT ").split(", ")
+    log: list[tuple[str, str]] = []
+    replies = {"SELECT symbol, trade_date": (columns, [["XXX", DAY, 9, 8, 7, 390, 1, 300.0]])}
+    [row] = (
+        _reading_warehouse(log, replies).query_frame("day_completeness", (DAY,)).to_dict("records")
+    )
+    assert row["n_gaps"] == 1
+    assert row["gap_seconds"] == 300.0
+    assert "FROM day_completeness WHERE trade_date = '2018-01-02' ORDER BY symbol" in log[0][1]
+
+
+def test_failed_batches_bind_the_window_and_name_each_batch_like_duckdb() -> None:
+    log: list[tuple[str, str]] = []
+    replies = {
+        "SELECT kafka_topic, kafka_partition, start_offset, stop_offset": (
+            ["kafka_topic", "kafka_partition", "start_offset", "stop_offset"],
+            [["polygon-market-data", 0, 0, 100], ["polygon-market-data", 1, 200, 300]],
+        )
+    }
+    start, end = 1514869200000000000, 1514955600000000000
+    got = _reading_warehouse(log, replies).failed_batches(start, end)
+    assert got == ["polygon-market-data:0:[0,100)", "polygon-market-data:1:[200,300)"]
+    sent = log[0][1]
+    assert f"max_timestamp_ns >= {start} AND min_timestamp_ns < {end}" in sent
+    assert "quality_passed = false" in sent
+    assert parse_problems(sent) == []
+    assert log[-2:] == [("commit", ""), ("close", "")]
+
+
+def test_a_failed_read_rolls_back_and_surfaces_the_driver_error() -> None:
+    log: list[tuple[str, str]] = []
+    error = vertica_error("42V01", 'Table "kafka_offsets" does not exist', "SELECT")
+    wh = _reading_warehouse(log, {}, fail_on="FROM kafka_offsets", error=error)
+    with pytest.raises(verrors.MissingRelation, match="does not exist"):
+        wh.failed_batches(0, 1)
+    assert log[-2:] == [("rollback", ""), ("close", "")]
+    assert ("commit", "") not in log
