@@ -9,7 +9,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_until(predicate: Callable[[], T], timeout_s: float, interval_s: float = 0.05, what: str = "") -> T:
+def wait_until(
+    predicate: Callable[[], T], timeout_s: float, interval_s: float = 0.05, what: str = ""
+) -> T:
     """Poll ``predicate`` until it returns a truthy value or ``timeout_s`` passes.
 
     Returns the truthy value; raises ``TimeoutError`` naming ``what`` otherwise.
