@@ -53,19 +53,37 @@ class Secret:
 
 # name -> (default shown in docs, description). Order = README order.
 SETTINGS_DOC: dict[str, tuple[str, str]] = {
-    "MICROSTRUCTURE_HOME": ("./var", "state directory: warehouse file, local broker, Dagster home, logs"),
+    "MICROSTRUCTURE_HOME": (
+        "./var",
+        "state directory: warehouse file, local broker, Dagster home, logs",
+    ),
     "MICROSTRUCTURE_WAREHOUSE_URL": (
         "duckdb:///$MICROSTRUCTURE_HOME/warehouse.duckdb",
         "warehouse: duckdb:///path or vertica://user@host:5433/db (password from VERTICA_PASSWORD)",
     ),
-    "KAFKA_BOOTSTRAP_SERVERS": ("(unset: local broker)", "use this Kafka cluster instead of the local broker"),
-    "MICROSTRUCTURE_KAFKA_PORT": ("19092", "client port of the local broker (controller = port + 1)"),
-    "MICROSTRUCTURE_KAFKA_VERSION": ("4.1.1", "Apache Kafka version of the local broker (Maven Central)"),
-    "MICROSTRUCTURE_KAFKA_CONFIG": ("", "extra librdkafka settings k=v;k=v (TLS/SASL pass-through)"),
+    "KAFKA_BOOTSTRAP_SERVERS": (
+        "(unset: local broker)",
+        "use this Kafka cluster instead of the local broker",
+    ),
+    "MICROSTRUCTURE_KAFKA_PORT": (
+        "19092",
+        "client port of the local broker (controller = port + 1)",
+    ),
+    "MICROSTRUCTURE_KAFKA_VERSION": (
+        "4.1.1",
+        "Apache Kafka version of the local broker (Maven Central)",
+    ),
+    "MICROSTRUCTURE_KAFKA_CONFIG": (
+        "",
+        "extra librdkafka settings k=v;k=v (TLS/SASL pass-through)",
+    ),
     "MICROSTRUCTURE_TOPIC": (DEFAULT_TOPIC, "market-data topic"),
     "MICROSTRUCTURE_TOPIC_PARTITIONS": ("4", "partitions when the topic is created"),
     "MICROSTRUCTURE_MAX_RECORDS": ("200000", "largest offset span of one microbatch"),
-    "MICROSTRUCTURE_FEED_URL": (DEFAULT_FEED_URL, "WebSocket URL of the provider (or a replay-server)"),
+    "MICROSTRUCTURE_FEED_URL": (
+        DEFAULT_FEED_URL,
+        "WebSocket URL of the provider (or a replay-server)",
+    ),
     "MICROSTRUCTURE_REST_URL": (DEFAULT_REST_URL, "REST base URL for gap backfill"),
     "MASSIVE_API_KEY / POLYGON_API_KEY": ("(unset)", "provider API key (MASSIVE_ first)"),
     "MICROSTRUCTURE_SYMBOLS": ("", "comma list of symbols to stream"),
@@ -198,11 +216,19 @@ class Settings:
             "vertica://" if e.get("VERTICA_HOST") else f"duckdb:///{home / 'warehouse.duckdb'}"
         )
         bootstrap = e.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or None
-        symbols = tuple(s.strip().upper() for s in e.get("MICROSTRUCTURE_SYMBOLS", "").split(",") if s.strip())
+        symbols = tuple(
+            s.strip().upper() for s in e.get("MICROSTRUCTURE_SYMBOLS", "").split(",") if s.strip()
+        )
         api_key = e.get("MASSIVE_API_KEY", "") or e.get("POLYGON_API_KEY", "")
         vertica = {
             k: e[k]
-            for k in ("VERTICA_HOST", "VERTICA_PORT", "VERTICA_DB", "VERTICA_USER", "VERTICA_TLSMODE")
+            for k in (
+                "VERTICA_HOST",
+                "VERTICA_PORT",
+                "VERTICA_DB",
+                "VERTICA_USER",
+                "VERTICA_TLSMODE",
+            )
             if e.get(k)
         }
         return cls(
