@@ -241,6 +241,13 @@ def vertica_schema() -> tuple[Schema, dict[str, tuple[str, ...]], dict[str, str]
                     assert inner is not None
                     keys[name] = tuple(c.strip() for c in inner.group(1).split(","))
             tables[name] = cols
+        # Columns added to an earlier migration's table (nullable: ADD COLUMN IF NOT EXISTS).
+        for stmt in tree.recursive_crawl("alter_table_statement"):
+            name = next(stmt.recursive_crawl("table_reference")).raw
+            column = next(stmt.recursive_crawl("column_reference")).raw
+            dtype = next(stmt.recursive_crawl("data_type")).raw
+            assert "NOT NULL" not in stmt.raw.upper(), stmt.raw
+            tables[name].append((column, _kind(dtype), True))
         for view in tree.recursive_crawl("create_view_statement"):
             name = next(view.recursive_crawl("table_reference")).raw
             # The view's columns are the select list of its primary query only: not those of
@@ -320,6 +327,11 @@ def test_tick_and_signal_tables_are_segmented_by_symbol_and_partitioned_by_day()
         assert "SEGMENTED BY HASH(symbol) ALL NODES" in flat[table]
         assert flat[table].endswith("PARTITION BY date GROUP BY CALENDAR_HIERARCHY_DAY(date, 2, 2)")
     assert "UNSEGMENTED ALL NODES" in flat["kafka_offsets"]
+    for table, time in (("market_quotes", "sip_timestamp_ns"), ("market_aggregates", "start_ns")):
+        assert flat[table].endswith(
+            f"ORDER BY symbol, {time} SEGMENTED BY HASH(symbol) ALL NODES "
+            "PARTITION BY trade_date GROUP BY CALENDAR_HIERARCHY_DAY(trade_date, 2, 2)"
+        ), table
 
 
 @pytest.mark.parametrize("migration", discover("vertica"), ids=lambda m: m.name)
@@ -331,7 +343,9 @@ def test_the_migration_runner_splits_each_sibling_into_the_statements_sqlfluff_s
     # Vertica DDL auto-commits, so every statement must be safe to re-run after a crash.
     for s in split_statements(migration.sql):
         body = _strip_comments(s).upper()
-        assert body.startswith(("CREATE TABLE IF NOT EXISTS", "CREATE OR REPLACE VIEW")), body[:60]
+        assert body.startswith(
+            ("CREATE TABLE IF NOT EXISTS", "CREATE OR REPLACE VIEW")
+        ) or re.match(r"ALTER TABLE \w+ ADD COLUMN IF NOT EXISTS \w+ ", body), body[:60]
 
 
 # --- the backend's own statements ---------------------------------------------------------------
