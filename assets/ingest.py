@@ -40,7 +40,8 @@ def market_data(
     """Trades from the market-data topic, loaded exactly once per Kafka offset.
 
     Each run reads ``[ledger end, stop_offset)`` of one partition, runs the ingest gates
-    and writes trades, rejects, gaps, verdict and ledger row in one warehouse transaction.
+    and writes trades, quotes, aggregates, rejects, gaps (with their repair state), verdict
+    and ledger row in one warehouse transaction.
     """
     wh = warehouse.open()
     start = wh.next_offset(kafka.topic, config.partition)
@@ -82,6 +83,10 @@ def market_data(
             "n_duplicates": loaded.n_duplicates,
             "n_rejects": loaded.n_rejects,
             "n_gaps": loaded.n_gaps,
+            "n_quotes": loaded.n_quotes,
+            "n_quote_duplicates": loaded.n_quote_duplicates,
+            "n_aggregates": loaded.n_aggregates,
+            "n_aggregate_duplicates": loaded.n_aggregate_duplicates,
             "dagster/row_count": loaded.n_trades,
             "advisory_commit": advisory,
             "quality_passed": report.passed,

@@ -2,8 +2,9 @@
 
 A microbatch is what one Dagster ``market_data`` run loads: the trades (with the
 derived columns computed once, here, so that SQL and the UDx never do time-zone
-work), the rejects (kept with their reason and raw payload, never dropped), the
-feed's gap records and the counts that go to the offset ledger.
+work), the quotes and aggregates (``quote.v1``, ``agg.v1``), the rejects (kept with their
+reason and raw payload, never dropped), the feed's gap records with their repair state
+and the counts that go to the offset ledger.
 
 Derived columns (statistics.md section 1):
 
@@ -16,12 +17,17 @@ A trade is identified by ``(symbol, trade_date, exchange, trf_id, trade_id)`` wi
 ``trf_id = 0`` for exchange prints; a repeat inside the batch keeps the first
 occurrence (lowest offset) and is counted in ``n_duplicates``. Repeats of trades
 stored by earlier batches are found by the warehouse inside the load transaction.
+Quotes and aggregates are handled the same way with their own keys, :data:`QUOTE_KEY`
+(a quote without a sequence number has no key and is kept as sent) and
+:data:`AGGREGATE_KEY`, counted in ``n_quote_duplicates`` / ``n_aggregate_duplicates``.
 
 Speed (a batch is up to 200,000 records): the consumer hands over columns
 (:class:`RecordColumns`), well-formed trades are decoded together by one pyarrow JSON
 read (:func:`~pipeline.kafka.codec.decode_trades_bulk`), checked and derived
-column-wise; only the rare records (gaps, feed rejects, malformed or unstorable trades)
-take the per-record path, which also names each reject's reason.
+column-wise; every other record (quotes, aggregates, gaps, feed rejects, malformed or
+unstorable trades) takes the per-record path (:func:`~pipeline.kafka.codec.decode_event`),
+which also names each reject's reason, and its frames are built column by column. A batch
+of trades only never leaves the bulk path.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import gc
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -41,8 +47,8 @@ import pyarrow as pa
 import pyarrow.compute as _pc
 
 from pipeline.errors import OffsetError, ParseError
-from pipeline.events import Gap, Reject, Trade
-from pipeline.kafka.codec import SCHEMA_TRADE, decode, decode_trades_bulk
+from pipeline.events import Aggregate, Gap, Quote, Reject, Trade
+from pipeline.kafka.codec import SCHEMA_TRADE, decode_event, decode_trades_bulk
 from pipeline.kafka.offsets import KafkaRecord, OffsetRange, plan_stop
 
 NEW_YORK = "America/New_York"
@@ -50,6 +56,14 @@ NS_PER_S = 1_000_000_000
 OPEN_NS = (9 * 3600 + 30 * 60) * NS_PER_S  # 09:30:00 local
 CLOSE_NS = 16 * 3600 * NS_PER_S  # 16:00:00 local, inclusive
 DEDUP_KEY: tuple[str, ...] = ("symbol", "trade_date", "exchange", "trf_id", "trade_id")
+# Not (symbol, trade_date, sequence_number): the stream has carried two different events with
+# one `q` (README, "Dedup key"); with the SIP time in the key both are kept, while a re-sent
+# quote (same SIP time, same `q`) is stored once, and the daily restart of `q` cannot collide.
+QUOTE_KEY: tuple[str, ...] = ("symbol", "sip_timestamp_ns", "sequence_number")
+AGGREGATE_KEY: tuple[str, ...] = ("symbol", "kind", "start_ns")
+# A gap's repair_detail is an error text of unbounded length; Vertica keeps 4,096 bytes
+# (ENFORCELENGTH would fail the whole load), so at most 1,000 characters of UTF-8 are kept.
+MAX_REPAIR_DETAIL_CHARS = 1000
 
 # Column order = table order in sql/migrations (market_data without loaded_ns, which the
 # warehouse stamps at commit). tests/test_microbatch.py checks these against the tables.
@@ -91,6 +105,58 @@ GAP_COLUMNS: tuple[str, ...] = (
     "first_after_ns",
     "reason",
     "detected_ns",
+    "gap_id",
+    "repair",
+    "repair_from_ns",
+    "repair_to_ns",
+    "backfilled",
+    "repair_detail",
+    "repaired_ns",
+    "kafka_topic",
+    "kafka_partition",
+    "kafka_offset",
+)
+# market_quotes and market_aggregates without loaded_ns (sql/migrations/0010).
+QUOTE_COLUMNS: tuple[str, ...] = (
+    "symbol",
+    "sip_timestamp_ns",
+    "bid_exchange",
+    "bid_price",
+    "bid_size",
+    "ask_exchange",
+    "ask_price",
+    "ask_size",
+    "condition",
+    "indicators",
+    "sequence_number",
+    "tape",
+    "trade_date",
+    "source",
+    "receipt_ns",
+    "kafka_ts_ns",
+    "kafka_topic",
+    "kafka_partition",
+    "kafka_offset",
+)
+AGGREGATE_COLUMNS: tuple[str, ...] = (
+    "kind",
+    "symbol",
+    "start_ns",
+    "end_ns",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "vwap",
+    "accumulated_volume",
+    "day_open",
+    "day_vwap",
+    "average_size",
+    "otc",
+    "trade_date",
+    "receipt_ns",
+    "kafka_ts_ns",
     "kafka_topic",
     "kafka_partition",
     "kafka_offset",
@@ -115,13 +181,19 @@ class Microbatch:
     trades
         One row per distinct trade, columns :data:`TRADE_COLUMNS`, in offset order.
     rejects
-        Records that are not valid trades, columns :data:`REJECT_COLUMNS`.
+        Records that are neither valid events nor storable, columns :data:`REJECT_COLUMNS`.
     gaps
-        Feed gap records, columns :data:`GAP_COLUMNS`.
+        Feed gap records with their repair state, columns :data:`GAP_COLUMNS`.
     n_messages
         Records read (offsets are not contiguous, so this may be below the span).
     n_duplicates
         Trades dropped because an earlier record of the batch had the same dedup key.
+    quotes
+        One row per distinct quote (:data:`QUOTE_KEY`), columns :data:`QUOTE_COLUMNS`.
+    aggregates
+        One row per distinct bar (:data:`AGGREGATE_KEY`), columns :data:`AGGREGATE_COLUMNS`.
+    n_quote_duplicates, n_aggregate_duplicates
+        Quotes and bars dropped because an earlier record of the batch had the same key.
     """
 
     range: OffsetRange
@@ -130,6 +202,10 @@ class Microbatch:
     gaps: pd.DataFrame
     n_messages: int
     n_duplicates: int
+    quotes: pd.DataFrame = field(default_factory=lambda: _empty(QUOTE_COLUMNS))
+    aggregates: pd.DataFrame = field(default_factory=lambda: _empty(AGGREGATE_COLUMNS))
+    n_quote_duplicates: int = 0
+    n_aggregate_duplicates: int = 0
 
     @property
     def n_trades(self) -> int:
@@ -145,6 +221,16 @@ class Microbatch:
     def n_gaps(self) -> int:
         """Return the number of gap records."""
         return len(self.gaps)
+
+    @property
+    def n_quotes(self) -> int:
+        """Return the number of distinct quotes in the batch."""
+        return len(self.quotes)
+
+    @property
+    def n_aggregates(self) -> int:
+        """Return the number of distinct bars in the batch."""
+        return len(self.aggregates)
 
     def metadata(self) -> dict[str, int | str | None]:
         """Return counts and bounds for run metadata and logs.
@@ -165,6 +251,10 @@ class Microbatch:
             "n_duplicates_in_batch": self.n_duplicates,
             "n_rejects": self.n_rejects,
             "n_gaps": self.n_gaps,
+            "n_quotes": self.n_quotes,
+            "n_quote_duplicates_in_batch": self.n_quote_duplicates,
+            "n_aggregates": self.n_aggregates,
+            "n_aggregate_duplicates_in_batch": self.n_aggregate_duplicates,
             "min_timestamp_ns": int(ts.min()) if len(ts) else None,
             "max_timestamp_ns": int(ts.max()) if len(ts) else None,
         }
@@ -356,6 +446,92 @@ def _trade_problem(t: Trade) -> str | None:
     return None
 
 
+def _int_problem(obj: object, names: Sequence[str], lo: int, hi: int, what: str) -> str | None:
+    """Return why one of the integer fields ``names`` of ``obj`` is outside ``[lo, hi]``."""
+    for name in names:
+        v = getattr(obj, name)
+        if v is not None and not lo <= v <= hi:
+            return f"{name} is {v} and must be {what}"
+    return None
+
+
+def _quote_problem(q: Quote) -> str | None:
+    """Return why a decoded quote cannot be stored, or None if it can.
+
+    Zero prices are kept (the provider sends 0 for an empty side of the book); what the
+    columns cannot hold, or no book can mean, is refused.
+    """
+    for name in ("bid_price", "ask_price"):
+        v = getattr(q, name)
+        if not math.isfinite(v) or v < 0:
+            return f"{name} is {v!r} and must be finite and not negative"
+    return (
+        _int_problem(
+            q, ("sip_timestamp_ns", "bid_size", "ask_size"), 0, _INT64_MAX, "a non-negative int64"
+        )
+        or _int_problem(
+            q,
+            ("bid_exchange", "ask_exchange", "condition", "tape"),
+            0,
+            _INT32_MAX,
+            "a non-negative int32",
+        )
+        or _int_problem(q, ("sequence_number", "receipt_ns"), -_INT64_MAX, _INT64_MAX, "an int64")
+    )
+
+
+def _aggregate_problem(a: Aggregate) -> str | None:
+    """Return why a decoded bar cannot be stored, or None if it can.
+
+    The checks the streamer's parser applies to a bar (positive prices, a window that does
+    not end before it starts, low <= open, close <= high), so that the loader stores no bar
+    the feed itself would have refused, plus what the columns cannot hold.
+    """
+    for name in ("open", "high", "low", "close"):
+        v = getattr(a, name)
+        if not math.isfinite(v) or v <= 0:
+            return f"{name} is {v!r} and must be finite and positive"
+    for name in ("vwap", "day_open", "day_vwap"):
+        v = getattr(a, name)
+        if v is not None and (not math.isfinite(v) or v < 0):
+            return f"{name} is {v!r} and must be finite and not negative"
+    problem = _int_problem(
+        a,
+        ("start_ns", "end_ns", "volume", "accumulated_volume", "average_size"),
+        0,
+        _INT64_MAX,
+        "a non-negative int64",
+    ) or _int_problem(a, ("receipt_ns",), -_INT64_MAX, _INT64_MAX, "an int64")
+    if problem is not None:
+        return problem
+    if a.end_ns < a.start_ns:
+        return f"end_ns {a.end_ns} is before start_ns {a.start_ns}"
+    if not a.low <= min(a.open, a.close) <= max(a.open, a.close) <= a.high:
+        return (
+            f"bar is inconsistent (open={a.open!r} high={a.high!r} low={a.low!r} close={a.close!r})"
+        )
+    return None
+
+
+def _gap_problem(g: Gap) -> str | None:
+    """Return why a decoded gap record cannot be stored (an integer beyond int64), or None."""
+    return _int_problem(
+        g,
+        (
+            "last_before_ns",
+            "first_after_ns",
+            "detected_ns",
+            "repair_from_ns",
+            "repair_to_ns",
+            "backfilled",
+            "repaired_ns",
+        ),
+        -_INT64_MAX,
+        _INT64_MAX,
+        "an int64",
+    )
+
+
 def _storable(table: pa.Table) -> npt.NDArray[np.bool_]:
     """Vectorised :func:`_trade_problem`: True where a bulk-decoded trade can be stored.
 
@@ -435,8 +611,10 @@ class _Shaper:
     def __init__(self, cols: RecordColumns) -> None:
         self.cols = cols
         self.rejects: list[tuple[int, tuple[Any, ...]]] = []
-        self.gaps: list[tuple[Any, ...]] = []
+        self.gaps: list[tuple[int, Gap]] = []
         self.trades: list[tuple[int, Trade]] = []
+        self.quotes: list[tuple[int, Quote]] = []
+        self.aggregates: list[tuple[int, Aggregate]] = []
 
     def reject(
         self,
@@ -465,11 +643,13 @@ class _Shaper:
         )
 
     def one(self, i: int) -> None:
-        """Decode record ``i`` on its own and file it as trade, reject or gap."""
+        """Decode record ``i`` on its own and file it by event type, or as a reject."""
         c = self.cols
         value = c.values[i]
         try:
-            event = decode(value, c.headers[i])
+            # Every event type the warehouse has a table for: a valid quote or bar is data,
+            # not a reject (codec.decode would refuse them as unrouted).
+            event = decode_event(value, c.headers[i])
         except ParseError as e:
             self.reject(i, "ingest", f"undecodable: {e}", value, _key_text(c.keys[i]), None)
             return
@@ -479,24 +659,29 @@ class _Shaper:
                 self.reject(i, "ingest", problem, value, event.symbol, event.receipt_ns)
             else:
                 self.trades.append((i, event))
+        elif isinstance(event, Quote):
+            problem = _quote_problem(event)
+            if problem is not None:
+                self.reject(i, "ingest", f"quote: {problem}", value, event.symbol, event.receipt_ns)
+            else:
+                self.quotes.append((i, event))
+        elif isinstance(event, Aggregate):
+            problem = _aggregate_problem(event)
+            if problem is not None:
+                self.reject(i, "ingest", f"bar: {problem}", value, event.symbol, event.receipt_ns)
+            else:
+                self.aggregates.append((i, event))
         elif isinstance(event, Reject):
             # Everything the streamer rejected is stage "feed"; its own stage name
             # (parse, decode, ...) stays visible in the reason.
             reason = event.reason if event.stage == "feed" else f"[{event.stage}] {event.reason}"
             self.reject(i, "feed", reason, event.raw, None, None)
-        elif isinstance(event, Gap):
-            self.gaps.append(
-                (
-                    event.subscription,
-                    event.last_before_ns,
-                    event.first_after_ns,
-                    event.reason,
-                    event.detected_ns,
-                    c.topic,
-                    c.partition,
-                    int(c.offsets[i]),
-                )
-            )
+        else:
+            problem = _gap_problem(event)
+            if problem is not None:
+                self.reject(i, "ingest", f"gap: {problem}", value, None, None)
+            else:
+                self.gaps.append((i, event))
 
 
 def shape_batch(records: Sequence[KafkaRecord] | RecordColumns, offsets: OffsetRange) -> Microbatch:
@@ -569,16 +754,19 @@ def _shape(records: Sequence[KafkaRecord] | RecordColumns, offsets: OffsetRange)
     rejects = (
         pd.DataFrame(r_rows, columns=list(REJECT_COLUMNS)) if r_rows else _empty(REJECT_COLUMNS)
     )
-    gaps = (
-        pd.DataFrame(shaper.gaps, columns=list(GAP_COLUMNS)) if shaper.gaps else _empty(GAP_COLUMNS)
-    )
+    quotes, n_quote_dup = _quotes_frame(cols, shaper.quotes)
+    aggregates, n_agg_dup = _aggregates_frame(cols, shaper.aggregates)
     return Microbatch(
         range=offsets,
         trades=trades,
         rejects=rejects,
-        gaps=gaps,
+        gaps=_gaps_frame(cols, shaper.gaps),
         n_messages=len(cols),
         n_duplicates=n_dup,
+        quotes=quotes,
+        aggregates=aggregates,
+        n_quote_duplicates=n_quote_dup,
+        n_aggregate_duplicates=n_agg_dup,
     )
 
 
@@ -684,6 +872,143 @@ def _trades_frame(
     if n_dup:
         frame = pd.DataFrame(frame.loc[~dup]).reset_index(drop=True)
     return frame, n_dup
+
+
+# --- quotes, aggregates and gaps: built column by column from the per-record path -----------
+
+
+def _positions(rows: Sequence[tuple[int, Any]]) -> npt.NDArray[np.int64]:
+    return np.fromiter((i for i, _ in rows), dtype=np.int64, count=len(rows))
+
+
+def _lineage(cols: RecordColumns, pos: npt.NDArray[np.int64]) -> dict[str, Any]:
+    """Return the Kafka lineage columns of the records at ``pos``."""
+    n = len(pos)
+    return {
+        "kafka_ts_ns": cols.timestamps_ms[pos] * 1_000_000,
+        "kafka_topic": pd.Series([cols.topic] * n, dtype="str"),
+        "kafka_partition": np.full(n, cols.partition, dtype=np.int32),
+        "kafka_offset": cols.offsets[pos],
+    }
+
+
+def _int64(values: Sequence[int]) -> npt.NDArray[np.int64]:
+    return np.fromiter(values, dtype=np.int64, count=len(values))
+
+
+def _float64(values: Sequence[float]) -> npt.NDArray[np.float64]:
+    return np.fromiter(values, dtype=np.float64, count=len(values))
+
+
+def _dedup(frame: pd.DataFrame, key: Sequence[str], keyed: Any = None) -> tuple[pd.DataFrame, int]:
+    """Drop rows whose ``key`` an earlier row has (only where ``keyed``); return the count."""
+    dup = frame.duplicated(subset=list(key), keep="first").to_numpy(dtype=bool)
+    if keyed is not None:
+        dup = dup & np.asarray(keyed, dtype=bool)
+    n_dup = int(dup.sum())
+    if n_dup:
+        frame = pd.DataFrame(frame.loc[~dup]).reset_index(drop=True)
+    return frame, n_dup
+
+
+def _quotes_frame(
+    cols: RecordColumns, rows: Sequence[tuple[int, Quote]]
+) -> tuple[pd.DataFrame, int]:
+    """Return the distinct quotes (first arrival of each :data:`QUOTE_KEY`) and the repeats."""
+    if not rows:
+        return _empty(QUOTE_COLUMNS), 0
+    qs = [q for _, q in rows]
+    ts = _int64([q.sip_timestamp_ns for q in qs])
+    frame = pd.DataFrame(
+        {
+            "symbol": pd.Series([q.symbol for q in qs], dtype="str"),
+            "sip_timestamp_ns": ts,
+            "bid_exchange": np.asarray([q.bid_exchange for q in qs], dtype=np.int32),
+            "bid_price": _float64([q.bid_price for q in qs]),
+            "bid_size": _int64([q.bid_size for q in qs]),
+            "ask_exchange": np.asarray([q.ask_exchange for q in qs], dtype=np.int32),
+            "ask_price": _float64([q.ask_price for q in qs]),
+            "ask_size": _int64([q.ask_size for q in qs]),
+            "condition": pd.array([q.condition for q in qs], dtype="Int32"),
+            # As a trade's conditions: a comma list, NULL for none.
+            "indicators": pd.Series(
+                [",".join(map(str, q.indicators)) or None for q in qs], dtype="str"
+            ),
+            "sequence_number": pd.array([q.sequence_number for q in qs], dtype="Int64"),
+            "tape": pd.array([q.tape for q in qs], dtype="Int32"),
+            "trade_date": local_time_columns(ts)["trade_date"].to_numpy(),
+            "source": pd.Series([q.source for q in qs], dtype="str"),
+            # receipt_ns 0 means unknown: NULL, as for trades.
+            "receipt_ns": pd.array([q.receipt_ns or None for q in qs], dtype="Int64"),
+            **_lineage(cols, _positions(rows)),
+        },
+        columns=list(QUOTE_COLUMNS),
+    )
+    # A quote without a sequence number has no key: two of them are two quotes.
+    return _dedup(frame, QUOTE_KEY, keyed=frame["sequence_number"].notna().to_numpy(dtype=bool))
+
+
+def _aggregates_frame(
+    cols: RecordColumns, rows: Sequence[tuple[int, Aggregate]]
+) -> tuple[pd.DataFrame, int]:
+    """Return the distinct bars (first arrival of each :data:`AGGREGATE_KEY`) and the repeats."""
+    if not rows:
+        return _empty(AGGREGATE_COLUMNS), 0
+    bars = [a for _, a in rows]
+    start = _int64([a.start_ns for a in bars])
+    frame = pd.DataFrame(
+        {
+            "kind": pd.Series([a.kind for a in bars], dtype="str"),
+            "symbol": pd.Series([a.symbol for a in bars], dtype="str"),
+            "start_ns": start,
+            "end_ns": _int64([a.end_ns for a in bars]),
+            "open": _float64([a.open for a in bars]),
+            "high": _float64([a.high for a in bars]),
+            "low": _float64([a.low for a in bars]),
+            "close": _float64([a.close for a in bars]),
+            "volume": _int64([a.volume for a in bars]),
+            "vwap": pd.array([a.vwap for a in bars], dtype="Float64"),
+            "accumulated_volume": pd.array([a.accumulated_volume for a in bars], dtype="Int64"),
+            "day_open": pd.array([a.day_open for a in bars], dtype="Float64"),
+            "day_vwap": pd.array([a.day_vwap for a in bars], dtype="Float64"),
+            "average_size": pd.array([a.average_size for a in bars], dtype="Int64"),
+            "otc": np.asarray([a.otc for a in bars], dtype=bool),
+            "trade_date": local_time_columns(start)["trade_date"].to_numpy(),
+            "receipt_ns": pd.array([a.receipt_ns or None for a in bars], dtype="Int64"),
+            **_lineage(cols, _positions(rows)),
+        },
+        columns=list(AGGREGATE_COLUMNS),
+    )
+    return _dedup(frame, AGGREGATE_KEY)
+
+
+def _gaps_frame(cols: RecordColumns, rows: Sequence[tuple[int, Gap]]) -> pd.DataFrame:
+    """Return the gap records with their repair state (every record: the view picks states)."""
+    if not rows:
+        return _empty(GAP_COLUMNS)
+    gs = [g for _, g in rows]
+    return pd.DataFrame(
+        {
+            "subscription": pd.Series([g.subscription for g in gs], dtype="str"),
+            # Nullable integers, never float: epoch ns exceed 2**53.
+            "last_before_ns": pd.array([g.last_before_ns for g in gs], dtype="Int64"),
+            "first_after_ns": pd.array([g.first_after_ns for g in gs], dtype="Int64"),
+            "reason": pd.Series([g.reason for g in gs], dtype="str"),
+            "detected_ns": _int64([g.detected_ns for g in gs]),
+            # The codec reads an absent gap_id / repair_detail as "": NULL here.
+            "gap_id": pd.Series([g.gap_id or None for g in gs], dtype="str"),
+            "repair": pd.Series([g.repair for g in gs], dtype="str"),
+            "repair_from_ns": pd.array([g.repair_from_ns for g in gs], dtype="Int64"),
+            "repair_to_ns": pd.array([g.repair_to_ns for g in gs], dtype="Int64"),
+            "backfilled": _int64([g.backfilled for g in gs]),
+            "repair_detail": pd.Series(
+                [g.repair_detail[:MAX_REPAIR_DETAIL_CHARS] or None for g in gs], dtype="str"
+            ),
+            "repaired_ns": pd.array([g.repaired_ns for g in gs], dtype="Int64"),
+            **_lineage(cols, _positions(rows)),
+        },
+        columns=list(GAP_COLUMNS),
+    )
 
 
 @dataclass(frozen=True, slots=True)

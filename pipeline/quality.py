@@ -5,8 +5,10 @@ Two suites (architecture.md 6):
 - **ingest**, on a microbatch before COMMIT: prices positive and finite, sizes positive,
   timestamps within the extended session window (04:00-20:00 New York) of their day,
   known symbols (when a symbol list is configured), no duplicate trade keys, no duplicate
-  offsets, row count = records read minus rejects, gaps and duplicates, reject ratio under a
-  threshold. Bad records are already in the reject table; the batch commits with its
+  offsets, row count = records read minus rejects, gaps, quotes, aggregates and duplicates,
+  reject ratio under a threshold. Quotes and aggregates are data with tables of their own,
+  never rejects: only records that are not valid events (or not storable) count against
+  the reject ratio. Bad records are already in the reject table; the batch commits with its
   verdict on the ledger row, and the signals of its day refuse to publish while it failed.
 - **signals**, on the computed frames before a day is published: one row per
   regular-hours trade, signals in BUY/SELL/HOLD, boolean jump flags, finite statistics
@@ -88,7 +90,8 @@ INGEST_CHECKS: tuple[CheckSpec, ...] = (
         "row_count_reconciles",
         "market_data",
         "ERROR",
-        "trades = records read - rejects - gaps - duplicates, records <= offset span",
+        "trades = records read - rejects - gaps - quotes - bars - duplicates, "
+        "records <= offset span",
     ),
     CheckSpec("reject_ratio", "market_data", "ERROR", "rejects / records read under the threshold"),
 )
@@ -281,9 +284,7 @@ def validate_batch(
         ),
         (
             "row_count_reconciles",
-            e.ExpectTableRowCountToEqual(
-                value=batch.n_messages - batch.n_rejects - batch.n_gaps - batch.n_duplicates
-            ),
+            e.ExpectTableRowCountToEqual(value=_expected_trades(batch)),
         ),
     ]
     if known_symbols:
@@ -333,6 +334,18 @@ def validate_batch(
         else:
             outcomes.append(_outcome(by_name[spec.name], grouped[spec.name]))
     return QualityReport("ingest", str(batch.range), tuple(outcomes), time.perf_counter() - started)
+
+
+def _expected_trades(batch: Microbatch) -> int:
+    """Return the trade rows a batch must hold: every record not filed elsewhere."""
+    return (
+        batch.n_messages
+        - batch.n_rejects
+        - batch.n_gaps
+        - batch.n_duplicates
+        - (batch.n_quotes + batch.n_quote_duplicates)
+        - (batch.n_aggregates + batch.n_aggregate_duplicates)
+    )
 
 
 def validate_signals(

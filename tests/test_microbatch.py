@@ -1,4 +1,4 @@
-"""pipeline.microbatch: records of one offset range -> trades, rejects, gaps (pure)."""
+"""pipeline.microbatch: records of one offset range -> trades, quotes, bars, rejects, gaps."""
 
 from __future__ import annotations
 
@@ -12,16 +12,25 @@ import pytest
 
 from pipeline.errors import OffsetError, ParseError
 from pipeline.events import Gap, Reject, Trade
-from pipeline.kafka.codec import SCHEMA_TRADE, encode
+from pipeline.kafka.codec import SCHEMA_GAP, SCHEMA_QUOTE, SCHEMA_TRADE, encode
 from pipeline.kafka.offsets import OffsetRange
 from pipeline.microbatch import (
+    AGGREGATE_COLUMNS,
     GAP_COLUMNS,
+    MAX_REPAIR_DETAIL_CHARS,
+    QUOTE_COLUMNS,
     REJECT_COLUMNS,
     TRADE_COLUMNS,
     local_time_columns,
     shape_batch,
 )
-from tests.warehouse.factories import as_records, sample_trades
+from tests.warehouse.factories import (
+    as_records,
+    repaired_gap,
+    sample_bars,
+    sample_quotes,
+    sample_trades,
+)
 
 TOPIC = "polygon-market-data"
 
@@ -434,3 +443,146 @@ def test_a_mixed_batch_is_shaped_exactly_as_one_record_at_a_time():
         "kafka_partition": "int32",
         "kafka_offset": "int64",
     }
+
+
+# --- quotes, aggregates and gap repairs ---------------------------------------------------------
+
+
+def test_the_column_constants_are_the_table_columns_without_loaded_ns(duckdb_file):
+    from pipeline.warehouse.duckdb_backend import DuckDBWarehouse
+
+    wh = DuckDBWarehouse(duckdb_file)
+    wh.migrate()
+    with wh.transaction() as s:
+        rows = s.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_name IN ('market_data', 'market_quotes', 'market_aggregates', "
+            "'feed_gaps') ORDER BY table_name, ordinal_position"
+        )
+    tables: dict[str, list[str]] = {}
+    for table, column in rows:
+        if column != "loaded_ns":
+            tables.setdefault(table, []).append(column)
+    assert tables["market_data"] == list(TRADE_COLUMNS)
+    assert tables["market_quotes"] == list(QUOTE_COLUMNS)
+    assert tables["market_aggregates"] == list(AGGREGATE_COLUMNS)
+    # feed_gaps grew by ADD COLUMN, which appends: same set, the insert names its columns.
+    assert sorted(tables["feed_gaps"]) == sorted(GAP_COLUMNS)
+
+
+def test_quotes_and_bars_get_frames_of_their_own_and_are_not_rejects():
+    trades = sample_trades(4)
+    quotes = sample_quotes(3, start_row=10)
+    bars = sample_bars(2)
+    events = [trades[0], quotes[0], bars[0], trades[1], quotes[1], trades[2], bars[1], quotes[2]]
+    events.append(trades[3])
+    batch = shape_batch(as_records(events, start=40), OffsetRange(TOPIC, 0, 40, 40 + len(events)))
+
+    assert batch.n_rejects == 0
+    assert (batch.n_trades, batch.n_quotes, batch.n_aggregates) == (4, 3, 2)
+    assert batch.trades["kafka_offset"].tolist() == [40, 43, 45, 48]
+    assert tuple(batch.quotes.columns) == QUOTE_COLUMNS
+    assert batch.quotes["kafka_offset"].tolist() == [41, 44, 47]
+    assert batch.quotes["sip_timestamp_ns"].tolist() == [q.sip_timestamp_ns for q in quotes]
+    assert batch.quotes["bid_price"].tolist() == [q.bid_price for q in quotes]
+    assert batch.quotes["sequence_number"].tolist() == [q.sequence_number for q in quotes]
+    assert [d.date() for d in batch.quotes["trade_date"]] == [date(2018, 1, 2)] * 3
+    assert bool((batch.quotes["kafka_topic"] == TOPIC).all())
+    assert tuple(batch.aggregates.columns) == AGGREGATE_COLUMNS
+    assert batch.aggregates["kafka_offset"].tolist() == [42, 46]
+    assert batch.aggregates[["kind", "start_ns", "volume"]].values.tolist() == [
+        ["AM", b.start_ns, b.volume] for b in bars
+    ]
+    assert bool(batch.aggregates["vwap"].notna().all())
+    assert batch.aggregates["accumulated_volume"].isna().all()
+    meta = batch.metadata()
+    assert (meta["n_quotes"], meta["n_aggregates"]) == (3, 2)
+
+
+def test_a_repeated_quote_or_bar_is_kept_once_and_a_quote_without_sequence_number_as_sent():
+    q = sample_quotes(1)[0]
+    same_q_later = replace(q, sip_timestamp_ns=q.sip_timestamp_ns + 1)  # another event, same q
+    unkeyed = replace(q, sequence_number=None)
+    bar = sample_bars(1)[0]
+    events = [q, replace(q, receipt_ns=q.receipt_ns + 9), same_q_later, unkeyed, unkeyed, bar, bar]
+    batch = shape_batch(as_records(events), OffsetRange(TOPIC, 0, 0, len(events)))
+
+    assert (batch.n_quotes, batch.n_quote_duplicates) == (4, 1)
+    assert batch.quotes["kafka_offset"].tolist() == [0, 2, 3, 4]  # the first arrival wins
+    assert (batch.n_aggregates, batch.n_aggregate_duplicates) == (1, 1)
+    assert batch.n_rejects == 0
+
+
+def test_gap_records_keep_their_repair_state_and_ids():
+    trades = sample_trades(2)
+    pending, done = repaired_gap(trades[0], trades[1], backfilled=7)
+    failed = replace(
+        pending, gap_id="9:T.XXX", repair="failed", repair_detail="x" * 5000, repaired_ns=99
+    )
+    legacy = (
+        b"T.XXX",
+        orjson.dumps(
+            {
+                "subscription": "T.XXX",
+                "last_before_ns": 1,
+                "first_after_ns": None,
+                "reason": "reconnect",
+                "detected_ns": 5,
+            }
+        ),
+        [("schema", SCHEMA_GAP)],
+    )
+    batch = shape_batch(as_records([pending, done, failed, legacy]), OffsetRange(TOPIC, 0, 0, 4))
+
+    g = batch.gaps
+    assert tuple(g.columns) == GAP_COLUMNS
+    assert g["repair"].tolist() == ["pending", "backfilled", "failed", "not_attempted"]
+    assert g["gap_id"].tolist()[:3] == [pending.gap_id, pending.gap_id, "9:T.XXX"]
+    assert pd.isna(g["gap_id"].iloc[3])  # a record of a streamer that did not track repairs
+    assert g["backfilled"].tolist() == [0, 7, 0, 0]
+    assert g["repair_from_ns"].iloc[1] == trades[0].sip_timestamp_ns
+    assert g["repaired_ns"].iloc[1] == done.repaired_ns
+    assert pd.isna(g["repaired_ns"].iloc[0])
+    assert len(g["repair_detail"].iloc[2]) == MAX_REPAIR_DETAIL_CHARS
+    assert pd.isna(g["first_after_ns"].iloc[3])
+    # Exact int64 (epoch ns exceed 2**53): never through float.
+    assert str(g["last_before_ns"].dtype) == "Int64"
+    assert g["last_before_ns"].iloc[0] == trades[0].sip_timestamp_ns
+
+
+def test_unstorable_quotes_bars_and_gaps_are_rejects_with_their_reason():
+    q = sample_quotes(1)[0]
+    bar = sample_bars(1)[0]
+    gap = repaired_gap(*sample_trades(2), backfilled=0)[0]
+    bad = [
+        replace(q, bid_price=-1.0),
+        replace(q, ask_exchange=2**40),
+        replace(bar, low=bar.high + 1.0),
+        replace(bar, end_ns=bar.start_ns - 1),
+        replace(gap, repaired_ns=2**63),
+        (b"XXX", b'{"symbol": "XXX"}', [("schema", SCHEMA_QUOTE)]),
+    ]
+    batch = shape_batch(as_records([*bad, q, bar]), OffsetRange(TOPIC, 0, 0, len(bad) + 2))
+
+    assert (batch.n_quotes, batch.n_aggregates, batch.n_gaps) == (1, 1, 0)
+    reasons = batch.rejects.set_index("kafka_offset")["reason"]
+    assert reasons.index.tolist() == [0, 1, 2, 3, 4, 5]
+    assert "bid_price is -1.0" in reasons[0]
+    assert "ask_exchange" in reasons[1]
+    assert "bar is inconsistent" in reasons[2]
+    assert "before start_ns" in reasons[3]
+    assert "repaired_ns" in reasons[4]
+    assert reasons[5].startswith("undecodable:")
+    assert not reasons.str.contains("not routed").any()
+
+
+def test_a_batch_of_trades_only_never_leaves_the_bulk_path(monkeypatch):
+    import pipeline.microbatch as mb
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("a well-formed trade was decoded one by one")
+
+    monkeypatch.setattr(mb, "decode_event", refuse)
+    batch = shape_batch(as_records(sample_trades(300)), OffsetRange(TOPIC, 0, 0, 300))
+    assert batch.n_trades == 300
+    assert batch.n_quotes == batch.n_aggregates == batch.n_gaps == 0

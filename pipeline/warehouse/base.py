@@ -6,11 +6,13 @@ Two backends implement :class:`Warehouse`: the embedded DuckDB file
 
 The contract every backend keeps (architecture.md section 4):
 
-- offsets are data: :meth:`Warehouse.load_batch` writes a microbatch's trades,
-  rejects, gaps and its ledger row in ONE transaction; a second loader of the same
-  range raises :class:`~pipeline.errors.OffsetConflict` and leaves nothing behind;
+- offsets are data: :meth:`Warehouse.load_batch` writes a microbatch's trades, quotes,
+  aggregates, rejects, gaps and its ledger row in ONE transaction; a second loader of the
+  same range raises :class:`~pipeline.errors.OffsetConflict` and leaves nothing behind;
 - a trade is stored once per dedup key ``(symbol, trade_date, exchange, trf_id,
-  trade_id)``, whether it is repeated inside a batch or across batches;
+  trade_id)``, whether it is repeated inside a batch or across batches; likewise a quote
+  per ``(symbol, sip_timestamp_ns, sequence_number)`` (one without a sequence number has
+  no key and is stored as sent) and a bar per ``(symbol, kind, start_ns)``;
 - :meth:`Warehouse.publish_signals` replaces one day of the three signal tables and
   adds its ``signal_runs`` row in one transaction (publish of stage-audit-publish).
 """
@@ -85,6 +87,10 @@ class LoadResult:
     n_rejects: int
     n_gaps: int
     committed_ns: int
+    n_quotes: int = 0
+    n_quote_duplicates: int = 0
+    n_aggregates: int = 0
+    n_aggregate_duplicates: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -263,7 +263,9 @@ class DuckDBWarehouse:
         run_id: str,
         quality: QualityVerdict | None = None,
     ) -> LoadResult:
-        """Write trades, rejects, gaps, quality rows and the ledger row in one transaction.
+        """Write trades, quotes, aggregates, rejects, gaps, quality rows and the ledger row.
+
+        All in one transaction: a failure anywhere leaves none of them.
 
         Parameters
         ----------
@@ -279,7 +281,8 @@ class DuckDBWarehouse:
         Returns
         -------
         LoadResult
-            Counts as committed (``n_duplicates`` includes trades already stored).
+            Counts as committed (``n_duplicates`` includes trades already stored, and the
+            quote and bar duplicates those already stored).
 
         Raises
         ------
@@ -352,6 +355,10 @@ class DuckDBWarehouse:
             conn.register(q.BATCH_TRADES, pa.Table.from_pandas(batch.trades, preserve_index=False))
             n_inserted = _rowcount(conn.execute(q.INSERT_TRADES, [loaded_ns]))
             conn.unregister(q.BATCH_TRADES)
+        n_quotes = _insert_frame(conn, q.BATCH_QUOTES, batch.quotes, q.INSERT_QUOTES, loaded_ns)
+        n_aggregates = _insert_frame(
+            conn, q.BATCH_AGGREGATES, batch.aggregates, q.INSERT_AGGREGATES, loaded_ns
+        )
         if len(batch.rejects):
             conn.register(q.BATCH_REJECTS, batch.rejects)
             conn.execute(q.INSERT_REJECTS, [loaded_ns]).fetchall()
@@ -362,6 +369,8 @@ class DuckDBWarehouse:
             conn.unregister(q.BATCH_GAPS)
         self._fault("after_insert")
         n_duplicates = batch.n_duplicates + (batch.n_trades - n_inserted)
+        n_quote_duplicates = batch.n_quote_duplicates + (batch.n_quotes - n_quotes)
+        n_aggregate_duplicates = batch.n_aggregate_duplicates + (batch.n_aggregates - n_aggregates)
         meta = batch.metadata()
         if quality is not None:
             for r in quality.results:
@@ -395,6 +404,10 @@ class DuckDBWarehouse:
                 None if quality is None else quality.summary_json,
                 run_id,
                 loaded_ns,
+                n_quotes,
+                n_quote_duplicates,
+                n_aggregates,
+                n_aggregate_duplicates,
             ],
         ).fetchall()
         return LoadResult(
@@ -408,6 +421,10 @@ class DuckDBWarehouse:
             n_rejects=batch.n_rejects,
             n_gaps=batch.n_gaps,
             committed_ns=loaded_ns,
+            n_quotes=n_quotes,
+            n_quote_duplicates=n_quote_duplicates,
+            n_aggregates=n_aggregates,
+            n_aggregate_duplicates=n_aggregate_duplicates,
         )
 
     def partition_progress(self, topic: str | None = None) -> list[PartitionProgress]:
@@ -615,6 +632,20 @@ class DuckDBWarehouse:
             raise WarehouseError(f"no named read {name!r}; known: {sorted(q.READS)}") from None
         with self.transaction() as s:
             return s.frame(sql, params)
+
+
+def _insert_frame(
+    conn: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame, sql: str, loaded_ns: int
+) -> int:
+    """Register ``frame`` as ``name``, run the keyed insert ``sql`` and return the rows inserted."""
+    if not len(frame):
+        return 0
+    # Arrow, not pandas: DuckDB scans Arrow strings without Python objects.
+    conn.register(name, pa.Table.from_pandas(frame, preserve_index=False))
+    try:
+        return _rowcount(conn.execute(sql, [loaded_ns]))
+    finally:
+        conn.unregister(name)
 
 
 def _rowcount(cur: duckdb.DuckDBPyConnection) -> int:

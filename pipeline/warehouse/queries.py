@@ -12,7 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pipeline.microbatch import GAP_COLUMNS, REJECT_COLUMNS, TRADE_COLUMNS
+from pipeline.microbatch import (
+    AGGREGATE_COLUMNS,
+    GAP_COLUMNS,
+    QUOTE_COLUMNS,
+    REJECT_COLUMNS,
+    TRADE_COLUMNS,
+)
 
 # Tables and views (sql/migrations). Changing a name needs a migration and a note to the
 # MCP server's reads.
@@ -20,6 +26,9 @@ MARKET_DATA = "market_data"
 KAFKA_OFFSETS = "kafka_offsets"
 REJECTS = "market_data_rejects"
 FEED_GAPS = "feed_gaps"
+FEED_GAP_STATE = "feed_gap_state"
+MARKET_QUOTES = "market_quotes"
+MARKET_AGGREGATES = "market_aggregates"
 TRADING_SIGNALS = "trading_signals"
 SYMBOL_DAY_METRICS = "symbol_day_metrics"
 TRADE_INTENSITY = "trade_intensity"
@@ -40,12 +49,16 @@ TABLES: tuple[str, ...] = (
     TRADE_INTENSITY,
     SIGNAL_RUNS,
     QUALITY_RESULTS,
+    MARKET_QUOTES,
+    MARKET_AGGREGATES,
 )
 
 # Registered (in-transaction) relation names of the batch being loaded.
 BATCH_TRADES = "_batch_trades"
 BATCH_REJECTS = "_batch_rejects"
 BATCH_GAPS = "_batch_gaps"
+BATCH_QUOTES = "_batch_quotes"
+BATCH_AGGREGATES = "_batch_aggregates"
 FRAME = "_frame"
 
 # Columns the signal frames must provide; provenance columns are added by the warehouse.
@@ -169,6 +182,10 @@ LEDGER_COLUMNS: tuple[str, ...] = (
     "quality_summary",
     "run_id",
     "committed_ns",
+    "n_quotes",
+    "n_quote_duplicates",
+    "n_aggregates",
+    "n_aggregate_duplicates",
 )
 INSERT_LEDGER = (
     f"INSERT INTO {KAFKA_OFFSETS} ({_cols(LEDGER_COLUMNS)}) "
@@ -204,6 +221,37 @@ INSERT_TRADES = (
     f"SELECT 1 FROM {MARKET_DATA} AS m "
     "WHERE m.trade_date = CAST(b.trade_date AS DATE) AND m.symbol = b.symbol "
     "AND m.exchange = b.exchange AND m.trf_id = b.trf_id AND m.trade_id = b.trade_id"
+    ")"
+)
+
+
+def _dated_select(columns: Sequence[str]) -> str:
+    # The frames carry trade_date as a datetime64 at local midnight: stored as DATE.
+    return ", ".join(
+        "CAST(b.trade_date AS DATE)" if c == "trade_date" else f'b."{c}"' for c in columns
+    )
+
+
+# A quote is stored once per (symbol, sip_timestamp_ns, sequence_number) (microbatch.QUOTE_KEY);
+# trade_date follows from the SIP time and lets the scan skip other days. A NULL sequence
+# number equals nothing, so a quote without one is always inserted (it has no key).
+INSERT_QUOTES = (
+    f"INSERT INTO {MARKET_QUOTES} ({_cols((*QUOTE_COLUMNS, 'loaded_ns'))}) "
+    f"SELECT {_dated_select(QUOTE_COLUMNS)}, ? FROM {BATCH_QUOTES} AS b "
+    "WHERE NOT EXISTS ("
+    f"SELECT 1 FROM {MARKET_QUOTES} AS m "
+    "WHERE m.trade_date = CAST(b.trade_date AS DATE) AND m.symbol = b.symbol "
+    "AND m.sip_timestamp_ns = b.sip_timestamp_ns AND m.sequence_number = b.sequence_number"
+    ")"
+)
+# A bar is stored once per (symbol, kind, start_ns) (microbatch.AGGREGATE_KEY).
+INSERT_AGGREGATES = (
+    f"INSERT INTO {MARKET_AGGREGATES} ({_cols((*AGGREGATE_COLUMNS, 'loaded_ns'))}) "
+    f"SELECT {_dated_select(AGGREGATE_COLUMNS)}, ? FROM {BATCH_AGGREGATES} AS b "
+    "WHERE NOT EXISTS ("
+    f"SELECT 1 FROM {MARKET_AGGREGATES} AS m "
+    "WHERE m.trade_date = CAST(b.trade_date AS DATE) AND m.symbol = b.symbol "
+    "AND m.kind = b.kind AND m.start_ns = b.start_ns"
     ")"
 )
 INSERT_REJECTS = (
@@ -277,6 +325,18 @@ INSERT_SIGNAL_RUN = (
 
 # --- named reads (commands, demo summary, sensor) ------------------------------------------
 
+GAP_STATE_COLUMNS: tuple[str, ...] = (
+    "subscription",
+    "gap_id",
+    "repair",
+    "repaired",
+    "backfilled",
+    "last_before_ns",
+    "first_after_ns",
+    "detected_ns",
+    "repaired_ns",
+    "repair_detail",
+)
 SELECT_MIGRATIONS = (
     f"SELECT version, name, checksum, applied_ns FROM {SCHEMA_MIGRATIONS} ORDER BY version"
 )
@@ -330,7 +390,14 @@ READS: dict[str, str] = {
     # Completeness of a day per symbol: (day).
     "day_completeness": (
         "SELECT symbol, trade_date, n_trades, n_rth_trades, rth_minutes_with_trades, rth_minutes, "
-        f"n_gaps, gap_seconds FROM {DAY_COMPLETENESS} WHERE trade_date = ? ORDER BY symbol"
+        f"n_gaps, gap_seconds, n_gaps_repaired FROM {DAY_COMPLETENESS} WHERE trade_date = ? "
+        "ORDER BY symbol"
+    ),
+    # The state of every feed gap detected since a time (latest record per gap_id, see
+    # feed_gap_state), oldest first: (since_ns).
+    "feed_gap_states": (
+        f"SELECT {_cols(GAP_STATE_COLUMNS)} FROM {FEED_GAP_STATE} WHERE detected_ns >= ? "
+        "ORDER BY detected_ns, subscription"
     ),
     # Quality verdicts, newest first: (suite or NULL, limit).
     "quality_results": (

@@ -5,8 +5,10 @@ Loading: ``COPY ... FROM STDIN`` of the consumer's batch, not ``KafkaSource``
 A microbatch reaches the warehouse as the rows that ``pipeline.microbatch.shape_batch``
 made of one Kafka offset range ``[start, stop)``. This backend streams those rows into
 Vertica with ``COPY ... FROM STDIN ... ABORT ON ERROR NO COMMIT`` and then, on the same
-connection and in the same transaction, deduplicates the trades into ``market_data``,
-writes rejects, gaps and quality rows, inserts the ledger row and COMMITs.
+connection and in the same transaction, deduplicates the trades into ``market_data`` (and
+the quotes and bars into ``market_quotes`` and ``market_aggregates``, each through its own
+session-private stage), writes rejects, gaps and quality rows, inserts the ledger row and
+COMMITs.
 
 The alternative, ``COPY ... SOURCE KafkaSource(stream='topic|p|start|stop')``, lets Vertica
 read Kafka itself. It was not chosen because (integrations.md 3.1, 3.2):
@@ -414,6 +416,28 @@ CREATE_STAGE_TRADES = (
 )
 
 
+STAGE_QUOTES = "market_quotes_stage"
+CREATE_STAGE_QUOTES = (
+    f"CREATE LOCAL TEMPORARY TABLE IF NOT EXISTS {STAGE_QUOTES} ("
+    "symbol VARCHAR(16), sip_timestamp_ns INT, bid_exchange INT, bid_price FLOAT, bid_size INT, "
+    "ask_exchange INT, ask_price FLOAT, ask_size INT, condition INT, indicators VARCHAR(256), "
+    "sequence_number INT, tape INT, trade_date DATE, source VARCHAR(16), receipt_ns INT, "
+    "kafka_ts_ns INT, kafka_topic VARCHAR(249), kafka_partition INT, kafka_offset INT"
+    ") ON COMMIT DELETE ROWS"
+)
+STAGE_AGGREGATES = "market_aggregates_stage"
+CREATE_STAGE_AGGREGATES = (
+    f"CREATE LOCAL TEMPORARY TABLE IF NOT EXISTS {STAGE_AGGREGATES} ("
+    "kind VARCHAR(2), symbol VARCHAR(16), start_ns INT, end_ns INT, open FLOAT, high FLOAT, "
+    "low FLOAT, close FLOAT, volume INT, vwap FLOAT, accumulated_volume INT, day_open FLOAT, "
+    "day_vwap FLOAT, average_size INT, otc BOOLEAN, trade_date DATE, receipt_ns INT, "
+    "kafka_ts_ns INT, kafka_topic VARCHAR(249), kafka_partition INT, kafka_offset INT"
+    ") ON COMMIT DELETE ROWS"
+)
+# Every stage of a load, created (DDL commits) before its transaction begins.
+CREATE_STAGES: tuple[str, ...] = (CREATE_STAGE_TRADES, CREATE_STAGE_QUOTES, CREATE_STAGE_AGGREGATES)
+
+
 SIGNAL_INPUT_OFFSETS = "signal_input_offsets"
 CREATE_SIGNAL_INPUT_OFFSETS = (
     f"CREATE LOCAL TEMPORARY TABLE IF NOT EXISTS {SIGNAL_INPUT_OFFSETS} "
@@ -502,6 +526,49 @@ def _gap_columns() -> tuple[str, ...]:
     from pipeline.microbatch import GAP_COLUMNS
 
     return GAP_COLUMNS
+
+
+def _quote_columns() -> tuple[str, ...]:
+    from pipeline.microbatch import QUOTE_COLUMNS
+
+    return QUOTE_COLUMNS
+
+
+def _aggregate_columns() -> tuple[str, ...]:
+    from pipeline.microbatch import AGGREGATE_COLUMNS
+
+    return AGGREGATE_COLUMNS
+
+
+def insert_quotes_sql() -> str:
+    """Return the keyed insert from the quote stage into ``market_quotes`` (``:loaded_ns``).
+
+    Key ``(symbol, sip_timestamp_ns, sequence_number)``; trade_date (which the SIP time
+    decides) prunes day partitions. A NULL sequence number equals nothing: such a quote has
+    no key and is always inserted.
+    """
+    cols = _quote_columns()
+    return (
+        f"INSERT INTO {q.MARKET_QUOTES} ({_cols((*cols, 'loaded_ns'))}) "
+        f"SELECT {_cols([f's.{c}' for c in cols])}, :loaded_ns FROM {STAGE_QUOTES} AS s "
+        "WHERE NOT EXISTS ("
+        f"SELECT 1 FROM {q.MARKET_QUOTES} AS m "
+        "WHERE m.trade_date = s.trade_date AND m.symbol = s.symbol "
+        "AND m.sip_timestamp_ns = s.sip_timestamp_ns AND m.sequence_number = s.sequence_number)"
+    )
+
+
+def insert_aggregates_sql() -> str:
+    """Return the keyed insert from the bar stage into ``market_aggregates`` (``:loaded_ns``)."""
+    cols = _aggregate_columns()
+    return (
+        f"INSERT INTO {q.MARKET_AGGREGATES} ({_cols((*cols, 'loaded_ns'))}) "
+        f"SELECT {_cols([f's.{c}' for c in cols])}, :loaded_ns FROM {STAGE_AGGREGATES} AS s "
+        "WHERE NOT EXISTS ("
+        f"SELECT 1 FROM {q.MARKET_AGGREGATES} AS m "
+        "WHERE m.trade_date = s.trade_date AND m.symbol = s.symbol "
+        "AND m.kind = s.kind AND m.start_ns = s.start_ns)"
+    )
 
 
 def insert_trades_sql() -> str:
@@ -630,8 +697,14 @@ READS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "day_completeness": (
         "SELECT symbol, trade_date, n_trades, n_rth_trades, rth_minutes_with_trades, rth_minutes, "
-        f"n_gaps, gap_seconds FROM {q.DAY_COMPLETENESS} WHERE trade_date = :day ORDER BY symbol",
+        f"n_gaps, gap_seconds, n_gaps_repaired FROM {q.DAY_COMPLETENESS} "
+        "WHERE trade_date = :day ORDER BY symbol",
         ("day",),
+    ),
+    "feed_gap_states": (
+        f"SELECT {_cols(q.GAP_STATE_COLUMNS)} FROM {q.FEED_GAP_STATE} "
+        "WHERE detected_ns >= :since_ns ORDER BY detected_ns, subscription",
+        ("since_ns",),
     ),
     "quality_results": (
         f"SELECT {_cols(q.QUALITY_COLUMNS)} FROM {q.QUALITY_RESULTS} "
@@ -908,10 +981,10 @@ class VerticaWarehouse:
         run_id: str,
         quality: QualityVerdict | None = None,
     ) -> LoadResult:
-        """Write trades, rejects, gaps, quality rows and the ledger row in one transaction.
+        """Write trades, quotes, aggregates, rejects, gaps, quality rows and the ledger row.
 
-        ``COPY ... NO COMMIT`` streams the batch, an anti-join inserts the trades whose
-        dedup key is new, the ledger row goes in, then one COMMIT.
+        ``COPY ... NO COMMIT`` streams the batch, anti-joins insert the trades, quotes and
+        bars whose key is new, the ledger row goes in, then one COMMIT.
 
         Parameters
         ----------
@@ -946,8 +1019,9 @@ class VerticaWarehouse:
         with self.connect() as conn:
             session = VerticaSession(conn)
             try:
-                # DDL commits in Vertica: create the stage before the load transaction begins.
-                session.execute(CREATE_STAGE_TRADES)
+                # DDL commits in Vertica: create the stages before the load transaction begins.
+                for ddl in CREATE_STAGES:
+                    session.execute(ddl)
                 conn.commit()
                 result = self._load_in_transaction(session, batch, expected_start, run_id, quality)
                 self._fault("before_commit")
@@ -986,6 +1060,13 @@ class VerticaWarehouse:
         if len(batch.trades):
             s.copy(STAGE_TRADES, _trade_columns(), batch.trades)
             n_inserted = _count(s.execute(insert_trades_sql(), {"loaded_ns": loaded_ns}))
+        n_quotes = n_aggregates = 0
+        if len(batch.quotes):
+            s.copy(STAGE_QUOTES, _quote_columns(), batch.quotes)
+            n_quotes = _count(s.execute(insert_quotes_sql(), {"loaded_ns": loaded_ns}))
+        if len(batch.aggregates):
+            s.copy(STAGE_AGGREGATES, _aggregate_columns(), batch.aggregates)
+            n_aggregates = _count(s.execute(insert_aggregates_sql(), {"loaded_ns": loaded_ns}))
         if len(batch.rejects):
             s.copy(
                 q.REJECTS,
@@ -998,6 +1079,8 @@ class VerticaWarehouse:
             )
         self._fault("after_insert")
         n_duplicates = batch.n_duplicates + (batch.n_trades - n_inserted)
+        n_quote_duplicates = batch.n_quote_duplicates + (batch.n_quotes - n_quotes)
+        n_aggregate_duplicates = batch.n_aggregate_duplicates + (batch.n_aggregates - n_aggregates)
         meta = batch.metadata()
         if quality is not None:
             for r in quality.results:
@@ -1020,6 +1103,10 @@ class VerticaWarehouse:
                 "quality_summary": None if quality is None else quality.summary_json,
                 "run_id": run_id,
                 "committed_ns": loaded_ns,
+                "n_quotes": n_quotes,
+                "n_quote_duplicates": n_quote_duplicates,
+                "n_aggregates": n_aggregates,
+                "n_aggregate_duplicates": n_aggregate_duplicates,
             },
         )
         return LoadResult(
@@ -1033,6 +1120,10 @@ class VerticaWarehouse:
             n_rejects=batch.n_rejects,
             n_gaps=batch.n_gaps,
             committed_ns=loaded_ns,
+            n_quotes=n_quotes,
+            n_quote_duplicates=n_quote_duplicates,
+            n_aggregates=n_aggregates,
+            n_aggregate_duplicates=n_aggregate_duplicates,
         )
 
     def partition_progress(self, topic: str | None = None) -> list[PartitionProgress]:

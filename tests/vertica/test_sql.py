@@ -360,6 +360,8 @@ def backend_statements() -> dict[str, str]:
         and re.match(r"^(SELECT|INSERT|DELETE|CREATE)", value)
     }
     out["insert_trades_sql"] = vb.insert_trades_sql()
+    out["insert_quotes_sql"] = vb.insert_quotes_sql()
+    out["insert_aggregates_sql"] = vb.insert_aggregates_sql()
     for table, sql in vb.DELETE_DAY.items():
         out[f"DELETE_DAY[{table}]"] = sql
     for table, sql in vb.COUNT.items():
@@ -386,7 +388,16 @@ def test_the_backend_answers_every_named_read_of_the_duckdb_backend() -> None:
             assert f":{param}" in sql, (name, param)
 
 
-@pytest.mark.parametrize("table", ["market_data_stage", "market_data_rejects", "feed_gaps"])
+@pytest.mark.parametrize(
+    "table",
+    [
+        "market_data_stage",
+        "market_quotes_stage",
+        "market_aggregates_stage",
+        "market_data_rejects",
+        "feed_gaps",
+    ],
+)
 def test_copy_statements_end_with_no_commit_and_parse_without_it(table: str) -> None:
     """sqlfluff 4.5 refuses ``NO COMMIT`` after COPY options; the rest must parse."""
     sql = vb.copy_statement(table, ["a", "b"])

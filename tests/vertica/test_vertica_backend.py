@@ -33,7 +33,13 @@ from pipeline.settings import Settings
 from pipeline.warehouse import open_warehouse
 from pipeline.warehouse import vertica_backend as vb
 from tests.vertica.test_sql import parse_problems
-from tests.warehouse.factories import as_records, sample_trades
+from tests.warehouse.factories import (
+    as_records,
+    repaired_gap,
+    sample_bars,
+    sample_quotes,
+    sample_trades,
+)
 
 ENV = {
     "VERTICA_HOST": "vertica.example",
@@ -282,7 +288,7 @@ def test_a_load_is_copy_no_commit_then_dedup_then_ledger_then_one_commit() -> No
     assert result.n_trades == 3
     kinds = [(k, s.split(" (")[0][:40]) for k, s in log]
     assert kinds == [
-        ("execute", vb.CREATE_STAGE_TRADES[:40]),
+        *(("execute", ddl[:40]) for ddl in vb.CREATE_STAGES),
         ("commit", ""),
         ("execute", "SELECT MAX(stop_offset) FROM kafka_offse"),
         ("copy", "COPY market_data_stage"),
@@ -291,7 +297,41 @@ def test_a_load_is_copy_no_commit_then_dedup_then_ledger_then_one_commit() -> No
         ("commit", ""),
         ("close", ""),
     ]
-    assert log[3][1].endswith("NO COMMIT")
+    assert log[5][1].endswith("NO COMMIT")
+
+
+def test_quotes_bars_and_gap_repairs_load_in_the_same_transaction_as_the_trades() -> None:
+    trades = sample_trades(3)
+    pending, done = repaired_gap(trades[0], trades[1], backfilled=4)
+    events = [*trades, *sample_quotes(3), *sample_bars(3), pending, done]
+    batch = shape_batch(as_records(events), OffsetRange("polygon-market-data", 0, 0, len(events)))
+    log: list[tuple[str, str]] = []
+    result = _warehouse(log).load_batch(batch, expected_start=0, run_id="r1")
+    # The stand-in answers 3 rows to every INSERT.
+    assert (result.n_trades, result.n_quotes, result.n_aggregates, result.n_gaps) == (3, 3, 3, 2)
+    assert (result.n_quote_duplicates, result.n_aggregate_duplicates) == (0, 0)
+    work = [(k, s.split(" (")[0]) for k, s in log[len(vb.CREATE_STAGES) + 2 : -2]]
+    assert work == [
+        ("copy", "COPY market_data_stage"),
+        ("execute", "INSERT INTO market_data"),
+        ("copy", "COPY market_quotes_stage"),
+        ("execute", "INSERT INTO market_quotes"),
+        ("copy", "COPY market_aggregates_stage"),
+        ("execute", "INSERT INTO market_aggregates"),
+        ("copy", "COPY feed_gaps"),
+        ("execute", "INSERT INTO kafka_offsets"),
+    ]
+    assert [k for k, _ in log].count("commit") == 2  # the stage DDL, then the load
+    # Every column of a stage is a column the COPY names and the encoder writes.
+    copies = {s.split(" (")[0]: s for k, s in log if k == "copy"}
+    for stage, columns in (
+        ("COPY market_quotes_stage", vb._quote_columns()),
+        ("COPY market_aggregates_stage", vb._aggregate_columns()),
+    ):
+        assert f"({', '.join(columns)})" in copies[stage]
+    quote = decode_copy_line(split_records(vb.encode_rows(batch.quotes, vb._quote_columns()))[0])
+    assert quote[vb._quote_columns().index("trade_date")] == "2018-01-02"
+    assert quote[vb._quote_columns().index("sequence_number")] == "0"
 
 
 def test_a_rejected_copy_row_rolls_back_with_the_vertica_text_and_commits_nothing() -> None:
@@ -401,6 +441,7 @@ READ_ARGS: dict[str, tuple[Any, ...]] = {
     "rejects_by_reason": (10,),
     "append_to_commit_latency": (0.5, 0.99),
     "day_completeness": (DAY,),
+    "feed_gap_states": (0,),
     "quality_results": ("ingest", "ingest", 20),
 }
 
@@ -445,12 +486,13 @@ def test_day_completeness_reads_the_view_for_one_day_with_the_duckdb_columns() -
     assert vb.READS["day_completeness"][0].split(" FROM ")[0] == select_list
     columns = select_list.removeprefix("SELECT ").split(", ")
     log: list[tuple[str, str]] = []
-    replies = {"SELECT symbol, trade_date": (columns, [["XXX", DAY, 9, 8, 7, 390, 1, 300.0]])}
+    replies = {"SELECT symbol, trade_date": (columns, [["XXX", DAY, 9, 8, 7, 390, 1, 300.0, 2]])}
     [row] = (
         _reading_warehouse(log, replies).query_frame("day_completeness", (DAY,)).to_dict("records")
     )
     assert row["n_gaps"] == 1
     assert row["gap_seconds"] == 300.0
+    assert row["n_gaps_repaired"] == 2
     assert "FROM day_completeness WHERE trade_date = '2018-01-02' ORDER BY symbol" in log[0][1]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 from functools import cache
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 import pipeline
-from pipeline.events import Event, Trade
+from pipeline.events import Aggregate, AnyEvent, Gap, Quote, Trade
 from pipeline.kafka.codec import encode
 from pipeline.kafka.offsets import KafkaRecord
 
@@ -62,8 +63,81 @@ def sample_trades(n: int | None = None, day: date | None = None, start_row: int 
     ]
 
 
+def sample_quotes(n: int, start_row: int = 0) -> list[Quote]:
+    """Return one quote per sample print, both sides at the print (the sample has no quotes).
+
+    The bid and the ask are the print's price, size and exchange, at its SIP time, with its
+    row number as the sequence number: real values, so no quote is made up.
+    """
+    return [
+        Quote(
+            symbol=t.symbol,
+            sip_timestamp_ns=t.sip_timestamp_ns,
+            bid_exchange=t.exchange,
+            bid_price=t.price,
+            bid_size=t.size,
+            ask_exchange=t.exchange,
+            ask_price=t.price,
+            ask_size=t.size,
+            sequence_number=t.sequence_number,
+            receipt_ns=t.receipt_ns,
+        )
+        for t in sample_trades(n, start_row=start_row)
+    ]
+
+
+def sample_bars(n: int, kind: str = "AM") -> list[Aggregate]:
+    """Return the first ``n`` per-minute bars of the sample, computed from its prints."""
+    frame = sample_frame()
+    minute = frame["timestamp_ns"] // 60_000_000_000 * 60_000_000_000
+    bars: list[Aggregate] = []
+    for start, g in frame.groupby(minute, sort=True):
+        notional = float((g["price"] * g["size"]).sum())
+        volume = int(g["size"].sum())
+        bars.append(
+            Aggregate(
+                kind="A" if kind == "A" else "AM",
+                symbol=str(g["symbol"].iloc[0]),
+                start_ns=int(start),
+                end_ns=int(start) + 60_000_000_000,
+                open=float(g["price"].iloc[0]),
+                high=float(g["price"].max()),
+                low=float(g["price"].min()),
+                close=float(g["price"].iloc[-1]),
+                volume=volume,
+                vwap=notional / volume,
+                receipt_ns=int(g["timestamp_ns"].iloc[-1]) + 61_000_000_000,
+            )
+        )
+        if len(bars) == n:
+            break
+    return bars
+
+
+def repaired_gap(before: Trade, after: Trade, backfilled: int) -> tuple[Gap, Gap]:
+    """Return the two records of a gap between two sample prints: ``pending``, then repaired."""
+    pending = Gap(
+        subscription=f"T.{before.symbol}",
+        last_before_ns=before.sip_timestamp_ns,
+        first_after_ns=after.sip_timestamp_ns,
+        reason="reconnect after watchdog timeout",
+        detected_ns=after.receipt_ns,
+        gap_id=f"{after.receipt_ns}:T.{before.symbol}",
+        repair="pending",
+        repair_from_ns=before.sip_timestamp_ns,
+        repair_to_ns=after.sip_timestamp_ns,
+    )
+    done = replace(
+        pending,
+        repair="backfilled",
+        backfilled=backfilled,
+        repaired_ns=after.receipt_ns + 2_000_000_000,
+    )
+    return pending, done
+
+
 def as_records(
-    events: Sequence[Event | tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]],
+    events: Sequence[AnyEvent | tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]],
     topic: str = "polygon-market-data",
     partition: int = 0,
     start: int = 0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 import pandas as pd
@@ -71,3 +72,40 @@ def test_minutes_and_gaps_say_how_complete_a_day_is(duckdb_file):
     assert minutes >= day["rth_minutes_with_trades"]
     t = pd.Series([x.sip_timestamp_ns for x in trades])
     assert opening == int(((t >= _ns("2018-01-02 09:30")) & (t < _ns("2018-01-02 09:31"))).sum())
+
+
+def test_a_repaired_gap_is_counted_once_as_repaired_and_not_as_missing(duckdb_file):
+    wh = DuckDBWarehouse(duckdb_file)
+    wh.migrate()
+    trades = sample_trades(day=DAY1)
+    window = ("T.XXX", _ns("2018-01-02 10:00"), _ns("2018-01-02 10:10"), "reconnect")
+    # Repaired: pending, then backfilled (two records, one gap_id).
+    repaired = Gap(*window, _ns("2018-01-02 10:10"), gap_id="a", repair="pending")
+    # Not repaired: pending, then failed; the outcome is loaded in a later batch.
+    failed = Gap(*window[:1], _ns("2018-01-02 11:00"), _ns("2018-01-02 11:02"), "reconnect",
+                 _ns("2018-01-02 11:02"), gap_id="b", repair="pending")  # fmt: skip
+    first = as_records([*trades, repaired, replace(repaired, repair="backfilled"), failed])
+    wh.load_batch(
+        shape_batch(first, OffsetRange("polygon-market-data", 0, 0, len(first))),
+        expected_start=0,
+        run_id="r1",
+    )
+    [day] = wh.query_frame("day_completeness", (DAY1,)).to_dict("records")
+    # Gap b is pending: the backfill may still fail, so its window counts as missing.
+    assert (day["n_gaps"], day["gap_seconds"], day["n_gaps_repaired"]) == (1, 120, 1)
+
+    second = as_records(
+        [replace(failed, repair="failed", repair_detail="HTTP 503")], start=len(first)
+    )
+    wh.load_batch(
+        shape_batch(second, OffsetRange("polygon-market-data", 0, len(first), len(first) + 1)),
+        expected_start=len(first),
+        run_id="r2",
+    )
+    [day] = wh.query_frame("day_completeness", (DAY1,)).to_dict("records")
+    assert (day["n_gaps"], day["gap_seconds"], day["n_gaps_repaired"]) == (1, 120, 1)
+    states = wh.query_frame("feed_gap_states", (0,))
+    assert states[["gap_id", "repair"]].values.tolist() == [["a", "backfilled"], ["b", "failed"]]
+    assert states["repair_detail"].tolist()[1] == "HTTP 503"
+    with wh.transaction() as s:
+        assert s.execute("SELECT count(*) FROM feed_gaps") == [(4,)]

@@ -23,7 +23,13 @@ from pipeline.kafka.offsets import OffsetRange
 from pipeline.microbatch import shape_batch
 from pipeline.warehouse import open_warehouse
 from pipeline.warehouse.base import SignalRun, Warehouse
-from tests.warehouse.factories import as_records, sample_trades
+from tests.warehouse.factories import (
+    as_records,
+    repaired_gap,
+    sample_bars,
+    sample_quotes,
+    sample_trades,
+)
 from tests.warehouse.signal_frames import fake_signal_frames
 
 TOPIC = "polygon-market-data"
@@ -129,3 +135,56 @@ def test_a_day_reads_back_in_stable_order_and_publishes_atomically(warehouse: Wa
 
 def _fields(run: SignalRun) -> dict:
     return {name: getattr(run, name) for name in run.__dataclass_fields__}
+
+
+def test_quotes_bars_and_gap_repairs_commit_with_the_batch_and_repeat_once(
+    warehouse: Warehouse,
+) -> None:
+    trades = sample_trades(10)
+    quotes = sample_quotes(6)
+    bars = sample_bars(3)
+    pending, done = repaired_gap(trades[2], trades[3], backfilled=5)
+    first = [*trades[:5], *quotes[:4], bars[0], pending, *trades[5:], bars[1], done]
+    result = warehouse.load_batch(_batch(first), expected_start=0, run_id="a")
+    assert (result.n_trades, result.n_quotes, result.n_aggregates, result.n_gaps) == (10, 4, 2, 2)
+    assert result.n_rejects == 0
+
+    # A later batch repeats two quotes and a bar (e.g. a producer retried after a restart).
+    again = [quotes[2], quotes[3], quotes[4], quotes[5], bars[1], bars[2]]
+    result = warehouse.load_batch(
+        _batch(again, start=len(first)), expected_start=len(first), run_id="b"
+    )
+    assert (result.n_quotes, result.n_quote_duplicates) == (2, 2)
+    assert (result.n_aggregates, result.n_aggregate_duplicates) == (1, 1)
+
+    counts = warehouse.table_counts()
+    assert (counts["market_quotes"], counts["market_aggregates"]) == (6, 3)
+    assert counts["market_data_rejects"] == 0
+    ledger = warehouse.query_frame("ledger", (TOPIC, TOPIC, 10)).sort_values("start_offset")
+    assert ledger[
+        ["n_quotes", "n_quote_duplicates", "n_aggregates", "n_aggregate_duplicates"]
+    ].astype(int).values.tolist() == [[4, 0, 2, 0], [2, 2, 1, 1]]
+    # The ledger reconciles: every record read is filed somewhere, once.
+    filed = ledger[
+        [
+            "n_trades",
+            "n_duplicates",
+            "n_rejects",
+            "n_gaps",
+            "n_quotes",
+            "n_quote_duplicates",
+            "n_aggregates",
+            "n_aggregate_duplicates",
+        ]
+    ].sum(axis=1)
+    assert filed.astype(int).tolist() == ledger["n_messages"].astype(int).tolist()
+
+    # Two records, one gap, and its state is the outcome.
+    [state] = warehouse.query_frame("feed_gap_states", (0,)).to_dict("records")
+    assert (state["gap_id"], state["repair"], bool(state["repaired"])) == (
+        pending.gap_id,
+        "backfilled",
+        True,
+    )
+    assert (int(state["backfilled"]), int(state["repaired_ns"])) == (5, done.repaired_ns)
+    assert int(state["last_before_ns"]) == trades[2].sip_timestamp_ns
