@@ -11,6 +11,7 @@ transaction (stage -> audit -> publish, architecture.md 5).
 import time
 from collections.abc import Iterator
 from datetime import date
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -19,9 +20,13 @@ from assets.ingest import market_data
 from assets.partitions import session_close_ns, trading_days
 from assets.resources import QualityResource, WarehouseResource
 from pipeline.microbatch import day_bounds_ns
-from pipeline.quality import validate_signals
-from pipeline.warehouse.provenance import build_signal_run
+from pipeline.quality import QualityReport, audit_report, validate_signals
+from pipeline.warehouse.base import InDatabaseRun, SignalAudit, Warehouse
+from pipeline.warehouse.provenance import build_signal_run, is_final, params_json
 from pipeline.warehouse.queries import SIGNAL_PASSTHROUGH
+
+if TYPE_CHECKING:
+    from udx.kernels import Params
 
 SIGNAL_GROUP = "signals"
 # Lineage carried from market_data onto every per-trade row (and the enriched view's join).
@@ -73,8 +78,15 @@ def signal_tables(
 
     day = date.fromisoformat(context.partition_key)
     wh = warehouse.open()
-    trades = wh.read_day_trades(day)
     params = Params()
+    failed_inputs = wh.failed_batches(*day_bounds_ns(day))
+    if wh.computes_signals_in_database:
+        # Vertica: batch_microstructure computes the day next to the data (udx/vertica).
+        yield from _in_database(
+            context, wh, day, params, failed_inputs, quality.allow_failed_batches
+        )
+        return
+    trades = wh.read_day_trades(day)
     frames = compute_frames(trades, params, passthrough=PASSTHROUGH)
     report = validate_signals(
         frames,
@@ -82,17 +94,13 @@ def signal_tables(
         n_input_trades=len(trades),
         n_input_symbols=len(trades["symbol"].unique()),
         n_buckets=params.n_buckets,
-        failed_input_batches=wh.failed_batches(*day_bounds_ns(day)),
+        failed_input_batches=failed_inputs,
         allow_failed_inputs=quality.allow_failed_batches,
     )
     wh.record_quality(context.run.run_id, report.rows())
     if not report.passed:
         yield from check_results(report)
-        raise dg.Failure(
-            description=f"signal audit of {day} failed ({', '.join(report.failed)}); "
-            "nothing published, the last good version of the day stays visible",
-            metadata={"quality": dg.MetadataValue.json(report.summary_json())},
-        )
+        raise _audit_failure(day, report)
     run = build_signal_run(
         run_id=context.run.run_id,
         day=day,
@@ -140,6 +148,84 @@ def signal_tables(
         asset_key="trade_intensity",
         metadata={**common, "dagster/row_count": run.n_buckets},
         check_results=check_results(report, "trade_intensity"),
+    )
+
+
+def _in_database(
+    context: dg.AssetExecutionContext,
+    wh: Warehouse,
+    day: date,
+    params: "Params",
+    failed_inputs: list[str],
+    allow_failed_inputs: bool,
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """Compute, audit and publish ``day`` inside the warehouse (the Vertica UDx path).
+
+    The same checks as the Python path (:data:`pipeline.quality.SIGNAL_CHECKS`), judged by
+    :func:`pipeline.quality.audit_report` on counts taken in the publishing transaction:
+    a failed check rolls the day back, exactly as a failed frame audit publishes nothing.
+    """
+    from udx.kernels import KERNEL_VERSION
+
+    reports: list[QualityReport] = []
+    started = time.perf_counter()
+
+    def judge(audit: SignalAudit) -> tuple[bool, str | None]:
+        report = audit_report(
+            audit,
+            day.isoformat(),
+            n_buckets=params.n_buckets,
+            failed_input_batches=failed_inputs,
+            allow_failed_inputs=allow_failed_inputs,
+            elapsed_s=time.perf_counter() - started,
+        )
+        reports.append(report)
+        return report.passed, report.summary_json()
+
+    ingested_through_ns = wh.ingested_through_ns()
+    run = InDatabaseRun(
+        run_id=context.run.run_id,
+        kernel_version=KERNEL_VERSION,
+        params_json=params_json(params.to_dict()),
+        final=is_final(session_close_ns(day), ingested_through_ns),
+        computed_ns=time.time_ns(),
+        ingested_through_ns=ingested_through_ns,
+    )
+    outcome = wh.publish_signals_in_database(day, run, judge)
+    (report,) = reports
+    wh.record_quality(context.run.run_id, report.rows())
+    published = outcome.published
+    if published is None:
+        yield from check_results(report)
+        raise _audit_failure(day, report)
+    common = {
+        "day": day.isoformat(),
+        "kernel_version": KERNEL_VERSION,
+        "computed_in": wh.dialect,
+        "final": run.final,
+        "published": True,
+        "quality_s": round(report.elapsed_s, 4),
+        "n_replaced": published.n_replaced,
+    }
+    rows = {
+        "trading_signals": published.n_trade_signals,
+        "symbol_day_metrics": published.n_symbol_days,
+        "trade_intensity": published.n_intensity_buckets,
+    }
+    for asset, n in rows.items():
+        yield dg.MaterializeResult(
+            asset_key=asset,
+            metadata={**common, "dagster/row_count": n},
+            check_results=check_results(report, asset),
+        )
+
+
+def _audit_failure(day: date, report: QualityReport) -> dg.Failure:
+    """Return the run failure of a day whose signal audit failed (nothing was published)."""
+    return dg.Failure(
+        description=f"signal audit of {day} failed ({', '.join(report.failed)}); "
+        "nothing published, the last good version of the day stays visible",
+        metadata={"quality": dg.MetadataValue.json(report.summary_json())},
     )
 
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 
 from pipeline.microbatch import DEDUP_KEY, NS_PER_S, Microbatch
-from pipeline.warehouse.base import QualityResultRow, QualityVerdict, SignalTables
+from pipeline.warehouse.base import QualityResultRow, QualityVerdict, SignalAudit, SignalTables
 
 if TYPE_CHECKING:
     from great_expectations.core.batch_definition import BatchDefinition
@@ -425,21 +425,105 @@ def validate_signals(
             ),
         ],
     )
+    outcomes = [
+        _inputs_outcome(spec, failed_input_batches, allow_failed_inputs)
+        if spec.name == "inputs_passed_ingest_checks"
+        else _outcome(spec, grouped[spec.name])
+        for spec in SIGNAL_CHECKS
+    ]
+    return QualityReport("signals", target, tuple(outcomes), time.perf_counter() - started)
+
+
+def _inputs_outcome(
+    spec: CheckSpec, failed_input_batches: Sequence[str], allow_failed_inputs: bool
+) -> CheckOutcome:
+    """Return the ``inputs_passed_ingest_checks`` outcome (a warning when failures are allowed)."""
+    return CheckOutcome(
+        spec.name,
+        spec.asset,
+        "WARN" if allow_failed_inputs else spec.severity,
+        not failed_input_batches,
+        {"failed_batches": list(failed_input_batches)[:20]},
+    )
+
+
+def audit_report(
+    audit: SignalAudit,
+    target: str,
+    n_buckets: int,
+    failed_input_batches: Sequence[str] = (),
+    allow_failed_inputs: bool = False,
+    elapsed_s: float = 0.0,
+) -> QualityReport:
+    """Judge a day computed inside the warehouse: the signal suite on the database's counts.
+
+    The in-database path (Vertica's UDx) keeps the rows where they are, so the same gates
+    as :func:`validate_signals` are decided from :class:`~pipeline.warehouse.base.SignalAudit`
+    counts taken in the publishing transaction instead of by Great Expectations on frames.
+    Check names, assets and severities are those of :data:`SIGNAL_CHECKS`, so the UI, the
+    ``quality_results`` table and the MCP server see one suite whichever backend ran.
+
+    Parameters
+    ----------
+    audit
+        Counts on the uncommitted day.
+    target
+        The day, ``YYYY-MM-DD``.
+    n_buckets
+        Intensity buckets per symbol-day (``Params.n_buckets``).
+    failed_input_batches
+        Offset ranges of batches holding the day whose ingest gate failed.
+    allow_failed_inputs
+        Report such batches as a warning instead of failing the gate.
+    elapsed_s
+        Time the audit took (the counting query), for the report.
+
+    Returns
+    -------
+    QualityReport
+        One outcome per gate of :data:`SIGNAL_CHECKS`, in that order.
+    """
+    a = audit
+    expected_buckets = a.n_rth_symbols * n_buckets
+    verdicts: dict[str, tuple[bool, dict[str, Any]]] = {
+        "one_row_per_trade": (
+            a.n_signal_rows == a.n_rth_trades,
+            {"rows": a.n_signal_rows, "regular_hours_trades": a.n_rth_trades},
+        ),
+        "signal_values": (
+            a.n_bad_labels == 0,
+            {"unexpected_count": a.n_bad_labels, "value_set": list(SIGNAL_VALUES)},
+        ),
+        "flags_boolean": (a.n_null_flags == 0, {"null_count": a.n_null_flags}),
+        "finite_statistics": (
+            a.n_nonfinite == 0,
+            {"rows_with_infinite_statistic": a.n_nonfinite, "columns": list(STATISTIC_COLUMNS)},
+        ),
+        "one_row_per_symbol": (
+            a.n_metric_rows == a.n_rth_symbols == a.n_metric_symbols,
+            {
+                "rows": a.n_metric_rows,
+                "distinct_symbols": a.n_metric_symbols,
+                "regular_hours_symbols": a.n_rth_symbols,
+            },
+        ),
+        "full_bucket_grid": (
+            a.n_bucket_rows == expected_buckets == a.n_bucket_keys,
+            {
+                "rows": a.n_bucket_rows,
+                "distinct_keys": a.n_bucket_keys,
+                "expected": expected_buckets,
+            },
+        ),
+    }
     outcomes = []
     for spec in SIGNAL_CHECKS:
         if spec.name == "inputs_passed_ingest_checks":
-            outcomes.append(
-                CheckOutcome(
-                    spec.name,
-                    spec.asset,
-                    "WARN" if allow_failed_inputs else spec.severity,
-                    not failed_input_batches,
-                    {"failed_batches": list(failed_input_batches)[:20]},
-                )
-            )
+            outcomes.append(_inputs_outcome(spec, failed_input_batches, allow_failed_inputs))
         else:
-            outcomes.append(_outcome(spec, grouped[spec.name]))
-    return QualityReport("signals", target, tuple(outcomes), time.perf_counter() - started)
+            passed, observed = verdicts[spec.name]
+            outcomes.append(CheckOutcome(spec.name, spec.asset, spec.severity, passed, observed))
+    return QualityReport("signals", target, tuple(outcomes), elapsed_s)
 
 
 def _plain(frame: pd.DataFrame) -> pd.DataFrame:

@@ -19,7 +19,7 @@ The contract every backend keeps (architecture.md section 4):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date
@@ -143,6 +143,71 @@ class PublishResult:
     n_replaced: int
 
 
+@dataclass(frozen=True, slots=True)
+class InDatabaseRun:
+    """What a warehouse that computes signals itself records for one run of a day."""
+
+    run_id: str
+    kernel_version: str
+    params_json: str
+    final: bool
+    computed_ns: int
+    ingested_through_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignalAudit:
+    """Counts taken on a day's signals computed in the warehouse, before they are committed.
+
+    The signal suite's checks (``pipeline.quality.SIGNAL_CHECKS``) in numbers a database can
+    count without shipping the rows out: :func:`pipeline.quality.audit_report` judges them.
+
+    Attributes
+    ----------
+    n_rth_trades, n_rth_symbols
+        Regular-hours trades and symbols of the day in ``market_data``.
+    n_signal_rows
+        ``trading_signals`` rows written by this run.
+    n_bad_labels
+        Of those, rows whose label is not BUY/SELL/HOLD (or NULL).
+    n_null_flags
+        Of those, rows whose ``jump_detected`` is NULL.
+    n_nonfinite
+        Of those, rows with an infinite statistic (NaN and NULL mean "not defined").
+    n_metric_rows, n_metric_symbols
+        ``symbol_day_metrics`` rows written, and distinct symbols among them.
+    n_bucket_rows, n_bucket_keys
+        ``trade_intensity`` rows written, and distinct ``(symbol, bucket)`` among them.
+    content_sum
+        An order-free checksum of the signal rows (``signal_runs.content_hash``).
+    """
+
+    n_rth_trades: int
+    n_rth_symbols: int
+    n_signal_rows: int
+    n_bad_labels: int
+    n_null_flags: int
+    n_nonfinite: int
+    n_metric_rows: int
+    n_metric_symbols: int
+    n_bucket_rows: int
+    n_bucket_keys: int
+    content_sum: int
+
+
+@dataclass(frozen=True, slots=True)
+class InDatabaseOutcome:
+    """The audit of an in-database signals run, and what it published (None if refused)."""
+
+    audit: SignalAudit
+    published: PublishResult | None
+
+
+# Decides, inside the still-open transaction, whether audited signals may be committed:
+# (passed, the verdict's JSON summary for signal_runs.quality_summary).
+AuditJudge = Callable[[SignalAudit], tuple[bool, str | None]]
+
+
 @runtime_checkable
 class SignalTables(Protocol):
     """The three frames of a signals computation (``pipeline.signals.assemble.SignalFrames``)."""
@@ -223,6 +288,20 @@ class Warehouse(Protocol):
 
     def publish_signals(self, day: date, frames: SignalTables, run: SignalRun) -> PublishResult:
         """Replace ``day`` in the signal tables and add its ``signal_runs`` row, atomically."""
+        ...
+
+    # True when the warehouse computes the signal tables itself (Vertica, with the UDx):
+    # the signal assets call publish_signals_in_database instead of computing frames.
+    computes_signals_in_database: bool
+
+    def publish_signals_in_database(
+        self, day: date, run: InDatabaseRun, accept: AuditJudge
+    ) -> InDatabaseOutcome:
+        """Compute ``day`` in the warehouse, audit it, and commit it only if ``accept`` says so.
+
+        Raises :class:`~pipeline.errors.WarehouseError` on a backend that cannot
+        (``computes_signals_in_database`` is False).
+        """
         ...
 
     def record_quality(self, run_id: str, rows: Sequence[QualityResultRow]) -> None:

@@ -29,6 +29,9 @@ from pipeline.microbatch import Microbatch
 from pipeline.warehouse import queries as q
 from pipeline.warehouse.base import (
     AppliedMigration,
+    AuditJudge,
+    InDatabaseOutcome,
+    InDatabaseRun,
     LoadResult,
     PartitionProgress,
     PublishResult,
@@ -99,6 +102,8 @@ class DuckDBWarehouse:
     """
 
     dialect = DIALECT
+    # The kernels run in Python next to DuckDB (pipeline.signals.assemble), not in SQL.
+    computes_signals_in_database = False
 
     def __init__(
         self,
@@ -507,6 +512,21 @@ class DuckDBWarehouse:
         """
         with self.transaction() as s:
             return s.frame(q.READ_DAY_TRADES, (day, regular_hours_only))
+
+    def publish_signals_in_database(
+        self, day: date, run: InDatabaseRun, accept: AuditJudge
+    ) -> InDatabaseOutcome:
+        """Refuse: DuckDB has no UDx; compute the frames and call :meth:`publish_signals`.
+
+        Raises
+        ------
+        WarehouseError
+            Always.
+        """
+        raise WarehouseError(
+            f"the DuckDB warehouse does not compute signals in the database (day {day}); "
+            "compute the frames with pipeline.signals.assemble and call publish_signals"
+        )
 
     def publish_signals(self, day: date, frames: SignalTables, run: SignalRun) -> PublishResult:
         """Replace ``day`` in the three signal tables and add its run row, atomically.

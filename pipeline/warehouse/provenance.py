@@ -26,6 +26,33 @@ from pipeline.warehouse.base import SignalRun, SignalTables
 DEFAULT_FINAL_GRACE_NS = 15 * 60 * 1_000_000_000
 
 
+def is_final(
+    session_close_ns: int, ingested_through_ns: int | None, grace_ns: int = DEFAULT_FINAL_GRACE_NS
+) -> bool:
+    """Return True when ingest has seen trades ``grace_ns`` past the day's close.
+
+    Parameters
+    ----------
+    session_close_ns
+        The day's close (UTC epoch ns; 13:00 New York on half days).
+    ingested_through_ns
+        Latest SIP time of any loaded trade, None when nothing is loaded.
+    grace_ns
+        How far past the close ingest must be.
+
+    Returns
+    -------
+    bool
+        Whether a computation of the day now is final.
+    """
+    return ingested_through_ns is not None and ingested_through_ns >= session_close_ns + grace_ns
+
+
+def params_json(params: Mapping[str, object]) -> str:
+    """Return the kernel parameters as stored in ``signal_runs.params`` (sorted keys)."""
+    return json.dumps(dict(params), sort_keys=True)
+
+
 def _offsets_json(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "{}"
@@ -128,7 +155,7 @@ def build_signal_run(
         The row, with per-symbol input offsets for ``symbol_day_metrics``.
     """
     day_offsets, per_symbol = input_offsets(trades)
-    final = ingested_through_ns is not None and ingested_through_ns >= session_close_ns + grace_ns
+    final = is_final(session_close_ns, ingested_through_ns, grace_ns)
     return SignalRun(
         run_id=run_id,
         day=day,
@@ -136,7 +163,7 @@ def build_signal_run(
         n_trades=len(frames.trade_signals),
         n_buckets=len(frames.intensity_buckets),
         kernel_version=kernel_version,
-        params_json=json.dumps(dict(params), sort_keys=True),
+        params_json=params_json(params),
         input_offsets_json=day_offsets,
         content_hash=content_hash(frames),
         final=final,

@@ -74,11 +74,15 @@ from pipeline.settings import Secret
 from pipeline.warehouse import queries as q
 from pipeline.warehouse.base import (
     AppliedMigration,
+    AuditJudge,
+    InDatabaseOutcome,
+    InDatabaseRun,
     LoadResult,
     PartitionProgress,
     PublishResult,
     QualityResultRow,
     QualityVerdict,
+    SignalAudit,
     SignalRun,
     SignalTables,
 )
@@ -445,52 +449,6 @@ CREATE_SIGNAL_INPUT_OFFSETS = (
 )
 
 
-@dataclass(frozen=True)
-class InDatabaseRun:
-    """What :meth:`VerticaWarehouse.publish_signals_in_database` records for a run."""
-
-    run_id: str
-    kernel_version: str
-    params_json: str
-    final: bool
-    computed_ns: int
-    ingested_through_ns: int | None = None
-
-
-def audit_failures(
-    n_rth: int, n_signals: int, n_bad_labels: int, n_symbols: int, n_metrics: int, n_buckets: int
-) -> list[str]:
-    """Return the failed checks of the in-database signal audit (empty when it passes).
-
-    Parameters
-    ----------
-    n_rth, n_signals
-        Regular-hours trades of the day, and signal rows written: must be equal (one row per
-        print; a row the UDx left out with a reason makes them differ).
-    n_bad_labels
-        Signal rows whose label is not BUY/SELL/HOLD: must be 0.
-    n_symbols, n_metrics
-        Symbols traded in regular hours, and metrics rows: must be equal.
-    n_buckets
-        Intensity rows: must be positive when there are trades.
-
-    Returns
-    -------
-    list[str]
-        One sentence per failed check.
-    """
-    out: list[str] = []
-    if n_signals != n_rth:
-        out.append(f"{n_signals} signal rows for {n_rth} regular-hours trades")
-    if n_bad_labels:
-        out.append(f"{n_bad_labels} signal rows with a label other than BUY/SELL/HOLD")
-    if n_metrics != n_symbols:
-        out.append(f"{n_metrics} metrics rows for {n_symbols} symbols")
-    if n_rth and not n_buckets:
-        out.append("no intensity buckets although the day has trades")
-    return out
-
-
 def _input_offsets(rows: Sequence[tuple[Any, ...]]) -> tuple[dict[str, str], str]:
     """Return per-symbol and overall ``{kafka_partition: [first, last]}`` JSON."""
     import json
@@ -826,6 +784,8 @@ class VerticaWarehouse:
     """
 
     dialect = DIALECT
+    # batch_microstructure (udx/vertica) computes the signal tables next to the data.
+    computes_signals_in_database = True
 
     def __init__(
         self,
@@ -1245,15 +1205,17 @@ class VerticaWarehouse:
             raise WarehouseError(f"publishing {day} failed and was rolled back: {e}") from e
         return PublishResult(day, run.run_id, len(ts), len(sdm), len(ib), n_replaced)
 
-    def publish_signals_in_database(self, day: date, run: InDatabaseRun) -> PublishResult:
+    def publish_signals_in_database(
+        self, day: date, run: InDatabaseRun, accept: AuditJudge
+    ) -> InDatabaseOutcome:
         """Compute ``day`` inside Vertica with the UDx and publish it, audited, atomically.
 
         The Vertica path of the signal assets (DuckDB computes the frames in Python and
         calls :meth:`publish_signals`). One transaction is the stage: delete the day,
         ``INSERT ... SELECT batch_microstructure*(...) OVER (PARTITION BY symbol,
-        trade_date ...)`` into the three tables (``udx/vertica/signals.sql``), run the audit
-        on the uncommitted rows, and only if it passes add the ``signal_runs`` row and
-        COMMIT. Readers keep the last good day until then.
+        trade_date ...)`` into the three tables (``udx/vertica/signals.sql``), count the
+        audit on the uncommitted rows, and only if ``accept`` passes it add the
+        ``signal_runs`` row and COMMIT. Readers keep the last good day until then.
 
         Parameters
         ----------
@@ -1261,17 +1223,18 @@ class VerticaWarehouse:
             The New York trading day.
         run
             Run id, parameters JSON, finality and timing of this computation.
+        accept
+            Judge of the audit, called inside the open transaction: the signal assets pass
+            one that builds the signal suite's report (:func:`pipeline.quality.audit_report`).
 
         Returns
         -------
-        PublishResult
-            Rows published and rows replaced.
+        InDatabaseOutcome
+            The audit, and the rows published and replaced (``published`` is None when the
+            judge refused: everything was rolled back).
 
         Raises
         ------
-        DataError
-            If the audit fails (a trade without its signal row, a bad label, a symbol without
-            metrics); rolled back, the message lists the failed checks.
         WarehouseError
             If Vertica fails a statement (e.g. the UDx is not installed); rolled back.
         """
@@ -1302,29 +1265,27 @@ class VerticaWarehouse:
                     n_ts = _count(s.execute(sql["insert_trading_signals"], bind))
                     n_sdm = _count(s.execute(sql["insert_symbol_day_metrics"], bind))
                     n_ib = _count(s.execute(sql["insert_trade_intensity"], bind))
-                    audit = s.execute(sql["audit"], {"day": day, "run_id": run.run_id})[0]
-                    failures = audit_failures(*audit[:6])
-                    if failures:
-                        raise DataError(
-                            f"signals of {day} failed the audit and were not published: "
-                            + "; ".join(failures)
-                        )
-                    n_rth, _, _, n_symbols, _, n_buckets, content_sum = audit
+                    row_ = s.execute(sql["audit"], {"day": day, "run_id": run.run_id})[0]
+                    audit = SignalAudit(*(int(v or 0) for v in row_))
+                    passed, summary_json = accept(audit)
+                    if not passed:
+                        _rollback(conn)
+                        return InDatabaseOutcome(audit, None)
                     row = SignalRun(
                         run_id=run.run_id,
                         day=day,
-                        n_symbols=int(n_symbols),
-                        n_trades=int(n_rth),
-                        n_buckets=int(n_buckets),
+                        n_symbols=audit.n_rth_symbols,
+                        n_trades=audit.n_rth_trades,
+                        n_buckets=audit.n_bucket_rows,
                         kernel_version=run.kernel_version,
                         params_json=run.params_json,
                         input_offsets_json=overall,
-                        content_hash=f"vertica-sum-v1:{int(content_sum)}",
+                        content_hash=f"vertica-sum-v1:{audit.content_sum}",
                         final=run.final,
                         computed_ns=run.computed_ns,
                         ingested_through_ns=run.ingested_through_ns,
                         quality_passed=True,
-                        quality_summary_json=None,
+                        quality_summary_json=summary_json,
                     )
                     s.execute(INSERT_SIGNAL_RUN, _signal_run_params(row, day))
                     conn.commit()
@@ -1333,7 +1294,9 @@ class VerticaWarehouse:
                     raise
         except verrors.Error as e:
             raise WarehouseError(f"computing signals of {day} in Vertica failed: {e}") from e
-        return PublishResult(day, run.run_id, n_ts, n_sdm, n_ib, n_replaced)
+        return InDatabaseOutcome(
+            audit, PublishResult(day, run.run_id, n_ts, n_sdm, n_ib, n_replaced)
+        )
 
     def record_quality(self, run_id: str, rows: Sequence[QualityResultRow]) -> None:
         """Store quality verdicts outside a load.

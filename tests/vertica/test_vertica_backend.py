@@ -377,16 +377,6 @@ def test_a_read_only_warehouse_refuses_writes_before_connecting() -> None:
     assert ("execute", "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY") in log
 
 
-def test_the_in_database_audit_names_each_failed_check() -> None:
-    assert vb.audit_failures(10, 10, 0, 1, 1, 390) == []
-    assert vb.audit_failures(10, 9, 1, 2, 1, 0) == [
-        "9 signal rows for 10 regular-hours trades",
-        "1 signal rows with a label other than BUY/SELL/HOLD",
-        "1 metrics rows for 2 symbols",
-        "no intensity buckets although the day has trades",
-    ]
-
-
 # --- reads, as the driver sends them --------------------------------------------------------------
 
 

@@ -164,23 +164,63 @@ GROUP BY symbol, kafka_partition
 ORDER BY symbol, kafka_partition;
 
 -- name: audit
--- One row: what the signal suite checks on the uncommitted day (pipeline/quality.py's
--- signal suite, in SQL): every regular-hours trade has exactly one signal row, every label
--- is BUY/SELL/HOLD, every symbol has one metrics row, and the counts for signal_runs.
+-- One row of counts on the uncommitted day, in the field order of
+-- pipeline.warehouse.base.SignalAudit; pipeline.quality.audit_report turns them into the
+-- signal suite's checks (one_row_per_trade, signal_values, flags_boolean,
+-- finite_statistics, one_row_per_symbol, full_bucket_grid). The UDx writes NaN as NULL
+-- ("not defined"), so ABS(x) > 1e300 counts exactly the infinite statistics.
 SELECT
-    (SELECT COUNT(*) FROM market_data WHERE trade_date = :day AND in_regular_hours) AS n_rth,
-    (SELECT COUNT(*) FROM trading_signals WHERE date = :day AND run_id = :run_id) AS n_signals,
+    d.n_rth_trades,
+    d.n_rth_symbols,
+    t.n_signal_rows,
+    t.n_bad_labels,
+    t.n_null_flags,
+    t.n_nonfinite,
+    m.n_metric_rows,
+    m.n_metric_symbols,
+    b.n_bucket_rows,
     (
-        SELECT COUNT(*) FROM trading_signals
-        WHERE date = :day AND run_id = :run_id AND trading_signal NOT IN ('BUY', 'SELL', 'HOLD')
-    ) AS n_bad_labels,
-    (
-        SELECT COUNT(DISTINCT symbol) FROM market_data
-        WHERE trade_date = :day AND in_regular_hours
-    ) AS n_symbols,
-    (SELECT COUNT(*) FROM symbol_day_metrics WHERE date = :day AND run_id = :run_id) AS n_metrics,
-    (SELECT COUNT(*) FROM trade_intensity WHERE date = :day AND run_id = :run_id) AS n_buckets,
-    (
-        SELECT COALESCE(SUM(HASH(symbol, seq, timestamp_ns, trading_signal, lee_mykland_stat) % 1000000007), 0)
-        FROM trading_signals WHERE date = :day AND run_id = :run_id
-    ) AS content_sum;
+        SELECT COUNT(*) FROM (
+            SELECT symbol, bucket FROM trade_intensity
+            WHERE date = :day AND run_id = :run_id
+            GROUP BY symbol, bucket
+        ) AS k
+    ) AS n_bucket_keys,
+    t.content_sum
+FROM (
+    SELECT COUNT(*) AS n_rth_trades, COUNT(DISTINCT symbol) AS n_rth_symbols
+    FROM market_data WHERE trade_date = :day AND in_regular_hours
+) AS d
+CROSS JOIN (
+    SELECT
+        COUNT(*) AS n_signal_rows,
+        COALESCE(SUM(CASE
+            WHEN trading_signal IS NULL OR trading_signal NOT IN ('BUY', 'SELL', 'HOLD') THEN 1
+            ELSE 0
+        END), 0) AS n_bad_labels,
+        COALESCE(SUM(CASE WHEN jump_detected IS NULL THEN 1 ELSE 0 END), 0) AS n_null_flags,
+        COALESCE(SUM(CASE
+            WHEN ABS(log_return) > 1e300
+                OR ABS(lee_mykland_stat) > 1e300
+                OR ABS(lm_xi) > 1e300
+                OR ABS(garch_sigma2) > 1e300
+                OR ABS(standardized_return) > 1e300
+                OR ABS(bns_stat) > 1e300
+                OR ABS(conditional_duration) > 1e300
+                OR ABS(acd_surprise) > 1e300
+                OR ABS(trade_intensity_zscore) > 1e300
+                THEN 1
+            ELSE 0
+        END), 0) AS n_nonfinite,
+        COALESCE(SUM(HASH(symbol, seq, timestamp_ns, trading_signal, lee_mykland_stat) % 1000000007), 0)
+            AS content_sum
+    FROM trading_signals WHERE date = :day AND run_id = :run_id
+) AS t
+CROSS JOIN (
+    SELECT COUNT(*) AS n_metric_rows, COUNT(DISTINCT symbol) AS n_metric_symbols
+    FROM symbol_day_metrics WHERE date = :day AND run_id = :run_id
+) AS m
+CROSS JOIN (
+    SELECT COUNT(*) AS n_bucket_rows
+    FROM trade_intensity WHERE date = :day AND run_id = :run_id
+) AS b;
