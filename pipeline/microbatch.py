@@ -38,7 +38,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -361,6 +361,90 @@ class RecordColumns:
 
 
 Headers = Sequence[tuple[str, bytes | None]] | None
+# The headers every record of the producer carries, in this order (pipeline.kafka.codec).
+_PACKED_NAMES = ("schema", "recv_ns")
+
+
+class PackedHeaders(Sequence[Headers]):
+    """Record headers kept as two columns of values, for the usual ``(schema, recv_ns)`` pair.
+
+    A record's headers as the client returns them are a list of tuples: three objects that
+    the cyclic garbage collector visits for as long as the batch lives (a sixth of reading
+    200,000 records went to that). Records whose headers are exactly ``schema`` then
+    ``recv_ns`` keep the two values only; any other record keeps its headers as read.
+    Indexing rebuilds the same list the client returned.
+    """
+
+    def __init__(self) -> None:
+        self._schemas: list[bytes | None] = []
+        self._recv: list[bytes | None] = []
+        self._other: dict[int, Headers] = {}
+
+    def extend(self, headers: Sequence[Headers]) -> None:
+        """Append the headers of more records, in record order.
+
+        Parameters
+        ----------
+        headers
+            Each record's headers as the client returns them.
+        """
+        # Checked as Any: a record without headers (None) or with another count of them
+        # makes the unpacking raise, and that batch takes the record-by-record loop below.
+        hs: Sequence[Any] = headers
+        try:
+            usual = [(a[0], b[0]) for a, b in hs].count(_PACKED_NAMES) == len(hs)
+        except (TypeError, ValueError):
+            usual = False
+        if usual:
+            self._schemas += [h[0][1] for h in hs]
+            self._recv += [h[1][1] for h in hs]
+            return
+        for h in headers:
+            if h is not None and len(h) == 2 and (h[0][0], h[1][0]) == _PACKED_NAMES:
+                self._schemas.append(h[0][1])
+                self._recv.append(h[1][1])
+            else:
+                self._other[len(self._schemas)] = h
+                self._schemas.append(None)
+                self._recv.append(None)
+
+    def schemas(self) -> list[bytes | None]:
+        """Return each record's ``schema`` header (None where it has none).
+
+        Returns
+        -------
+        list[bytes | None]
+            One value per record, without rebuilding any header list.
+        """
+        if not self._other:
+            return self._schemas
+        out = list(self._schemas)
+        for i, h in self._other.items():
+            out[i] = _header(h, "schema")
+        return out
+
+    def __len__(self) -> int:
+        return len(self._schemas)
+
+    @overload
+    def __getitem__(self, i: int) -> Headers: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Headers]: ...
+
+    def __getitem__(self, i: int | slice) -> Headers | list[Headers]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"record {i} of {n}")
+        i %= n
+        if i in self._other:
+            return self._other[i]
+        return [(_PACKED_NAMES[0], self._schemas[i]), (_PACKED_NAMES[1], self._recv[i])]
+
+    def __iter__(self) -> Iterator[Headers]:
+        return (self[i] for i in range(len(self)))
 
 
 @contextmanager
@@ -403,6 +487,8 @@ def _header_int(headers: Headers, name: str) -> int | None:
 
 
 def _schemas(headers: Sequence[Headers]) -> list[bytes | None]:
+    if isinstance(headers, PackedHeaders):
+        return headers.schemas()
     # The producer writes ``schema`` first: one look at the first pair serves nearly all.
     return [h[0][1] if h and h[0][0] == "schema" else _header(h, "schema") for h in headers]
 
@@ -844,16 +930,19 @@ def _trades_frame(
     fast_pos: npt.NDArray[np.int64],
     slow: Sequence[tuple[int, Trade]],
 ) -> tuple[pd.DataFrame, int]:
-    data = pd.DataFrame(_columns_from_arrow(cols, table, fast_pos))
+    # Columns, not a frame: the one frame below is built once (a frame copies its numeric
+    # columns into blocks on construction).
+    data: dict[str, Any] = _columns_from_arrow(cols, table, fast_pos)
     if slow:
         # Rare: merge the trades decoded one by one back into offset order.
         extra = pd.DataFrame(_columns_from_trades(cols, slow))
         pos = np.concatenate([fast_pos, np.fromiter((i for i, _ in slow), dtype=np.int64)])
         order = np.argsort(pos, kind="stable")
-        data = pd.concat([data, extra], ignore_index=True).take(order).reset_index(drop=True)
-    ts = data["timestamp_ns"].to_numpy(dtype=np.int64)
+        merged = pd.concat([pd.DataFrame(data), extra], ignore_index=True).take(order)
+        data = {name: merged[name].array for name in merged.columns}
+    ts = np.asarray(data["timestamp_ns"], dtype=np.int64)
     derived = local_time_columns(ts)
-    n = len(data)
+    n = len(ts)
     columns: dict[str, Any] = {}
     for name in TRADE_COLUMNS:
         if name in _DERIVED:
@@ -865,7 +954,7 @@ def _trades_frame(
         elif name == "kafka_partition":
             columns[name] = np.full(n, cols.partition, dtype=np.int32)
         else:
-            columns[name] = data[name].array
+            columns[name] = data[name]
     frame = pd.DataFrame(columns)
     dup = frame.duplicated(subset=list(DEDUP_KEY), keep="first").to_numpy(dtype=bool)
     n_dup = int(dup.sum())

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import cast
 
 import numpy as np
@@ -35,7 +35,7 @@ from confluent_kafka import KafkaError as _LibKafkaError
 from pipeline.errors import KafkaError, OffsetError
 from pipeline.kafka.broker import client_conf
 from pipeline.kafka.offsets import KafkaRecord, OffsetRange
-from pipeline.microbatch import Headers, RecordColumns, paused_gc
+from pipeline.microbatch import Headers, PackedHeaders, RecordColumns, paused_gc
 
 DEFAULT_GROUP_ID = "microstructure-warehouse"
 # Messages per consume() call: a batch's fields are taken out right after the call, while
@@ -303,8 +303,8 @@ class _Columns:
         self.offsets: list[int] = []
         self.keys: list[bytes | None] = []
         self.values: list[bytes | None] = []
-        self.headers: list[Headers] = []
-        self.stamps: list[tuple[int, int]] = []
+        self.headers = PackedHeaders()
+        self.timestamps_ms: list[int] = []
 
     def add(self, msgs: list[Message], stop: int) -> bool:
         """Add a batch of error-free messages below ``stop``; return True once the range ends."""
@@ -319,8 +319,10 @@ class _Columns:
         self.offsets += offsets
         self.keys += map(Message.key, msgs)
         self.values += map(Message.value, msgs)
-        self.headers += cast(Iterable[Headers], map(Message.headers, msgs))
-        self.stamps += map(Message.timestamp, msgs)
+        self.headers.extend(cast(list[Headers], list(map(Message.headers, msgs))))
+        # Plain ints, not the client's (type, ms) tuples: nothing left for the cyclic GC to
+        # visit. TIMESTAMP_NOT_AVAILABLE is type 0: -1, as in KafkaRecord.
+        self.timestamps_ms += [ms if kind else -1 for kind, ms in map(Message.timestamp, msgs)]
         return past or (bool(offsets) and offsets[-1] >= stop - 1)
 
     def finish(self, rng: OffsetRange) -> RecordColumns:
@@ -332,10 +334,7 @@ class _Columns:
             keys=self.keys,
             values=self.values,
             headers=self.headers,
-            # TIMESTAMP_NOT_AVAILABLE is type 0: -1, as in KafkaRecord.
-            timestamps_ms=np.fromiter(
-                (ms if kind else -1 for kind, ms in self.stamps), dtype=np.int64, count=n
-            ),
+            timestamps_ms=np.asarray(self.timestamps_ms, dtype=np.int64).reshape(n),
         )
 
 
