@@ -39,6 +39,19 @@ def test_a_clean_sample_batch_passes_every_ingest_gate(sample_batch):
     assert len(report.verdict().results) == len(INGEST_CHECKS)
 
 
+def test_the_suites_do_not_hash_the_frame(sample_batch, monkeypatch):
+    # GX's batch fingerprint (a hash of every cell, read by nothing) was a third of the
+    # ingest suite's time; pipeline.quality turns it off. A GX upgrade that moves the
+    # switch fails here instead of slowing every batch.
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    def refuse(_frame):
+        raise AssertionError("the frame was fingerprinted")
+
+    monkeypatch.setattr(pandas_execution_engine, "hash_pandas_dataframe", refuse)
+    assert validate_batch(sample_batch, known_symbols={"XXX"}).passed
+
+
 def test_unknown_symbols_fail_the_gate_with_a_sample_of_the_offenders(sample_batch):
     report = validate_batch(sample_batch, known_symbols={"AAPL", "MSFT"})
 
