@@ -1,7 +1,8 @@
 """The Docker files describe the same stack as the local setup (validated without an engine).
 
-No Docker engine runs on the CI machine, so the compose file is checked structurally: it
-parses, every service is built from our Dockerfile or names a pinned image, every
+No Docker engine runs on the CI machine, so the compose file is checked without one: it
+validates against the Compose specification's JSON schema (``check-jsonschema``'s vendored
+copy, offline), every service is built from our Dockerfile or names a pinned image, every
 ``microstructure`` command in it parses with the real CLI parser, every variable it sets is
 one the code reads, and published ports bind the host's loopback only.
 """
@@ -9,6 +10,8 @@ one the code reads, and published ports bind the host's loopback only.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,28 @@ def test_compose_has_the_whole_stack() -> None:
     assert {"kafka", "kafka-init", "streamer", "dagster-webserver", "dagster-daemon", "mcp"} <= set(
         _services()
     )
+
+
+def test_compose_file_is_valid_against_the_compose_specification_schema() -> None:
+    """The schema ``docker compose config`` validates against (compose-spec, vendored)."""
+    ok = _check_compose(ROOT / "docker" / "compose.yaml")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+
+
+def test_the_schema_check_refuses_a_misspelt_key(tmp_path: Path) -> None:
+    bad = tmp_path / "compose.yaml"
+    bad.write_text("services:\n  kafka:\n    image: apache/kafka:4.1.1\n    restartt: always\n")
+    refused = _check_compose(bad)
+    assert refused.returncode != 0
+    assert "restartt" in refused.stdout
+
+
+def _check_compose(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec",
+         str(path)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
 
 
 def test_every_service_has_a_pinned_image_or_our_build() -> None:
