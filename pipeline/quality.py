@@ -531,13 +531,12 @@ def audit_report(
             },
         ),
     }
-    outcomes = []
-    for spec in SIGNAL_CHECKS:
-        if spec.name == "inputs_passed_ingest_checks":
-            outcomes.append(_inputs_outcome(spec, failed_input_batches, allow_failed_inputs))
-        else:
-            passed, observed = verdicts[spec.name]
-            outcomes.append(CheckOutcome(spec.name, spec.asset, spec.severity, passed, observed))
+    outcomes = [
+        _inputs_outcome(spec, failed_input_batches, allow_failed_inputs)
+        if spec.name == "inputs_passed_ingest_checks"
+        else CheckOutcome(spec.name, spec.asset, spec.severity, *verdicts[spec.name])
+        for spec in SIGNAL_CHECKS
+    ]
     return QualityReport("signals", target, tuple(outcomes), elapsed_s)
 
 

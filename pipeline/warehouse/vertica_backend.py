@@ -1265,8 +1265,8 @@ class VerticaWarehouse:
                     n_ts = _count(s.execute(sql["insert_trading_signals"], bind))
                     n_sdm = _count(s.execute(sql["insert_symbol_day_metrics"], bind))
                     n_ib = _count(s.execute(sql["insert_trade_intensity"], bind))
-                    row_ = s.execute(sql["audit"], {"day": day, "run_id": run.run_id})[0]
-                    audit = SignalAudit(*(int(v or 0) for v in row_))
+                    counts = s.execute(sql["audit"], {"day": day, "run_id": run.run_id})[0]
+                    audit = SignalAudit(*(int(v or 0) for v in counts))
                     passed, summary_json = accept(audit)
                     if not passed:
                         _rollback(conn)
