@@ -45,8 +45,15 @@ class SignalRunInfo(_Out):
 class Provenance(_Out):
     """Where an answer comes from and how fresh it is."""
 
-    as_of: str = Field(description="when the server's snapshot of the warehouse was taken")
+    as_of: str = Field(
+        description="the warehouse state the answer shows: everything committed before this "
+        "time, nothing after"
+    )
     as_of_ns: int
+    ledger_through: dict[str, int] = Field(
+        description="the same state in Kafka offsets: per topic:partition, the first offset "
+        "not yet included"
+    )
     newest_trade: str | None = Field(description="newest trade in scope (symbol or all)")
     newest_trade_ns: int | None
     data_lag_s: float | None = Field(
@@ -55,8 +62,8 @@ class Provenance(_Out):
     )
     last_load: str | None = Field(description="latest microbatch commit in the warehouse")
     snapshot_stale: bool = Field(
-        description="true if the warehouse has changed since the snapshot (a refresh is "
-        "pending, or failed: see stale_reason)"
+        description="true if the warehouse has newer commits than as_of that are not served "
+        "yet (a refresh is pending, or failing: see stale_reason)"
     )
     stale_reason: str | None
     kernel_versions: list[str] = Field(description="kernel versions of the signals served")

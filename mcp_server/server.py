@@ -1,10 +1,14 @@
 """``build_server(settings)``: the MCP server object with its tools, routes and lifespan.
 
-The lifespan starts a :class:`~pipeline.warehouse.reads.WarehouseReader` (the first
-snapshot is built in the background, so the server answers ``initialize`` at once and
-clients never hit their start-up timeout). Every tool is read-only and idempotent,
-returns structured content that conforms to its output model plus a compact text block
-(summary, CSV rows, one JSON line of provenance), and is audited and measured.
+The lifespan starts the warehouse's serving port (:func:`pipeline.serving.open_serving`:
+DuckDB's serving store, kept by a materializer process, or Vertica directly), so the
+server answers ``initialize`` at once and clients never hit their start-up timeout.
+Every tool is read-only and idempotent, returns structured content that conforms to its
+output model plus a compact text block (summary, CSV rows, one JSON line of provenance),
+and is audited and measured. Cheap calls (a page, a catalog lookup: bounded by their
+``limit``) run on the event loop; calls whose cost grows with a window or a day (charts,
+long type-filtered windows, every Vertica query) run in worker threads, at most
+``heavy_concurrency`` at once, under a time limit, so one client cannot stall the others.
 """
 
 from __future__ import annotations
@@ -37,12 +41,16 @@ from mcp_server import models as m
 from mcp_server import telemetry as tm
 from mcp_server.settings import McpSettings, token_digest
 from mcp_server.tools import Answer, SignalType, ToolService, iso_utc
-from pipeline.warehouse.reads import (
-    Snapshot,
-    WarehouseBusy,
-    WarehouseReader,
-    WarehouseUnavailable,
-    open_reader,
+from pipeline.serving import open_serving
+from pipeline.serving.port import (
+    SCAN_BUDGET,
+    NeedsWorker,
+    ServingBusy,
+    ServingError,
+    ServingPort,
+    ServingTimeout,
+    ServingUnavailable,
+    ServingView,
 )
 
 logger = logging.getLogger("microstructure.mcp")
@@ -123,48 +131,58 @@ class StaticTokenVerifier:
 
 @dataclass
 class Runtime:
-    """What the tools share: settings, the warehouse reader and the tool logic."""
+    """What the tools share: settings, the serving port and the tool logic."""
 
     settings: McpSettings
-    reader: WarehouseReader
+    port: ServingPort
     service: ToolService
     content_hooks: Mapping[str, ContentHook] = field(default_factory=dict[str, ContentHook])
     started_ns: int = field(default_factory=time.time_ns)
+    _limiter: anyio.CapacityLimiter | None = None
 
-    def stale_reason(self, snap: Snapshot) -> str | None:
-        """Return why ``snap`` is behind the file (None when it is current)."""
-        if not self.reader.is_stale(snap):
-            return None
-        return self.reader.last_error or "a refresh of the snapshot is in progress"
+    @property
+    def limiter(self) -> anyio.CapacityLimiter:
+        """The bound on concurrent heavy calls (created in the serving event loop)."""
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.settings.heavy_concurrency)
+        return self._limiter
 
     def health(self) -> dict[str, Any]:
-        """Return the ``/health`` document (no secrets, no paths beyond the file name)."""
-        st = self.reader.status()
+        """Return the ``/health`` document: states, ages, counts; never a path or error text."""
+        h = self.port.health()
         now = time.time_ns()
-        snap = self.reader.current()  # never waits: health must answer at once
-        newest = None if snap is None else snap.newest_trade_ns
+        view: ServingView | None = None
+        if h.status == "ok":
+            try:
+                view = self.port.view()
+            except ServingError:
+                view = None
+        cat = None if view is None else view.catalog
+        newest = None if cat is None else cat.newest_trade_ns
+        as_of = None if view is None else view.as_of_ns
         doc: dict[str, Any] = {
-            "status": "ok" if st.has_snapshot else ("starting" if st.source_exists else "no_data"),
-            "warehouse_reachable": st.source_exists and (st.has_snapshot or st.last_error is None),
-            "warehouse_file": st.path.name,
-            "snapshot_as_of": iso_utc(st.snapshot_taken_ns),
-            "snapshot_age_s": None
-            if st.snapshot_taken_ns is None
-            else round((now - st.snapshot_taken_ns) / 1e9, 3),
-            "snapshot_stale": st.snapshot_stale,
+            "status": h.status,
+            "backend": h.backend,
+            "warehouse_reachable": h.status == "ok",
+            "as_of": iso_utc(as_of),
+            "as_of_age_s": None if as_of is None else round((now - as_of) / 1e9, 3),
+            "stale": view is not None and view.stale_reason is not None,
             "newest_trade": iso_utc(newest),
             "data_lag_s": None if newest is None else round((now - newest) / 1e9, 3),
-            "last_load": None if snap is None else iso_utc(snap.last_commit_ns),
-            "symbols": None if snap is None else len(snap.symbols),
-            "last_error": st.last_error,
+            "last_load": None if cat is None else iso_utc(cat.last_commit_ns),
+            "symbols": None if cat is None else len(cat.symbols),
+            "error": h.error_code,
+            "progress": h.progress,
+            "refreshes": h.refreshes,
+            "failures": h.failures,
             "uptime_s": round((now - self.started_ns) / 1e9, 1),
         }
-        tm.SNAPSHOT_REFRESHES.set(st.refreshes)
-        tm.SNAPSHOT_FAILURES.set(st.failures)
-        if st.snapshot_taken_ns is not None:
-            tm.SNAPSHOT_AGE.set(doc["snapshot_age_s"])
-        if newest is not None and snap is not None:
-            tm.DATA_LAG.set((snap.taken_ns - newest) / 1e9)
+        tm.SNAPSHOT_REFRESHES.set(h.refreshes)
+        tm.SNAPSHOT_FAILURES.set(h.failures)
+        if as_of is not None:
+            tm.SNAPSHOT_AGE.set(doc["as_of_age_s"])
+        if newest is not None and as_of is not None:
+            tm.DATA_LAG.set((as_of - newest) / 1e9)
         return doc
 
 
@@ -193,17 +211,18 @@ def _who(ctx: Context | None) -> tuple[str, str | None, str]:
 def build_server(
     settings: McpSettings,
     *,
-    reader: WarehouseReader | None = None,
+    port: ServingPort | None = None,
     content_hooks: Mapping[str, ContentHook] | None = None,
 ) -> MCPServer[Runtime]:
-    """Build the MCP server: tools, ``/health``, ``/metrics`` and the reader's lifespan.
+    """Build the MCP server: tools, ``/health``, ``/metrics`` and the port's lifespan.
 
     Parameters
     ----------
     settings
-        Caps, auth and the warehouse URL.
-    reader
-        The warehouse reader; by default one for ``settings.warehouse_url``.
+        Caps, auth, time limits and the warehouse URL.
+    port
+        The serving port; by default the one :func:`~pipeline.serving.open_serving`
+        opens for ``settings.warehouse_url``.
     content_hooks
         Per tool name, a function adding content blocks to its answers (the seam for a
         PNG report of ``get_symbol_metrics``).
@@ -214,18 +233,22 @@ def build_server(
         Serve it with ``run_stdio_async()``, ``streamable_http_app(...)`` (see
         :mod:`mcp_server.http`) or the in-memory ``Client(server)``.
     """
-    if reader is None:
-        reader = open_reader(settings.warehouse_url, check_interval_s=settings.refresh_s)
+    if port is None:
+        port = open_serving(settings.warehouse_url, **settings.serving_options())
     runtime = Runtime(
         settings=settings,
-        reader=reader,
-        service=ToolService(max_rows=settings.max_rows, max_bytes=settings.max_bytes),
+        port=port,
+        service=ToolService(
+            max_rows=settings.max_rows,
+            max_bytes=settings.max_bytes,
+            cursor_secret=settings.cursor_secret,
+        ),
         content_hooks=dict(content_hooks or {}),
     )
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[Runtime]) -> AsyncIterator[Runtime]:
-        runtime.reader.start()
+        runtime.port.start()
         # Everything loaded so far (the SDK, pydantic schemas, about 100,000 objects)
         # lives as long as the process: move it out of the cyclic collector's reach, or
         # every full collection walks it and stalls all requests for ~35 ms.
@@ -233,7 +256,7 @@ def build_server(
         try:
             yield runtime
         finally:
-            runtime.reader.close()
+            runtime.port.close()
 
     verifier = StaticTokenVerifier(settings.tokens) if settings.auth_required else None
     server: MCPServer[Runtime] = MCPServer(
@@ -343,14 +366,51 @@ def record_rejection(
     )
 
 
+async def _view(runtime: Runtime) -> ServingView:
+    """Return the newest view; wait for the first one in a thread, never on the loop."""
+    if runtime.port.ready():
+        return runtime.port.view()
+    return await anyio.to_thread.run_sync(runtime.port.wait_ready, runtime.settings.wait_first_s)
+
+
+def _unbounded(work: Callable[[ServingView], Answer], view: ServingView) -> Answer:
+    token = SCAN_BUDGET.set(None)
+    try:
+        return work(view)
+    finally:
+        SCAN_BUDGET.reset(token)
+
+
+async def run_work(runtime: Runtime, work: Callable[[ServingView], Answer]) -> Answer:
+    """Answer one call: on the loop if its scans fit the budget, else in a worker thread.
+
+    Raises
+    ------
+    TimeoutError
+        If the worker did not finish within the query time limit (it is abandoned; the
+        concurrency limit bounds how many such workers exist).
+    """
+    view = await _view(runtime)
+    if runtime.port.backend == "duckdb":
+        token = SCAN_BUDGET.set([runtime.settings.inline_scan_rows])
+        try:
+            return work(view)
+        except NeedsWorker:
+            pass
+        finally:
+            SCAN_BUDGET.reset(token)
+    with anyio.fail_after(runtime.settings.query_timeout_s):
+        return await anyio.to_thread.run_sync(_unbounded, work, view, limiter=runtime.limiter)
+
+
 async def _run(
     runtime: Runtime,
     tool: str,
     ctx: Context | None,
     arguments: dict[str, Any],
-    work: Callable[[Snapshot, str | None], Answer],
+    work: Callable[[ServingView], Answer],
 ) -> CallToolResult:
-    """Run one tool call with auditing, metrics and error mapping."""
+    """Run one tool call with auditing, metrics, time limit and error mapping."""
     t0 = time.perf_counter()
     client, remote, transport = _who(ctx)
     outcome, rows, nbytes, query_s, error = "ok", 0, 0, 0.0, None
@@ -358,13 +418,7 @@ async def _run(
     if audited is not None:
         audited[0] = True
     try:
-        if runtime.reader.current() is None:
-            # The first snapshot is still being built: wait in a thread, not on the loop.
-            await anyio.to_thread.run_sync(runtime.reader.wait_ready)
-        # Inline on the event loop: a page is one range scan of at most a few hundred
-        # rows (about 1 ms), cheaper than a hop to a worker thread.
-        with runtime.reader.use() as snap:
-            answer = work(snap, runtime.stale_reason(snap))
+        answer = await run_work(runtime, work)
         content: list[ContentBlock] = [TextContent(type="text", text=answer.text)]
         hook = runtime.content_hooks.get(tool)
         if hook is not None:
@@ -376,9 +430,23 @@ async def _run(
     except ToolError as e:
         outcome, error = "rejected", str(e)
         raise
-    except (WarehouseBusy, WarehouseUnavailable) as e:
+    except (TimeoutError, ServingTimeout):
+        limit = runtime.settings.query_timeout_s
+        outcome, error = "timeout", f"over {limit:g} s"
+        raise ToolError(
+            f"the query took longer than {limit:g} s and was abandoned; narrow the window or "
+            "the day range and ask again"
+        ) from None
+    except (ServingBusy, ServingUnavailable) as e:
+        # The log gets the whole text; the client the message written for clients (no
+        # file names, no hosts, no internal errors).
         outcome, error = "busy", str(e)
-        raise ToolError(f"{e}; retry in a few seconds") from None
+        raise ToolError(e.client_message) from None
+    except ServingError as e:
+        ref = uuid.uuid4().hex[:12]
+        outcome, error = "error", f"{type(e).__name__} (reference {ref}): {e}"
+        logger.warning("tool %s: %s (reference %s)", tool, e, ref)
+        raise ToolError(f"{e.client_message} (reference {ref})") from None
     except Exception as e:
         ref = uuid.uuid4().hex[:12]
         outcome, error = "error", f"{type(e).__name__} (reference {ref})"
@@ -421,8 +489,9 @@ def _observe_signal_to_served(data: Mapping[str, Any]) -> None:
 async def _chart(runtime: Runtime, symbol: str, answer: Mapping[str, Any]) -> list[ContentBlock]:
     """Draw the newest day of a ``get_symbol_metrics`` answer as a PNG (``chart=true``).
 
-    The rows are read from the snapshot on the loop (one scan); drawing (about a second of
-    matplotlib) runs in a worker thread so other calls keep being answered.
+    Reading the day's rows and drawing them (about a second of matplotlib) run in a worker
+    thread under the heavy-work limit and the time limit, so other calls keep being
+    answered and a burst of charts queues instead of piling up.
     """
     from pipeline.report import render_symbol_day, symbol_day_from_rows
 
@@ -430,18 +499,37 @@ async def _chart(runtime: Runtime, symbol: str, answer: Mapping[str, Any]) -> li
     if not days:
         return [TextContent(type="text", text="chart: no day with statistics in the answer")]
     day = max(days)
-    with runtime.reader.use() as snap:
-        rows, metrics = runtime.service.chart_rows(snap, symbol, day)
-    if not rows:
-        return [TextContent(type="text", text=f"chart: no signal rows for {symbol} on {day}")]
+    view = await _view(runtime)
+
+    def draw() -> Any:
+        token = SCAN_BUDGET.set(None)
+        try:
+            rows, metrics = runtime.service.chart_rows(view, symbol, day)
+            if not rows:
+                return None
+            data = symbol_day_from_rows(str(answer.get("symbol") or symbol), day, rows, metrics)
+            return render_symbol_day(data, dpi=72)
+        finally:
+            SCAN_BUDGET.reset(token)
+
     t0 = time.perf_counter()
     try:
-        data = symbol_day_from_rows(str(answer.get("symbol") or symbol), day, rows, metrics)
-        rendered = await anyio.to_thread.run_sync(lambda: render_symbol_day(data, dpi=72))
+        with anyio.fail_after(runtime.settings.query_timeout_s):
+            rendered = await anyio.to_thread.run_sync(draw, limiter=runtime.limiter)
+    except TimeoutError:
+        return [
+            TextContent(
+                type="text",
+                text=f"chart unavailable: drawing took longer than "
+                f"{runtime.settings.query_timeout_s:g} s",
+            )
+        ]
     except Exception:  # the answer stands without its picture; say why in the log
         ref = uuid.uuid4().hex[:12]
         logger.exception("chart of %s %s failed (reference %s)", symbol, day, ref)
         return [TextContent(type="text", text=f"chart unavailable (reference {ref})")]
+    if rendered is None:
+        return [TextContent(type="text", text=f"chart: no signal rows for {symbol} on {day}")]
     tm.CHART_SECONDS.observe(time.perf_counter() - t0)
     return [
         ImageContent(
@@ -554,9 +642,7 @@ def _register_tools(server: MCPServer[Runtime], runtime: Runtime) -> None:
             "get_enriched_data",
             ctx,
             args,
-            lambda snap, stale: svc.enriched_data(
-                snap, stale, symbol, limit, hours_back, start, end, cursor
-            ),
+            lambda view: svc.enriched_data(view, **args),
         )
 
     async def get_trading_signals(
@@ -583,9 +669,7 @@ def _register_tools(server: MCPServer[Runtime], runtime: Runtime) -> None:
             "get_trading_signals",
             ctx,
             args,
-            lambda snap, stale: svc.trading_signals(
-                snap, stale, symbol, signal_type, limit, hours_back, start, end, cursor
-            ),
+            lambda view: svc.trading_signals(view, **args),
         )
 
     async def get_jump_events(
@@ -610,9 +694,7 @@ def _register_tools(server: MCPServer[Runtime], runtime: Runtime) -> None:
             "get_jump_events",
             ctx,
             args,
-            lambda snap, stale: svc.jump_events(
-                snap, stale, symbol, hours_back, start, end, limit, cursor
-            ),
+            lambda view: svc.jump_events(view, **args),
         )
 
     async def get_symbol_metrics(
@@ -635,7 +717,9 @@ def _register_tools(server: MCPServer[Runtime], runtime: Runtime) -> None:
             "get_symbol_metrics",
             ctx,
             args,
-            lambda snap, stale: svc.symbol_metrics(snap, stale, symbol, start_day, end_day, days),
+            lambda view: svc.symbol_metrics(
+                view, symbol=symbol, start_day=start_day, end_day=end_day, days=days
+            ),
         )
         if chart and result.structured_content is not None:
             result.content.extend(await _chart(runtime, symbol, result.structured_content))
@@ -651,7 +735,7 @@ def _register_tools(server: MCPServer[Runtime], runtime: Runtime) -> None:
             "get_signal_evaluation",
             ctx,
             args,
-            lambda snap, stale: svc.signal_evaluation(snap, stale, symbol),
+            lambda view: svc.signal_evaluation(view, **args),
         )
 
     async def get_real_time_data(
@@ -664,7 +748,7 @@ def _register_tools(server: MCPServer[Runtime], runtime: Runtime) -> None:
             "get_real_time_data",
             ctx,
             args,
-            lambda snap, stale: svc.real_time_data(snap, stale, symbols),
+            lambda view: svc.real_time_data(view, **args),
         )
 
     async def list_symbols(
@@ -678,7 +762,7 @@ def _register_tools(server: MCPServer[Runtime], runtime: Runtime) -> None:
             "list_symbols",
             ctx,
             args,
-            lambda snap, stale: svc.list_symbols(snap, stale, limit, cursor),
+            lambda view: svc.list_symbols(view, **args),
         )
 
     async def get_data_quality(
@@ -692,7 +776,7 @@ def _register_tools(server: MCPServer[Runtime], runtime: Runtime) -> None:
             "get_data_quality",
             ctx,
             args,
-            lambda snap, stale: svc.data_quality(snap, stale, symbol, day),
+            lambda view: svc.data_quality(view, **args),
         )
 
     tools: list[tuple[Callable[..., Any], str, str]] = [

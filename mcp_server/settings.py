@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -39,7 +40,29 @@ MCP_SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "MICROSTRUCTURE_MCP_BURST": ("40", "burst size of the per-client token bucket"),
     "MICROSTRUCTURE_MCP_MAX_BODY": ("65536", "largest HTTP request body in bytes"),
     "MICROSTRUCTURE_MCP_WORKERS": ("1", "uvicorn worker processes for --http"),
-    "MICROSTRUCTURE_MCP_REFRESH_S": ("0.5", "how often to look for a new warehouse version"),
+    "MICROSTRUCTURE_MCP_QUERY_TIMEOUT_S": (
+        "10",
+        "time limit of a call that runs in a worker thread (Vertica queries, charts, long "
+        "windows); below the Vertica pool's RUNTIMECAP (60 s)",
+    ),
+    "MICROSTRUCTURE_MCP_HEAVY_CONCURRENCY": (
+        "2",
+        "worker threads for heavy calls per server process (others queue within the time limit)",
+    ),
+    "MICROSTRUCTURE_MCP_INLINE_SCAN_ROWS": (
+        "200000",
+        "rows a call may scan on the event loop before it moves to a worker thread",
+    ),
+    "MICROSTRUCTURE_MCP_STORE": (
+        "<warehouse file>.serving",
+        "DuckDB only: the serving store directory (immutable Arrow files the server reads)",
+    ),
+    "MICROSTRUCTURE_MCP_CURSOR_SECRET": (
+        "(random per start)",
+        "hex key (>= 32 hex digits) signing paging cursors; set it to share cursors across "
+        "restarts or servers",
+    ),
+    "MICROSTRUCTURE_MCP_VERTICA_POOL": ("4", "Vertica only: connections per server process"),
 }
 
 _ENV_SETTINGS = "MICROSTRUCTURE_MCP_RESOLVED"  # handed from the command to uvicorn workers
@@ -140,8 +163,16 @@ class McpSettings:
     burst: int = 40
     max_body_bytes: int = 65_536
     workers: int = 1
-    refresh_s: float = 0.5
     log_level: str = "INFO"
+    query_timeout_s: float = 10.0
+    heavy_concurrency: int = 2
+    inline_scan_rows: int = 200_000
+    wait_first_s: float = 15.0
+    store: Path | None = None
+    vertica_pool: int = 4
+    insecure_public_http: bool = False
+    cursor_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    materialize: str = "process"
 
     @property
     def tls(self) -> bool:
@@ -205,14 +236,58 @@ class McpSettings:
             "burst": _env_int(e, "MICROSTRUCTURE_MCP_BURST", 40, 1),
             "max_body_bytes": _env_int(e, "MICROSTRUCTURE_MCP_MAX_BODY", 65_536, 1024),
             "workers": _env_int(e, "MICROSTRUCTURE_MCP_WORKERS", 1, 1),
-            "refresh_s": _env_float(e, "MICROSTRUCTURE_MCP_REFRESH_S", 0.5, 0.0),
             "log_level": base.log_level,
+            "query_timeout_s": _env_float(e, "MICROSTRUCTURE_MCP_QUERY_TIMEOUT_S", 10.0, 0.1),
+            "heavy_concurrency": _env_int(e, "MICROSTRUCTURE_MCP_HEAVY_CONCURRENCY", 2, 1),
+            "inline_scan_rows": _env_int(e, "MICROSTRUCTURE_MCP_INLINE_SCAN_ROWS", 200_000, 0),
+            "vertica_pool": _env_int(e, "MICROSTRUCTURE_MCP_VERTICA_POOL", 4, 1),
         }
+        store = e.get("MICROSTRUCTURE_MCP_STORE", "").strip()
+        if store:
+            values["store"] = Path(store)
+        secret = e.get("MICROSTRUCTURE_MCP_CURSOR_SECRET", "").strip()
+        if secret:
+            try:
+                key = bytes.fromhex(secret)
+            except ValueError:
+                raise ConfigError(
+                    "MICROSTRUCTURE_MCP_CURSOR_SECRET must be hex digits "
+                    "(e.g. from openssl rand -hex 32)"
+                ) from None
+            if len(key) < 16:
+                raise ConfigError(
+                    "MICROSTRUCTURE_MCP_CURSOR_SECRET must have at least 32 hex digits"
+                )
+            values["cursor_secret"] = key
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for key in ("certfile", "keyfile"):
+        for key in ("certfile", "keyfile", "store"):
             if values.get(key) is not None:
                 values[key] = Path(values[key])
         return cls(**values).validated()
+
+    def serving_options(self) -> dict[str, Any]:
+        """Return the keyword arguments of :func:`pipeline.serving.open_serving`."""
+        if self.warehouse_url.lower().startswith("vertica"):
+            return {"pool_size": self.vertica_pool, "timeout_s": self.query_timeout_s}
+        return {"store": self.store, "materialize": self.materialize}
+
+    def check_http(self) -> None:
+        """Fail unless HTTP serving is safe to start: a token, and TLS off loopback.
+
+        Raises
+        ------
+        ConfigError
+            If no token is configured and auth is required, or the bind address is not
+            loopback and neither TLS nor the explicitly insecure flag is given.
+        """
+        self.require_tokens()
+        if self.host not in LOOPBACK_HOSTS and not self.tls and not self.insecure_public_http:
+            raise ConfigError(
+                f"--http on {self.host!r} (not loopback) would send bearer tokens and answers "
+                "in clear text: give --certfile and --keyfile, or, when a TLS-terminating "
+                "proxy on the same host fronts the server, pass "
+                "--insecure-http-on-public-address"
+            )
 
     def validated(self) -> McpSettings:
         """Check the combination of values and return self.
@@ -253,7 +328,8 @@ class McpSettings:
         """
         data = asdict(self)
         data["tokens"] = dict(self.tokens)
-        for key in ("certfile", "keyfile"):
+        data["cursor_secret"] = self.cursor_secret.hex()
+        for key in ("certfile", "keyfile", "store"):
             data[key] = None if data[key] is None else str(data[key])
         return {_ENV_SETTINGS: json.dumps(data)}
 
@@ -265,7 +341,8 @@ class McpSettings:
         if not raw:
             return cls.from_env(e)
         data = json.loads(raw)
-        for key in ("certfile", "keyfile"):
+        data["cursor_secret"] = bytes.fromhex(data["cursor_secret"])
+        for key in ("certfile", "keyfile", "store"):
             if data.get(key) is not None:
                 data[key] = Path(data[key])
         data["allowed_origins"] = tuple(data["allowed_origins"])

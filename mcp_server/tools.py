@@ -1,15 +1,18 @@
-"""The tools' logic: validate input, read the snapshot, build the answer models.
+"""The tools' logic: validate input, read a serving view, build the answer models.
 
-Nothing here knows about transports. Every fixable input problem (unknown symbol, bad
-window, bad cursor) raises :class:`~mcp.server.mcpserver.exceptions.ToolError` with a
+Nothing here knows about transports or backends: every tool reads one
+:class:`~pipeline.serving.port.ServingView` (one consistent state of the warehouse,
+DuckDB's serving store or Vertica directly). Every fixable input problem (unknown symbol,
+bad window, bad cursor) raises :class:`~mcp.server.mcpserver.exceptions.ToolError` with a
 message that says what to change; :mod:`mcp_server.server` registers the tools and wraps
-them with auditing and metrics.
+them with auditing, time limits and metrics.
 
 Time windows are half-open ``[start, end)`` and count back from the newest data of the
 symbol unless ``start``/``end`` are given, so a replayed day answers as if it were live.
 Times are ISO 8601; a time without an offset is New York exchange time, and a bare date
 means that day's New York midnight (as ``end``: the following midnight, so the day is
-included).
+included). Pages are keyset pages: a cursor names the window and the key of the last row
+shown, and is signed by the server, so it can neither be forged nor widened.
 """
 
 from __future__ import annotations
@@ -17,31 +20,31 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
+import hmac
 import io
-import math
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 import orjson
 from mcp.server.mcpserver.exceptions import ToolError
 
 from mcp_server import models as m
-from pipeline.warehouse import reads
-from pipeline.warehouse.reads import OrderedIndex, Snapshot, SymbolInfo
+from pipeline.nytime import NEW_YORK, NS, iso_new_york, iso_utc, ny_date, wall_time_ns
+from pipeline.serving.catalog import SESSION_MINUTES, SymbolSummary
+from pipeline.serving.format import round_value
+from pipeline.serving.port import Page, ServingView, SignalKind
 
-NEW_YORK = ZoneInfo("America/New_York")
-NS = 1_000_000_000
 HOUR_NS = 3600 * NS
 MAX_WINDOW_HOURS = 24.0 * 31
 MAX_METRIC_DAYS = 62
 SYMBOL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,11}$")
 MAX_CURSOR_CHARS = 400
 SignalType = Literal["BUY", "SELL", "HOLD", "ALL"]
+SIGNAL_TYPES: tuple[str, ...] = ("BUY", "SELL", "HOLD")
 
 MEASURED_FROM = (
     "feed_gaps (reconnect windows of the symbol's subscription), market_data_rejects "
@@ -50,45 +53,17 @@ MEASURED_FROM = (
     "Trade counts are not yet reconciled with the provider's own counts (REST or flat files)."
 )
 
-
-# --- formatting ---------------------------------------------------------------------------
-
-
-def iso_utc(ns: int | None) -> str | None:
-    """Return ``ns`` as ISO 8601 UTC with milliseconds (None stays None)."""
-    if ns is None:
-        return None
-    dt = datetime.fromtimestamp(ns // NS, tz=UTC).replace(microsecond=(ns % NS) // 1000)
-    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def iso_new_york(ns: int) -> str:
-    """Return ``ns`` as ISO 8601 in New York time with its offset."""
-    dt = datetime.fromtimestamp(ns // NS, tz=UTC).replace(microsecond=(ns % NS) // 1000)
-    return dt.astimezone(NEW_YORK).isoformat(timespec="milliseconds")
-
-
-def ny_date(ns: int) -> date:
-    """Return the New York calendar date of ``ns``."""
-    return datetime.fromtimestamp(ns // NS, tz=UTC).astimezone(NEW_YORK).date()
-
-
-def _r(x: Any) -> float | None:
-    """Round to 6 significant digits; NaN and infinities become null (JSON has neither)."""
-    if x is None:
-        return None
-    v = float(x)
-    if not math.isfinite(v):
-        return None
-    return float(f"{v:.6g}")
-
-
-def _opt_int(x: Any) -> int | None:
-    return None if x is None else int(x)
-
-
-def _opt_bool(x: Any) -> bool | None:
-    return None if x is None else bool(x)
+__all__ = [
+    "MEASURED_FROM",
+    "Answer",
+    "Cursor",
+    "SignalType",
+    "ToolService",
+    "iso_new_york",
+    "iso_utc",
+    "parse_day",
+    "parse_time",
+]
 
 
 # --- input ----------------------------------------------------------------------------------
@@ -163,8 +138,8 @@ def check_symbol_text(text: str) -> str:
     return s
 
 
-def find_symbol(snap: Snapshot, text: str) -> SymbolInfo:
-    """Return the snapshot's symbol for ``text`` (exact, then upper case).
+def find_symbol(view: ServingView, text: str) -> SymbolSummary:
+    """Return the view's symbol for ``text`` (exact, then upper case).
 
     Raises
     ------
@@ -172,9 +147,9 @@ def find_symbol(snap: Snapshot, text: str) -> SymbolInfo:
         If the text is not a ticker or the warehouse has no such symbol.
     """
     s = check_symbol_text(text)
-    info = snap.symbols.get(s) or snap.symbols.get(s.upper())
+    info = view.catalog.find_symbol(s)
     if info is None:
-        known = sorted(snap.symbols)
+        known = list(view.catalog.symbols)
         if not known:
             raise ToolError("the warehouse holds no trades yet; nothing to answer from")
         shown = ", ".join(known[:20]) + (f" and {len(known) - 20} more" if len(known) > 20 else "")
@@ -203,8 +178,11 @@ class ResolvedWindow:
         }
 
 
+MAX_WINDOW_NS = int(MAX_WINDOW_HOURS * HOUR_NS)
+
+
 def resolve_window(
-    info: SymbolInfo,
+    info: SymbolSummary,
     hours_back: float | None,
     start: str | None,
     end: str | None,
@@ -237,7 +215,7 @@ def resolve_window(
         raise ToolError(
             f"the window is empty: start {iso_utc(start_ns)} is not before end {iso_utc(end_ns)}"
         )
-    if end_ns - start_ns > int(MAX_WINDOW_HOURS * HOUR_NS):
+    if end_ns - start_ns > MAX_WINDOW_NS:
         raise ToolError(
             "the window is longer than 31 days; narrow it, or use get_symbol_metrics for daily "
             "aggregates"
@@ -247,48 +225,79 @@ def resolve_window(
 
 # --- cursors --------------------------------------------------------------------------------
 
+_BAD_CURSOR = "cursor is not one this server issued (or it expired); drop it to start again"
+
 
 @dataclass(frozen=True, slots=True)
 class Cursor:
-    """Where the next page starts: the query it belongs to, its window, the last row's key."""
+    """Where the next page starts: the query it belongs to, its window, the last row's key.
+
+    The text form is ``payload.mac``: the payload in URL-safe base64 and an HMAC-SHA256
+    of it under the server's secret. A cursor edited by a client (another window, another
+    key) fails the MAC and is refused; one from a server with another secret too.
+    """
 
     query: str
     start_ns: int
     end_ns: int
-    key: tuple[int, int]
+    key: tuple[int, ...]
 
-    def encode(self) -> str:
-        """Return the opaque text form."""
+    def encode(self, secret: bytes) -> str:
+        """Return the signed, opaque text form."""
         raw = orjson.dumps(
-            {"v": 1, "q": self.query, "w": [self.start_ns, self.end_ns], "k": list(self.key)}
+            {"v": 2, "q": self.query, "w": [self.start_ns, self.end_ns], "k": list(self.key)}
         )
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        payload = base64.urlsafe_b64encode(raw).rstrip(b"=")
+        mac = hmac.new(secret, payload, hashlib.sha256).digest()[:16]
+        return (payload + b"." + base64.urlsafe_b64encode(mac).rstrip(b"=")).decode()
 
     @staticmethod
-    def decode(text: str, query: str) -> Cursor:
-        """Parse a cursor made for ``query``.
+    def decode(text: str, query: str, secret: bytes, key_len: int) -> Cursor:
+        """Verify and parse a cursor made for ``query``.
+
+        Parameters
+        ----------
+        text
+            The cursor as the client sent it.
+        query
+            The query id the call computes from its own arguments.
+        secret
+            The server's cursor secret.
+        key_len
+            How many integers the query's row key has.
 
         Raises
         ------
         ToolError
-            If it is malformed or belongs to another query (tool, symbol or filter).
+            If it is malformed, not signed by this server, for another query, or names a
+            window beyond the caps.
         """
-        if len(text) > MAX_CURSOR_CHARS:
-            raise ToolError("cursor is not one this server issued; drop it to start again")
+        t = text.strip()
+        if len(t) > MAX_CURSOR_CHARS or t.count(".") != 1:
+            raise ToolError(_BAD_CURSOR)
+        payload, _, mac_text = t.partition(".")
         try:
-            raw = base64.urlsafe_b64decode(text.strip() + "=" * (-len(text.strip()) % 4))
-            d = orjson.loads(raw)
+            mac = base64.urlsafe_b64decode(mac_text + "=" * (-len(mac_text) % 4))
+        except ValueError:
+            raise ToolError(_BAD_CURSOR) from None
+        want = hmac.new(secret, payload.encode(), hashlib.sha256).digest()[:16]
+        if not hmac.compare_digest(mac, want):
+            raise ToolError(_BAD_CURSOR)
+        try:
+            d = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
             w, k = d["w"], d["k"]
-            cur = Cursor(str(d["q"]), int(w[0]), int(w[1]), (int(k[0]), int(k[1])))
+            cur = Cursor(str(d["q"]), int(w[0]), int(w[1]), tuple(int(x) for x in k))
         except (ValueError, KeyError, TypeError, IndexError, orjson.JSONDecodeError):
-            raise ToolError(
-                "cursor is not one this server issued; drop it to start again"
-            ) from None
+            raise ToolError(_BAD_CURSOR) from None
         if cur.query != query:
             raise ToolError(
                 "cursor belongs to another query (tool, symbol or filter differ); repeat the "
                 "first call's arguments with the cursor, or drop it"
             )
+        # Signed windows were capped when issued; check again so that no key or secret
+        # mistake can ever widen one.
+        if len(cur.key) != key_len or not 0 < cur.end_ns - cur.start_ns <= MAX_WINDOW_NS:
+            raise ToolError(_BAD_CURSOR)
         return cur
 
 
@@ -307,22 +316,25 @@ def days_between(start_ns: int, end_ns: int) -> list[date]:
 
 
 def provenance(
-    snap: Snapshot,
-    stale_reason: str | None,
+    view: ServingView,
     days: Sequence[date],
     newest_ns: int | None,
 ) -> m.Provenance:
     """Build the provenance of an answer over ``days`` (newest trade ``newest_ns``)."""
-    runs = [snap.runs[d] for d in sorted(days) if d in snap.runs]
+    cat = view.catalog
+    runs = [r for d in sorted(days) if (r := cat.run(d)) is not None]
+    as_of = view.as_of_ns
+    stale = view.stale_reason
     return m.Provenance(
-        as_of=iso_utc(snap.taken_ns) or "",
-        as_of_ns=snap.taken_ns,
+        as_of=iso_utc(as_of) or "",
+        as_of_ns=as_of,
+        ledger_through=cat.ledger_through(),
         newest_trade=iso_utc(newest_ns),
         newest_trade_ns=newest_ns,
-        data_lag_s=None if newest_ns is None else round((snap.taken_ns - newest_ns) / NS, 3),
-        last_load=iso_utc(snap.last_commit_ns),
-        snapshot_stale=stale_reason is not None,
-        stale_reason=stale_reason,
+        data_lag_s=None if newest_ns is None else round((as_of - newest_ns) / NS, 3),
+        last_load=iso_utc(cat.last_commit_ns),
+        snapshot_stale=stale is not None,
+        stale_reason=stale,
         kernel_versions=sorted({r.kernel_version for r in runs}),
         params=dict(runs[-1].params) if runs else None,
         signal_runs=[
@@ -340,39 +352,40 @@ def provenance(
 
 
 def completeness(
-    snap: Snapshot,
-    info: SymbolInfo | None,
+    view: ServingView,
+    info: SymbolSummary | None,
     start_ns: int,
     end_ns: int,
     need_signals: bool,
 ) -> m.Completeness:
     """Judge how complete the data of ``info`` (None: every symbol) in a window is."""
-    symbols = [info] if info is not None else list(snap.symbols.values())
+    cat = view.catalog
+    symbols = [info] if info is not None else list(cat.symbols.values())
     window_days = set(days_between(start_ns, end_ns))
     reasons: list[str] = []
     n_gaps, gap_ns = 0, 0
-    for g in snap.gaps:
+    for g in cat.gaps:
         if any(g.applies_to(s.symbol) for s in symbols):
             overlap = g.overlap_ns(start_ns, end_ns)
             if overlap > 0:
                 n_gaps += 1
                 gap_ns += overlap
-    n_rejects = sum(snap.rejects.count("", start_ns, end_ns).values())
+    n_rejects = sum(view.reject_counts("", start_ns, end_ns).values())
     for s in symbols:
-        n_rejects += sum(snap.rejects.count(s.symbol, start_ns, end_ns).values())
+        n_rejects += sum(view.reject_counts(s.symbol, start_ns, end_ns).values())
     batches = failed = unchecked = 0
     days_with_data: set[date] = set()
     for s in symbols:
         for d in s.days:
             if d in window_days:
                 days_with_data.add(d)
-                q = snap.day_quality.get((s.symbol, d))
-                if q is not None:
-                    batches += q.n_batches
-                    failed += q.n_failed
-                    unchecked += q.n_unchecked
-    missing = sorted(d for d in days_with_data if d not in snap.runs)
-    runs = [snap.runs[d] for d in days_with_data if d in snap.runs]
+                e = cat.entry(s.symbol, d)
+                if e is not None:
+                    batches += e.n_batches
+                    failed += e.n_failed
+                    unchecked += e.n_unchecked
+    missing = sorted(d for d in days_with_data if cat.run(d) is None)
+    runs = [r for d in days_with_data if (r := cat.run(d)) is not None]
     final = all(r.final for r in runs) if runs else None
     if n_gaps:
         reasons.append(f"{n_gaps} feed gap(s) cover {gap_ns / NS:.1f} s of the window")
@@ -416,24 +429,14 @@ def completeness(
 # --- caps -----------------------------------------------------------------------------------
 
 
-def fit_rows(rows: Sequence[dict[str, Any]], max_bytes: int) -> int:
+def fit_rows(rows: Sequence[Mapping[str, Any]], max_bytes: int) -> int:
     """Return how many leading rows fit in ``max_bytes`` of JSON (at least one)."""
-    return fit_json([orjson.dumps(r).decode() for r in rows], max_bytes)
-
-
-def fit_json(rows: Sequence[str], max_bytes: int) -> int:
-    """Return how many leading JSON texts fit, as one array, in ``max_bytes`` (at least one)."""
     used = 2
-    for i, text in enumerate(rows):
-        used += len(text.encode()) + 1
+    for i, row in enumerate(rows):
+        used += len(orjson.dumps(row)) + 1
         if used > max_bytes:
             return max(i, 1)
     return len(rows)
-
-
-def parse_rows(rows: Sequence[str]) -> list[dict[str, Any]]:
-    """Parse JSON row texts (as the snapshot stores them) into dicts, in one call."""
-    return orjson.loads("[" + ",".join(rows) + "]") if rows else []
 
 
 def paging(
@@ -470,6 +473,19 @@ def paging(
         next_cursor=next_cursor if truncated else None,
         hint=hint,
     )
+
+
+def _whole(n: int, what: str) -> dict[str, Any]:
+    """Return the paging of an answer that is never cut."""
+    return paging(
+        shown=n,
+        fetched=n,
+        total=n,
+        remaining_after_fetch=0,
+        limit_cut=False,
+        next_cursor=None,
+        what=what,
+    ).model_dump(mode="json")
 
 
 # --- text block -----------------------------------------------------------------------------
@@ -535,7 +551,7 @@ class Answer:
 
 
 class ToolService:
-    """The tools over a snapshot; stateless apart from the caps.
+    """The tools over a serving view; stateless apart from the caps and the cursor secret.
 
     Parameters
     ----------
@@ -543,42 +559,32 @@ class ToolService:
         Most rows in one answer (a tool's ``limit`` may not exceed it).
     max_bytes
         Most bytes of JSON rows in one answer; longer pages are cut and get a cursor.
+    cursor_secret
+        Key of the cursors' HMAC (shared by every worker of one server).
     """
 
-    def __init__(self, max_rows: int = 1000, max_bytes: int = 24_000) -> None:
+    def __init__(
+        self, max_rows: int = 1000, max_bytes: int = 24_000, cursor_secret: bytes = b""
+    ) -> None:
         self.max_rows = max_rows
         self.max_bytes = max_bytes
+        self.cursor_secret = cursor_secret or hashlib.sha256(str(time.time_ns()).encode()).digest()
 
-    @staticmethod
     def _envelope(
-        snap: Snapshot,
-        stale: str | None,
-        info: SymbolInfo | None,
+        self,
+        view: ServingView,
+        info: SymbolSummary | None,
         start_ns: int,
         end_ns: int,
         days: Sequence[date] | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Return (provenance, completeness) JSON for a symbol and window, memoized.
-
-        Both depend only on the snapshot, the symbol and the window, so repeated windows
-        (every call anchored at the newest data is the same window) cost nothing. The
-        dicts are shared between answers and must not be modified.
-        """
-        key = ("envelope", None if info is None else info.symbol, start_ns, end_ns, stale)
-        hit = snap.memo.get(key)
-        if hit is None:
-            newest = snap.newest_trade_ns if info is None else info.last_ns
-            span = days_between(start_ns, end_ns) if days is None else days
-            hit = snap.remember(
-                key,
-                (
-                    provenance(snap, stale, span, newest).model_dump(mode="json"),
-                    completeness(snap, info, start_ns, end_ns, need_signals=True).model_dump(
-                        mode="json"
-                    ),
-                ),
-            )
-        return hit
+        """Return (provenance, completeness) JSON for a symbol and window."""
+        newest = view.catalog.newest_trade_ns if info is None else info.last_ns
+        span = days_between(start_ns, end_ns) if days is None else days
+        return (
+            provenance(view, span, newest).model_dump(mode="json"),
+            completeness(view, info, start_ns, end_ns, need_signals=True).model_dump(mode="json"),
+        )
 
     def _limit(self, limit: int) -> int:
         if not 1 <= limit <= self.max_rows:
@@ -587,38 +593,33 @@ class ToolService:
 
     def _paged(
         self,
-        snap: Snapshot,
         query: str,
-        index: OrderedIndex,
         window: ResolvedWindow,
         cursor: str | None,
+        key_len: int,
+        read: Any,
         limit: int,
-        read: Callable[[tuple[int, int], int], reads.Page],
         what: str,
     ) -> tuple[list[dict[str, Any]], m.Paging, ResolvedWindow, float]:
-        a, b = index.window(window.start_ns, window.end_ns)
-        total = b - a
+        before: tuple[int, ...] | None = None
         if cursor is not None:
-            c = Cursor.decode(cursor, query)
+            c = Cursor.decode(cursor, query, self.cursor_secret, key_len)
             window = ResolvedWindow(c.start_ns, c.end_ns, "cursor")
-            a, b0 = index.window(c.start_ns, c.end_ns)
-            total = b0 - a
-            b = max(a, min(b0, index.position(c.key)))
-        page = read((a, b), limit)
-        shown = fit_json(page.rows, self.max_bytes)
-        rows = parse_rows(page.rows[:shown])
+            before = c.key
+        page: Page = read(window.start_ns, window.end_ns, before, limit)
+        shown = fit_rows(page.rows, self.max_bytes) if page.rows else 0
+        rows = page.rows[:shown]
+        remaining = page.older + (len(page.rows) - shown)
         next_cursor = None
-        if shown:
-            oldest = b - shown  # positions of the page run b-1 down to b-shown
-            if oldest > a:
-                next_cursor = Cursor(
-                    query, window.start_ns, window.end_ns, index.key(oldest)
-                ).encode()
+        if shown and remaining > 0:
+            next_cursor = Cursor(
+                query, window.start_ns, window.end_ns, page.keys[shown - 1]
+            ).encode(self.cursor_secret)
         pg = paging(
             shown=shown,
             fetched=len(page.rows),
-            total=total,
-            remaining_after_fetch=page.remaining,
+            total=page.total,
+            remaining_after_fetch=page.older,
             limit_cut=True,
             next_cursor=next_cursor,
             what=what,
@@ -629,33 +630,30 @@ class ToolService:
 
     def enriched_data(
         self,
-        snap: Snapshot,
-        stale: str | None,
+        view: ServingView,
+        *,
         symbol: str,
-        limit: int,
-        hours_back: float | None,
-        start: str | None,
-        end: str | None,
-        cursor: str | None,
+        limit: int = 50,
+        hours_back: float | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        cursor: str | None = None,
     ) -> Answer:
         """Answer ``get_enriched_data``."""
-        info = find_symbol(snap, symbol)
+        info = find_symbol(view, symbol)
         limit = self._limit(limit)
         win = resolve_window(info, hours_back, start, end, default_hours=1.0)
         q = query_id("get_enriched_data", info.symbol)
         rows, pg, win, qs = self._paged(
-            snap,
             q,
-            info.trades,
             win,
             cursor,
+            3,
+            lambda a, b, before, n: view.trades_page(info.symbol, a, b, before, n),
             limit,
-            lambda w, n: reads.read_trades(snap, info, w, n),
             "trades",
         )
-        prov, comp = self._envelope(snap, stale, info, win.start_ns, win.end_ns)
-        # Plain dicts in the output model's shape (m.EnrichedData); the SDK validates the
-        # structured content against that model before it leaves the server.
+        prov, comp = self._envelope(view, info, win.start_ns, win.end_ns)
         data = {
             "symbol": info.symbol,
             "window": (w := win.as_dict()),
@@ -675,38 +673,33 @@ class ToolService:
 
     def trading_signals(
         self,
-        snap: Snapshot,
-        stale: str | None,
+        view: ServingView,
+        *,
         symbol: str,
-        signal_type: SignalType,
-        limit: int,
-        hours_back: float | None,
-        start: str | None,
-        end: str | None,
-        cursor: str | None,
+        signal_type: SignalType = "ALL",
+        limit: int = 50,
+        hours_back: float | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        cursor: str | None = None,
     ) -> Answer:
         """Answer ``get_trading_signals``."""
-        info = find_symbol(snap, symbol)
+        info = find_symbol(view, symbol)
         limit = self._limit(limit)
         win = resolve_window(info, hours_back, start, end, default_hours=24.0)
-        kind = None if signal_type == "ALL" else signal_type
-        index = info.signals if kind is None else info.by_type[kind]
+        kind: SignalKind = signal_type
         q = query_id("get_trading_signals", info.symbol, signal_type)
         rows, pg, win, qs = self._paged(
-            snap,
             q,
-            index,
             win,
             cursor,
+            2,
+            lambda a, b, before, n: view.signals_page(info.symbol, kind, a, b, before, n),
             limit,
-            lambda w, n: reads.read_signals(snap, info, kind, w, n),
-            "signals" if kind is None else f"{kind} signals",
+            "signals" if signal_type == "ALL" else f"{signal_type} signals",
         )
-        counts = {
-            t: len(range(*info.by_type[t].window(win.start_ns, win.end_ns)))
-            for t in reads.SIGNAL_TYPES
-        }
-        prov, comp = self._envelope(snap, stale, info, win.start_ns, win.end_ns)
+        counts = view.signal_counts(info.symbol, win.start_ns, win.end_ns)
+        prov, comp = self._envelope(view, info, win.start_ns, win.end_ns)
         data = {
             "symbol": info.symbol,
             "signal_type": signal_type,
@@ -729,44 +722,47 @@ class ToolService:
 
     def jump_events(
         self,
-        snap: Snapshot,
-        stale: str | None,
+        view: ServingView,
+        *,
         symbol: str,
-        hours_back: float | None,
-        start: str | None,
-        end: str | None,
-        limit: int,
-        cursor: str | None,
+        limit: int = 50,
+        hours_back: float | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        cursor: str | None = None,
     ) -> Answer:
         """Answer ``get_jump_events``."""
-        info = find_symbol(snap, symbol)
+        info = find_symbol(view, symbol)
         limit = self._limit(limit)
         win = resolve_window(info, hours_back, start, end, default_hours=24.0 * 7)
         q = query_id("get_jump_events", info.symbol)
         rows, pg, win, qs = self._paged(
-            snap,
             q,
-            info.jumps,
             win,
             cursor,
+            2,
+            lambda a, b, before, n: view.signals_page(info.symbol, "JUMP", a, b, before, n),
             limit,
-            lambda w, n: reads.read_jumps(snap, info, w, n),
             "jumps",
         )
         days = days_between(win.start_ns, win.end_ns)
-        day_set = set(days)
-        daily = [
-            {
-                "date": d.isoformat(),
-                "bns_z": _r(z),
-                "bns_p_value": _r(p),
-                "bns_jump": _opt_bool(jump),
-                "lm_jump_count": _opt_int(n),
-            }
-            for d, z, p, jump, n in reversed(snap.daily_bns.get(info.symbol, ()))
-            if d in day_set
-        ]
-        prov, comp = self._envelope(snap, stale, info, win.start_ns, win.end_ns, days)
+        cat = view.catalog
+        daily = []
+        for d in reversed(cat.symbol_days.get(info.symbol, ())):
+            e = cat.entry(info.symbol, d)
+            if d not in days or e is None or e.signals is None or not e.signals.has_metrics:
+                continue
+            s = e.signals
+            daily.append(
+                {
+                    "date": d.isoformat(),
+                    "bns_z": round_value(s.bns_z),
+                    "bns_p_value": round_value(s.bns_p_value),
+                    "bns_jump": s.bns_jump,
+                    "lm_jump_count": s.lm_jump_count,
+                }
+            )
+        prov, comp = self._envelope(view, info, win.start_ns, win.end_ns, days)
         data = {
             "symbol": info.symbol,
             "window": (w := win.as_dict()),
@@ -788,15 +784,16 @@ class ToolService:
 
     def symbol_metrics(
         self,
-        snap: Snapshot,
-        stale: str | None,
+        view: ServingView,
+        *,
         symbol: str,
-        start_day: str | None,
-        end_day: str | None,
-        days: int,
+        start_day: str | None = None,
+        end_day: str | None = None,
+        days: int = 5,
     ) -> Answer:
         """Answer ``get_symbol_metrics``."""
-        info = find_symbol(snap, symbol)
+        t0 = time.perf_counter()
+        info = find_symbol(view, symbol)
         if not 1 <= days <= MAX_METRIC_DAYS:
             raise ToolError(f"days is {days} and must be between 1 and {MAX_METRIC_DAYS}")
         known = info.signal_days or info.days
@@ -819,31 +816,30 @@ class ToolService:
                 f"the day range {first}..{last} is too long; ask for at most {MAX_METRIC_DAYS} "
                 "trading days at a time"
             )
-        rows_raw, qs = reads.read_metrics(snap, info.symbol, first, last)
-        texts = [text for _, text in rows_raw[: self.max_rows]]
-        shown = fit_json(texts, self.max_bytes)
-        rows = parse_rows(texts[:shown])
-        next_end = rows_raw[shown][0] if shown < len(rows_raw) else None
+        found = view.metrics(info.symbol, first, last)
+        cut = found[: self.max_rows]
+        shown = fit_rows(cut, self.max_bytes) if cut else 0
+        rows = cut[:shown]
         pg = paging(
             shown=shown,
             fetched=shown,
-            total=len(rows_raw),
-            remaining_after_fetch=len(rows_raw) - shown,
+            total=len(found),
+            remaining_after_fetch=len(found) - shown,
             limit_cut=False,
             next_cursor=None,
             what="days",
         )
-        if next_end is not None:
+        if shown < len(found):
             pg = pg.model_copy(
                 update={
                     "truncated_by": "max_bytes",
                     "hint": f"{pg.remaining} older day(s) not shown: ask again with "
-                    f"end_day={next_end.isoformat()}",
+                    f"end_day={found[shown]['date']}",
                 }
             )
         start_ns = parse_time(first.isoformat(), "start")
         end_ns = parse_time(last.isoformat(), "end")
-        prov, comp = self._envelope(snap, stale, info, start_ns, end_ns)
+        prov, comp = self._envelope(view, info, start_ns, end_ns)
         data = {
             "symbol": info.symbol,
             "first_day": first.isoformat(),
@@ -857,61 +853,45 @@ class ToolService:
             f"{info.symbol} daily statistics {first}..{last} (newest first): "
             f"{pg.returned} day(s) of {pg.total}"
         )
-        return Answer(data, render_text(summary, data), pg.returned, qs)
+        return Answer(data, render_text(summary, data), pg.returned, time.perf_counter() - t0)
 
     # get_real_time_data -------------------------------------------------------------------------
 
-    def real_time_data(self, snap: Snapshot, stale: str | None, symbols: Sequence[str]) -> Answer:
+    def real_time_data(self, view: ServingView, *, symbols: Sequence[str]) -> Answer:
         """Answer ``get_real_time_data``."""
+        t0 = time.perf_counter()
         if not symbols:
             raise ToolError('symbols is empty; name at least one, e.g. ["AAPL"]')
-        seen: dict[str, SymbolInfo] = {}
+        cat = view.catalog
+        seen: dict[str, SymbolSummary] = {}
         unknown: list[str] = []
         for text in symbols:
             s = check_symbol_text(text)
-            info = snap.symbols.get(s) or snap.symbols.get(s.upper())
+            info = cat.find_symbol(s)
             if info is None:
                 unknown.append(s)
             else:
                 seen.setdefault(info.symbol, info)
         if not seen:
-            known = ", ".join(sorted(snap.symbols)[:20]) or "none"
+            known = ", ".join(list(cat.symbols)[:20]) or "none"
             raise ToolError(f"none of {', '.join(unknown)} is in the warehouse; known: {known}")
         infos = list(seen.values())
         now_ns = time.time_ns()
-        rows = [_real_time_row(snap, info, now_ns) for info in infos]
-        key = ("realtime", tuple(i.symbol for i in infos), stale)
-        env = snap.memo.get(key)
-        if env is None:
-            days = sorted({d for i in infos for d in i.days[-1:]})
-            start_ns = parse_time(days[0].isoformat(), "start") if days else 0
-            end_ns = parse_time(days[-1].isoformat(), "end") if days else 1
-            newest = [i.last_ns for i in infos if i.last_ns is not None]
-            env = snap.remember(
-                key,
-                (
-                    provenance(snap, stale, days, max(newest) if newest else None).model_dump(
-                        mode="json"
-                    ),
-                    _merge_completeness(
-                        [completeness(snap, i, start_ns, end_ns, need_signals=True) for i in infos]
-                    ).model_dump(mode="json"),
-                ),
-            )
+        rows = [_real_time_row(view, info, now_ns) for info in infos]
+        days = sorted({d for i in infos for d in i.days[-1:]})
+        start_ns = parse_time(days[0].isoformat(), "start") if days else 0
+        end_ns = parse_time(days[-1].isoformat(), "end") if days else 1
+        newest = [i.last_ns for i in infos if i.last_ns is not None]
         data = {
             "rows": rows,
             "unknown_symbols": unknown,
-            "paging": paging(
-                shown=len(rows),
-                fetched=len(rows),
-                total=len(rows),
-                remaining_after_fetch=0,
-                limit_cut=False,
-                next_cursor=None,
-                what="symbols",
+            "paging": _whole(len(rows), "symbols"),
+            "provenance": provenance(view, days, max(newest) if newest else None).model_dump(
+                mode="json"
+            ),
+            "completeness": _merge_completeness(
+                [completeness(view, i, start_ns, end_ns, need_signals=True) for i in infos]
             ).model_dump(mode="json"),
-            "provenance": env[0],
-            "completeness": env[1],
         }
         parts = []
         for r in rows:
@@ -924,22 +904,22 @@ class ToolService:
         summary = "newest per symbol: " + "; ".join(parts)
         if unknown:
             summary += "; unknown: " + ", ".join(unknown)
-        # Served from the rows read when the snapshot was built: no query per call.
-        return Answer(data, render_text(summary, data), len(rows), 0.0)
+        return Answer(data, render_text(summary, data), len(rows), time.perf_counter() - t0)
 
     # list_symbols ------------------------------------------------------------------------------
 
     def list_symbols(
-        self, snap: Snapshot, stale: str | None, limit: int, cursor: str | None
+        self, view: ServingView, *, limit: int = 200, cursor: str | None = None
     ) -> Answer:
         """Answer ``list_symbols``."""
         limit = self._limit(limit)
-        names = sorted(snap.symbols)
+        cat = view.catalog
+        names = list(cat.symbols)
         q = query_id("list_symbols")
         start = 0
         if cursor is not None:
-            c = Cursor.decode(cursor, q)
-            start = max(0, c.key[0])
+            c = _decode_position(cursor, q, self.cursor_secret)
+            start = max(0, c)
         chunk = names[start : start + limit]
         rows = [
             {
@@ -950,16 +930,18 @@ class ToolService:
                 "days": [d.isoformat() for d in s.days],
                 "signal_days": [d.isoformat() for d in s.signal_days],
             }
-            for s in (snap.symbols[n] for n in chunk)
+            for s in (cat.symbols[n] for n in chunk)
         ]
-        shown = fit_rows(rows, self.max_bytes)
+        shown = fit_rows(rows, self.max_bytes) if rows else 0
         rows = rows[:shown]
         after = len(names) - start - shown
-        next_cursor = Cursor(q, 0, 0, (start + shown, 0)).encode() if after > 0 else None
-        all_days = sorted({d for s in snap.symbols.values() for d in s.days})
+        next_cursor = (
+            Cursor(q, 0, 1, (start + shown,)).encode(self.cursor_secret) if after > 0 else None
+        )
+        all_days = sorted({d for s in cat.symbols.values() for d in s.days})
         start_ns = parse_time(all_days[0].isoformat(), "start") if all_days else 0
         end_ns = parse_time(all_days[-1].isoformat(), "end") if all_days else 1
-        prov, comp = self._envelope(snap, stale, None, start_ns, end_ns, all_days)
+        prov, comp = self._envelope(view, None, start_ns, end_ns, all_days)
         data = {
             "rows": rows,
             "paging": paging(
@@ -979,11 +961,11 @@ class ToolService:
 
     # get_data_quality ---------------------------------------------------------------------------
 
-    def data_quality(
-        self, snap: Snapshot, stale: str | None, symbol: str, day: str | None
-    ) -> Answer:
+    def data_quality(self, view: ServingView, *, symbol: str, day: str | None = None) -> Answer:
         """Answer ``get_data_quality``."""
-        info = find_symbol(snap, symbol)
+        t0 = time.perf_counter()
+        info = find_symbol(view, symbol)
+        cat = view.catalog
         if day is None:
             if not info.days:
                 raise ToolError(f"{info.symbol} has no days with data yet")
@@ -995,8 +977,8 @@ class ToolService:
                 raise ToolError(f"{info.symbol} has no data on {d}; days with data: {shown}")
         start_ns = parse_time(d.isoformat(), "start")
         end_ns = parse_time(d.isoformat(), "end")
-        q = snap.day_quality.get((info.symbol, d))
-        run = snap.runs.get(d)
+        q = cat.entry(info.symbol, d)
+        run = cat.run(d)
         checks: list[m.QualityCheck] = []
         if q is None or q.n_batches == 0:
             checks.append(
@@ -1017,10 +999,13 @@ class ToolService:
                     detail=detail,
                 )
             )
-        failed_exp, qs2 = reads.read_failed_expectations(
-            snap, d, list(q.failed_targets) if q else [], limit=20
-        )
-        for suite, target, expectation, _passed, observed in failed_exp:
+        targets = (d.isoformat(), *(q.failed_targets if q else ()))
+        failed_exp = [
+            (suite, target, expectation, observed)
+            for target in targets
+            for suite, expectation, observed in cat.failed_expectations.get(target, ())
+        ][:20]
+        for suite, target, expectation, observed in failed_exp:
             checks.append(
                 m.QualityCheck(
                     check=f"{suite}: {expectation}",
@@ -1062,7 +1047,7 @@ class ToolService:
                 )
             )
         gaps = [
-            g for g in snap.gaps if g.applies_to(info.symbol) and g.overlap_ns(start_ns, end_ns) > 0
+            g for g in cat.gaps if g.applies_to(info.symbol) and g.overlap_ns(start_ns, end_ns) > 0
         ]
         gap_rows = [
             m.GapRow(
@@ -1077,8 +1062,7 @@ class ToolService:
             for g in gaps[:50]
         ]
         # As the day_completeness view counts them: gaps overlapping the regular session.
-        open_ns = parse_time(f"{d.isoformat()}T09:30:00", "start")
-        close_ns = parse_time(f"{d.isoformat()}T16:00:00", "start")
+        open_ns, close_ns = wall_time_ns(d, 9, 30), wall_time_ns(d, 16, 0)
         in_session = [g for g in gaps if g.overlap_ns(open_ns, close_ns) > 0]
         gap_s = sum(g.overlap_ns(open_ns, close_ns) for g in in_session) / NS
         checks.append(
@@ -1096,8 +1080,8 @@ class ToolService:
                 + (f" ({len(gaps)} outside it)" if gaps else ""),
             )
         )
-        by_reason = snap.rejects.count(info.symbol, start_ns, end_ns)
-        for k, v in snap.rejects.count("", start_ns, end_ns).items():
+        by_reason = view.reject_counts(info.symbol, start_ns, end_ns)
+        for k, v in view.reject_counts("", start_ns, end_ns).items():
             by_reason[f"{k} (unattributed)"] = by_reason.get(f"{k} (unattributed)", 0) + v
         n_rej = sum(by_reason.values())
         checks.append(
@@ -1111,41 +1095,23 @@ class ToolService:
         checks.append(
             m.QualityCheck(
                 check="every regular-hours minute has trades",
-                passed=minutes == reads.SESSION_MINUTES,
-                detail=f"{minutes} of {reads.SESSION_MINUTES} minutes have at least one trade "
+                passed=minutes == SESSION_MINUTES,
+                detail=f"{minutes} of {SESSION_MINUTES} minutes have at least one trade "
                 "(a quiet symbol can have empty minutes without missing data)",
             )
         )
-        samples_raw, qs = reads.read_reject_samples(snap, info.symbol, d, 10)
-        samples = [
-            m.RejectSample(
-                stage=str(s[0]),
-                reason=str(s[1])[:200],
-                raw_untrusted=None if s[2] is None else str(s[2]),
-                kafka_partition=int(s[4]),
-                kafka_offset=int(s[5]),
-            )
-            for s in samples_raw
-        ]
-        prov, comp = self._envelope(snap, stale, info, start_ns, end_ns, [d])
+        samples = view.reject_samples(info.symbol, d, 10)
+        prov, comp = self._envelope(view, info, start_ns, end_ns, [d])
         data = {
             "symbol": info.symbol,
             "day": d.isoformat(),
             "checks": [c.model_dump(mode="json") for c in checks],
             "rejects_by_reason": by_reason,
-            "reject_samples": [r.model_dump(mode="json") for r in samples],
+            "reject_samples": samples,
             "gaps": [g.model_dump(mode="json") for g in gap_rows],
             "minutes_with_trades": minutes,
-            "session_minutes": reads.SESSION_MINUTES,
-            "paging": paging(
-                shown=len(checks),
-                fetched=len(checks),
-                total=len(checks),
-                remaining_after_fetch=0,
-                limit_cut=False,
-                next_cursor=None,
-                what="checks",
-            ).model_dump(mode="json"),
+            "session_minutes": SESSION_MINUTES,
+            "paging": _whole(len(checks), "checks"),
             "provenance": prov,
             "completeness": comp,
         }
@@ -1157,14 +1123,20 @@ class ToolService:
             + ("; failed: " + "; ".join(failed) if failed else "")
             + ("; not evaluated: " + "; ".join(unknown) if unknown else "")
         )
-        return Answer(data, render_text(summary, data, rows_key="checks"), len(checks), qs + qs2)
+        return Answer(
+            data,
+            render_text(summary, data, rows_key="checks"),
+            len(checks),
+            time.perf_counter() - t0,
+        )
 
     # get_signal_evaluation ----------------------------------------------------------------------
 
-    def signal_evaluation(self, snap: Snapshot, stale: str | None, symbol: str | None) -> Answer:
+    def signal_evaluation(self, view: ServingView, *, symbol: str | None = None) -> Answer:
         """Answer ``get_signal_evaluation``: the newest stored evaluation."""
-        info = find_symbol(snap, symbol) if symbol is not None else None
-        rows, qs = reads.read_evaluation(snap, None if info is None else info.symbol)
+        t0 = time.perf_counter()
+        info = find_symbol(view, symbol) if symbol is not None else None
+        rows = view.evaluation(None if info is None else info.symbol)
         if not rows:
             raise ToolError(
                 "no signal evaluation is stored yet: run `microstructure evaluate --start DAY "
@@ -1174,25 +1146,12 @@ class ToolService:
         first, last = head["start_date"], head["end_date"]
         start_ns = parse_time(str(first), "start")
         end_ns = parse_time(str(last), "end")
-        prov, comp = self._envelope(snap, stale, info, start_ns, end_ns)
+        prov, comp = self._envelope(view, info, start_ns, end_ns)
         out_rows: list[dict[str, Any]] = [
-            {
-                k: (_r(v) if isinstance(v, float) else v)
-                for k, v in r.items()
-                if k in m.EvaluationRow.model_fields
-            }
+            {k: round_value(v) for k, v in r.items() if k in m.EvaluationRow.model_fields}
             | {"verdict_text": EVALUATION_VERDICTS.get(str(r["verdict"]), str(r["verdict"]))}
             for r in rows
         ]
-        pg = paging(
-            shown=len(out_rows),
-            fetched=len(out_rows),
-            total=len(out_rows),
-            remaining_after_fetch=0,
-            limit_cut=False,
-            next_cursor=None,
-            what="rows",
-        )
         data = {
             "evaluation_id": str(head["evaluation_id"]),
             "computed": iso_utc(int(head["computed_ns"])) or "",
@@ -1204,7 +1163,7 @@ class ToolService:
             "seed": int(head["seed"]),
             "kernel_version": head["kernel_version"],
             "rows": out_rows,
-            "paging": pg.model_dump(mode="json"),
+            "paging": _whole(len(out_rows), "rows"),
             "provenance": prov,
             "completeness": comp,
         }
@@ -1217,15 +1176,23 @@ class ToolService:
             if pooled
             else f"signal evaluation {first}..{last}"
         )
-        return Answer(data, render_text(summary, data), len(out_rows), qs)
+        return Answer(data, render_text(summary, data), len(out_rows), time.perf_counter() - t0)
 
     def chart_rows(
-        self, snap: Snapshot, symbol: str, day: str
+        self, view: ServingView, symbol: str, day: str
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """Return the signal rows and daily statistics a chart of one symbol-day draws."""
-        info = find_symbol(snap, symbol)
-        rows, metrics, _ = reads.read_chart(snap, info.symbol, parse_day(day, "day"))
-        return parse_rows(rows), (orjson.loads(metrics) if metrics is not None else None)
+        info = find_symbol(view, symbol)
+        d = parse_day(day, "day")
+        rows = view.day_signal_rows(info.symbol, d)
+        metrics = view.metrics(info.symbol, d, d)
+        return rows, (metrics[0] if metrics else None)
+
+
+def _decode_position(text: str, query: str, secret: bytes) -> int:
+    """Return the position a ``list_symbols`` cursor names."""
+    c = Cursor.decode(text, query, secret, 1)
+    return c.key[0]
 
 
 EVALUATION_VERDICTS: dict[str, str] = {
@@ -1268,35 +1235,26 @@ def _aged(
     return out
 
 
-def _real_time_row(snap: Snapshot, info: SymbolInfo, now_ns: int) -> dict[str, Any]:
+def _real_time_row(view: ServingView, info: SymbolSummary, now_ns: int) -> dict[str, Any]:
     """Return one symbol's newest trade and signals (ages from ``now_ns``)."""
-    key = ("realtime", info.symbol)
-    base = snap.memo.get(key)
-    if base is None:
-        day = info.days[-1] if info.days else None
-        lo = parse_time(day.isoformat(), "start") if day else 0
-        hi = parse_time(day.isoformat(), "end") if day else 0
-        got = snap.latest.get(info.symbol, {})
-        parsed = {k: orjson.loads(v) for k, v in got.items()}
-        base = snap.remember(
-            key,
-            (
-                parsed,
-                len(range(*info.trades.window(lo, hi))),
-                {k: len(range(*info.by_type[k].window(lo, hi))) for k in reads.SIGNAL_TYPES},
-            ),
-        )
-    parsed, trades_today, counts = base
-    trade = _aged(parsed.get("trade"), _TRADE_FIELDS, now_ns)
-    if trade is not None:
-        trade["trading_signal"] = parsed["trade"]["trading_signal"]
+    newest = view.newest(info.symbol)
+    day = info.days[-1] if info.days else None
+    e = view.catalog.entry(info.symbol, day) if day is not None else None
+    s = e.signals if e is not None else None
+    trade = _aged(newest.trade, _TRADE_FIELDS, now_ns)
+    if trade is not None and newest.trade is not None:
+        trade["trading_signal"] = newest.trade["trading_signal"]
     return {
         "symbol": info.symbol,
         "last_trade": trade,
-        "last_signal": _aged(parsed.get("signal"), _SIGNAL_FIELDS, now_ns),
-        "last_buy_or_sell": _aged(parsed.get("action"), _SIGNAL_FIELDS, now_ns),
-        "trades_today": trades_today,
-        "signals_today": counts,
+        "last_signal": _aged(newest.signal, _SIGNAL_FIELDS, now_ns),
+        "last_buy_or_sell": _aged(newest.action, _SIGNAL_FIELDS, now_ns),
+        "trades_today": e.n_trades if e is not None else 0,
+        "signals_today": {
+            "BUY": s.n_buy if s else 0,
+            "SELL": s.n_sell if s else 0,
+            "HOLD": s.n_hold if s else 0,
+        },
     }
 
 

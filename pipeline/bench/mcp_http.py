@@ -306,8 +306,17 @@ def _ingest_frames(t: Any, rng: Any, batch_records: int) -> tuple[Any, Any, Any,
                 "committed_ns": int(g["loaded_ns"].max()),
             }
         )
+    # One reconnect of the second symbol's subscription on the last day: 40 s missed. The
+    # gap record is the last record of its partition, loaded by that partition's last batch
+    # (as ingest loads it: inside a ledger range, counted in the batch's n_gaps).
+    gap_part = int(t["kafka_partition"].iloc[0])
+    gap_offset = int(t.loc[t["kafka_partition"] == gap_part, "kafka_offset"].max()) + 1
+    last_row = max(
+        (r for r in ledger_rows if r["kafka_partition"] == gap_part),
+        key=lambda r: r["start_offset"],
+    )
+    last_row.update(stop_offset=gap_offset + 1, n_messages=last_row["n_messages"] + 1, n_gaps=1)
     ledger = pd.DataFrame(ledger_rows)
-    # One reconnect of the second symbol's subscription on the last day: 40 s missed.
     sym = str(t["symbol"].iloc[len(t) // 2])
     last_day = t[t["trade_date"] == t["trade_date"].max()]
     mid = int(last_day["timestamp_ns"].iloc[len(last_day) // 2])
@@ -319,8 +328,8 @@ def _ingest_frames(t: Any, rng: Any, batch_records: int) -> tuple[Any, Any, Any,
             "reason": ["reconnect after watchdog timeout"],
             "detected_ns": [mid + 41_000_000_000],
             "kafka_topic": [TOPIC],
-            "kafka_partition": [int(t["kafka_partition"].iloc[0])],
-            "kafka_offset": [int(t["kafka_offset"].max()) + 1],
+            "kafka_partition": [gap_part],
+            "kafka_offset": [gap_offset],
             "loaded_ns": [loaded_base + 10**9],
         }
     )

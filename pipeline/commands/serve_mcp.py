@@ -36,6 +36,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--certfile", type=Path, default=None, help="TLS certificate (PEM): serve HTTPS")
     p.add_argument("--keyfile", type=Path, default=None, help="TLS private key (PEM)")
+    p.add_argument(
+        "--insecure-http-on-public-address",
+        action="store_true",
+        help="allow plain HTTP on a non-loopback --host (only behind a TLS-terminating proxy "
+        "on the same host: tokens and answers travel in clear text otherwise)",
+    )
     p.add_argument("--workers", type=int, default=None, help="uvicorn worker processes (default 1)")
     p.add_argument("--warehouse-url", default=None, help="override MICROSTRUCTURE_WAREHOUSE_URL")
     p.set_defaults(func=run)
@@ -53,10 +59,11 @@ def run(args: argparse.Namespace) -> int:
         keyfile=args.keyfile,
         workers=args.workers,
         warehouse_url=args.warehouse_url,
+        insecure_public_http=True if args.insecure_http_on_public_address else None,
     )
     if not args.http:
         return _serve_stdio(settings)
-    settings.require_tokens()
+    settings.check_http()
     return _serve_http(settings)
 
 

@@ -20,7 +20,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp_server.server import Runtime, build_server
 from mcp_server.settings import McpSettings
 from pipeline.bench.mcp_http import SampleFacts, write_sample_warehouse
-from pipeline.warehouse.reads import WarehouseReader
+from pipeline.serving.store_view import StorePort
 
 SYMBOLS = ("XXX", "AAA", "BBB", "CCC")
 
@@ -58,25 +58,27 @@ ServerFactory = Callable[..., MCPServer[Runtime]]
 
 
 @pytest.fixture
-def make_server(sample: SampleFacts) -> ServerFactory:
-    """Build a server over the sample (or ``path``); snapshots are built inline."""
+def make_server(sample: SampleFacts, tmp_path: Path) -> ServerFactory:
+    """Build a server over the sample (or ``path``); the store refreshes inline per call.
+
+    Inline refreshes make the tests deterministic: a call sees every commit made before
+    it. The server processes of ``serve_http`` use the real child materializer.
+    """
+    stores = iter(range(1_000_000))
 
     def make(
-        path: Path | None = None, reader_kwargs: dict[str, Any] | None = None, **overrides: Any
+        path: Path | None = None, port_kwargs: dict[str, Any] | None = None, **overrides: Any
     ) -> MCPServer[Runtime]:
         target = path or sample.path
         settings = McpSettings(
             warehouse_url=f"duckdb:///{target}", allow_unauthenticated=True, **overrides
         )
         kwargs: dict[str, Any] = {
-            "check_interval_s": 0,
-            "min_refresh_interval_s": 0,
-            "lock_share": 1.0,
-            "cpu_share": 1.0,
-            "background": False,
-            **(reader_kwargs or {}),
+            "store": tmp_path / f"store-{next(stores)}",
+            "materialize": "inline",
+            **(port_kwargs or {}),
         }
-        return build_server(settings, reader=WarehouseReader(target, **kwargs))
+        return build_server(settings, port=StorePort(target, **kwargs))
 
     return make
 

@@ -91,16 +91,32 @@ def serve_http(
             proc.wait()
 
 
-# A writer in another process: optionally change the file, then hold it open (DuckDB's
+# A writer in another process: optionally commit a batch as a loader does (trades of a new
+# symbol and their ledger row, one transaction), then hold the file open (DuckDB's
 # exclusive lock) until a line arrives on stdin.
 WRITER = """
 import sys, duckdb
 con = duckdb.connect(sys.argv[1])
 if sys.argv[2] == "add-symbol":
+    (p, start) = con.execute(
+        "SELECT kafka_partition, max(stop_offset) FROM kafka_offsets GROUP BY 1 ORDER BY 1 "
+        "LIMIT 1"
+    ).fetchall()[0]
+    con.execute("BEGIN")
     con.execute(
-        "INSERT INTO market_data SELECT * REPLACE ('NEW' AS symbol, kafka_offset + 100000000 "
-        "AS kafka_offset) FROM market_data WHERE symbol = 'XXX' LIMIT 7"
+        "INSERT INTO market_data SELECT * REPLACE ('NEW' AS symbol, ? AS kafka_partition, "
+        "? + row_number() OVER () - 1 AS kafka_offset) FROM market_data WHERE symbol = 'XXX' "
+        "LIMIT 7",
+        [p, start],
     )
+    con.execute(
+        "INSERT INTO kafka_offsets (kafka_topic, kafka_partition, start_offset, stop_offset, "
+        "n_messages, n_trades, n_duplicates, n_rejects, n_gaps, quality_passed, committed_ns) "
+        "VALUES ('polygon-market-data', ?, ?, ?, 7, 7, 0, 0, 0, true, "
+        "epoch_ns(current_timestamp))",
+        [p, start, start + 7],
+    )
+    con.execute("COMMIT")
 print("holding", flush=True)
 sys.stdin.readline()
 con.close()

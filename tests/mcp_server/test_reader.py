@@ -1,4 +1,4 @@
-"""The read side: snapshots of a file that other processes write, never held, never written."""
+"""The read side through the server: a file other processes write, never held, never written."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult
 
-from pipeline.warehouse.reads import WarehouseUnavailable, build_snapshot
 from tests.mcp_server.conftest import ServerFactory, file_digest
 from tests.mcp_server.running import writer
 
@@ -21,19 +20,19 @@ def _text(result: CallToolResult) -> str:
     return " ".join(getattr(c, "text", "") for c in result.content)
 
 
-def test_a_writer_can_open_the_file_while_the_server_serves(
+async def test_a_writer_can_open_the_file_while_the_server_serves(
     make_server: ServerFactory, warehouse_copy: Path
 ) -> None:
-    snap = build_snapshot(warehouse_copy)
-    try:
-        # The snapshot is private: the file is not held, so another process may write.
+    server = make_server(warehouse_copy)
+    async with Client(server) as client:
+        assert not (await client.call_tool("list_symbols", {})).is_error
+        # Between calls nothing holds the file: another process may open it for writing.
         with writer(warehouse_copy, "add-symbol"):
             pass
-    finally:
-        snap.retire()
+        assert not (await client.call_tool("list_symbols", {})).is_error
 
 
-async def test_new_data_is_served_once_the_file_changes(
+async def test_new_data_is_served_once_it_is_committed(
     make_server: ServerFactory, warehouse_copy: Path
 ) -> None:
     server = make_server(warehouse_copy)
@@ -47,29 +46,37 @@ async def test_new_data_is_served_once_the_file_changes(
     assert "NEW" not in [r["symbol"] for r in first["rows"]]
     assert "NEW" in [r["symbol"] for r in second["rows"]]
     assert second["provenance"]["as_of_ns"] > first["provenance"]["as_of_ns"]
+    # The as-of in offsets moved by exactly the committed batch.
+    moved = {
+        k: v - first["provenance"]["ledger_through"].get(k, 0)
+        for k, v in second["provenance"]["ledger_through"].items()
+    }
+    assert sorted(moved.values())[-1] == 7
+    assert sum(moved.values()) == 7
 
 
-async def test_a_writer_holding_the_file_is_a_clear_busy_error_until_it_lets_go(
+async def test_a_writer_holding_the_file_at_start_is_a_clear_busy_error_until_it_lets_go(
     make_server: ServerFactory, warehouse_copy: Path
 ) -> None:
-    server = make_server(warehouse_copy, reader_kwargs={"lock_attempts": 2})
+    server = make_server(warehouse_copy)
     async with AsyncExitStack() as stack:
         with writer(warehouse_copy):
-            # The server starts while the writer holds the file: no snapshot can exist.
+            # The server starts while the writer holds the file: nothing can be served yet.
             client = await stack.enter_async_context(Client(server))
             busy = await client.call_tool("list_symbols", {})
         after = await client.call_tool("list_symbols", {})
-    text = " ".join(getattr(c, "text", "") for c in busy.content)
+    text = _text(busy)
     assert busy.is_error
-    assert "a writer held the warehouse file" in text
+    assert "indexing the warehouse for serving" in text
     assert "retry in a few seconds" in text
+    assert str(warehouse_copy.parent) not in text, "client errors never name a path"
     assert not after.is_error
 
 
-async def test_a_failed_refresh_keeps_serving_the_last_snapshot_marked_stale(
+async def test_a_held_warehouse_keeps_serving_the_last_state_marked_stale(
     make_server: ServerFactory, warehouse_copy: Path
 ) -> None:
-    server = make_server(warehouse_copy, reader_kwargs={"lock_attempts": 2})
+    server = make_server(warehouse_copy)
     async with Client(server) as client:
         fresh = (
             await client.call_tool("get_real_time_data", {"symbols": ["XXX"]})
@@ -82,46 +89,38 @@ async def test_a_failed_refresh_keeps_serving_the_last_snapshot_marked_stale(
     assert stale.structured_content is not None
     prov = stale.structured_content["provenance"]
     assert prov["snapshot_stale"] is True
-    assert "writer held the warehouse file" in prov["stale_reason"]
-    assert prov["as_of_ns"] == fresh["provenance"]["as_of_ns"]
+    assert prov["stale_reason"]
+    assert prov["ledger_through"] == fresh["provenance"]["ledger_through"]
 
 
-async def test_a_missing_or_empty_warehouse_is_a_tool_error(
+async def test_a_missing_or_empty_warehouse_is_a_tool_error_that_names_no_path(
     make_server: ServerFactory, tmp_path: Path
 ) -> None:
     missing = tmp_path / "nothing-here.duckdb"
     async with Client(make_server(missing)) as client:
         r = await client.call_tool("list_symbols", {})
     assert r.is_error
-    assert "no warehouse file" in _text(r)
-    assert not missing.exists(), "the reader never creates the file"
+    assert "holds no data yet" in _text(r)
+    assert str(tmp_path) not in _text(r)
+    assert not missing.exists(), "the read side never creates the file"
     empty = tmp_path / "empty.duckdb"
     duckdb.connect(str(empty)).close()
     async with Client(make_server(empty)) as client:
         r = await client.call_tool("list_symbols", {})
     assert r.is_error
     assert "migrations not applied" in _text(r)
+    assert str(tmp_path) not in _text(r)
 
 
-def test_the_snapshot_cannot_reach_any_file(warehouse_copy: Path, tmp_path: Path) -> None:
+async def test_serving_never_writes_the_warehouse(
+    make_server: ServerFactory, warehouse_copy: Path
+) -> None:
     before = file_digest(warehouse_copy)
-    snap = build_snapshot(warehouse_copy)
-    try:
-        cur = snap.cursor()
-        for sql in (
-            f"ATTACH '{warehouse_copy}' AS w",
-            f"COPY trades TO '{tmp_path / 'out.csv'}'",
-            f"SELECT * FROM read_csv('{tmp_path / 'x.csv'}')",
-            "SET enable_external_access = true",
+    async with Client(make_server(warehouse_copy)) as client:
+        for tool, args in (
+            ("list_symbols", {}),
+            ("get_enriched_data", {"symbol": "XXX", "limit": 5}),
+            ("get_data_quality", {"symbol": "AAA"}),
         ):
-            with pytest.raises(duckdb.Error):
-                cur.execute(sql)
-    finally:
-        snap.retire()
-    assert not (tmp_path / "out.csv").exists()
+            assert not (await client.call_tool(tool, args)).is_error
     assert file_digest(warehouse_copy) == before
-
-
-def test_a_snapshot_of_a_missing_file_says_so(tmp_path: Path) -> None:
-    with pytest.raises(WarehouseUnavailable, match="no warehouse file"):
-        build_snapshot(tmp_path / "absent.duckdb")

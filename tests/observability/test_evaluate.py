@@ -26,7 +26,6 @@ from pipeline.evaluate import (
 )
 from pipeline.signals.assemble import compute_frames
 from pipeline.signals.synthetic import simulate_tape
-from pipeline.warehouse.reads import WarehouseReader
 from tests.observability.tapes import jumpy_config, plant_continuation, random_tape
 from udx.kernels import session_bounds
 
@@ -127,11 +126,12 @@ def test_the_command_stores_plots_and_serves_the_evaluation(
     assert sorted(json.loads(rows[0][4])) == ["2018-01-02", "2018-01-03"]
 
     async def ask() -> tuple[dict[str, object], bool]:
-        settings = McpSettings(warehouse_url=f"duckdb:///{warehouse}", allow_unauthenticated=True)
-        reader = WarehouseReader(
-            warehouse, check_interval_s=0, min_refresh_interval_s=0, background=False
+        settings = McpSettings(
+            warehouse_url=f"duckdb:///{warehouse}",
+            allow_unauthenticated=True,
+            materialize="inline",
         )
-        async with Client(build_server(settings, reader=reader)) as client:
+        async with Client(build_server(settings)) as client:
             ok = await client.call_tool("get_signal_evaluation", {"symbol": "XXX"})
             bad = await client.call_tool("get_signal_evaluation", {"symbol": "NOPE"})
         assert ok.structured_content is not None
@@ -164,11 +164,12 @@ def test_an_empty_warehouse_has_no_evaluation_to_serve(warehouse: Path, anyio_ba
     del anyio_backend
 
     async def ask() -> str:
-        settings = McpSettings(warehouse_url=f"duckdb:///{warehouse}", allow_unauthenticated=True)
-        reader = WarehouseReader(
-            warehouse, check_interval_s=0, min_refresh_interval_s=0, background=False
+        settings = McpSettings(
+            warehouse_url=f"duckdb:///{warehouse}",
+            allow_unauthenticated=True,
+            materialize="inline",
         )
-        async with Client(build_server(settings, reader=reader)) as client:
+        async with Client(build_server(settings)) as client:
             res = await client.call_tool("get_signal_evaluation", {})
         assert res.is_error
         return " ".join(getattr(c, "text", "") for c in res.content)

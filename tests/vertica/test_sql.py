@@ -150,7 +150,9 @@ def test_the_mcp_user_lives_in_a_capped_pool_with_select_only() -> None:
     grants = (ROOT / "sql/vertica/mcp_grants.sql").read_text()
     privileges = re.findall(r"^GRANT (\w+) ON", grants, re.M)
     assert set(privileges) == {"USAGE", "SELECT"}
-    assert "market_data_rejects" not in re.sub(r"--.*", "", grants)
+    # The rejects table itself (raw payloads) is never granted; its view
+    # market_data_rejects_served (0011) is.
+    assert not re.search(r"\bmarket_data_rejects\b", re.sub(r"--.*", "", grants))
     for verb in ("INSERT", "UPDATE", "DELETE", "TRUNCATE", "CREATE ON", "ALL PRIVILEGES"):
         assert verb not in re.sub(r"--.*", "", grants)
 
@@ -344,7 +346,12 @@ def test_the_migration_runner_splits_each_sibling_into_the_statements_sqlfluff_s
     for s in split_statements(migration.sql):
         body = _strip_comments(s).upper()
         assert body.startswith(
-            ("CREATE TABLE IF NOT EXISTS", "CREATE OR REPLACE VIEW")
+            (
+                "CREATE TABLE IF NOT EXISTS",
+                "CREATE OR REPLACE VIEW",
+                "CREATE PROJECTION IF NOT EXISTS",
+                "SELECT REFRESH(",  # refreshing up-to-date projections does nothing
+            )
         ) or re.match(r"ALTER TABLE \w+ ADD COLUMN IF NOT EXISTS \w+ ", body), body[:60]
 
 
@@ -404,3 +411,56 @@ def test_copy_statements_end_with_no_commit_and_parse_without_it(table: str) -> 
     assert sql.endswith(" ABORT ON ERROR NO COMMIT")
     assert "ENFORCELENGTH" in sql
     assert parse_problems(sql.removesuffix(" NO COMMIT")) == []
+
+
+# --- serving (0011): the signals projection, the rejects view, the MCP role's grants ----------
+
+
+def _serving_migration(dialect: str) -> str:
+    [m] = [m for m in discover(dialect) if m.version == "0011"]
+    return m.sql
+
+
+def test_signals_get_a_projection_in_time_order_segmented_like_their_table() -> None:
+    flat = re.sub(r"\s+", " ", _strip_comments(_serving_migration("vertica")))
+    projection = re.search(
+        r"CREATE PROJECTION IF NOT EXISTS trading_signals_by_time \((.*?)\) AS SELECT (.*?) "
+        r"FROM trading_signals ORDER BY symbol, timestamp_ns SEGMENTED BY HASH\(symbol\) "
+        r"ALL NODES;",
+        flat,
+    )
+    assert projection is not None
+    names = [c.strip() for c in projection.group(1).split(",")]
+    assert names == [c.strip() for c in projection.group(2).split(",")]
+    tables, _, ddl = vertica_schema()
+    assert names == [c for c, _, _ in tables["trading_signals"]]  # every column, date included
+    # Synchronous refresh: the projection serves queries once the migration is done.
+    assert "SELECT REFRESH('trading_signals');" in flat
+    # market_data needs none: its superprojection is already in (symbol, timestamp_ns) order.
+    assert "ORDER BY symbol, timestamp_ns SEGMENTED BY HASH(symbol)" in re.sub(
+        r"\s+", " ", ddl["market_data"]
+    )
+
+
+def test_the_rejects_view_is_the_same_on_both_backends_and_cuts_raw_to_160_characters() -> None:
+    views = {}
+    for dialect in ("duckdb", "vertica"):
+        statements = split_statements(_serving_migration(dialect))
+        bodies = [_strip_comments(s) for s in statements]
+        [view] = [s for s in bodies if s.startswith("CREATE OR REPLACE VIEW")]
+        views[dialect] = re.sub(r"\s+", " ", view)
+    assert views["duckdb"] == views["vertica"]
+    assert views["duckdb"].startswith("CREATE OR REPLACE VIEW market_data_rejects_served AS")
+    assert "LEFT(raw, 160) AS raw FROM market_data_rejects" in views["duckdb"]
+    assert len(split_statements(_serving_migration("duckdb"))) == 1  # no projections in DuckDB
+
+
+def test_the_mcp_role_may_read_what_the_server_reads_and_no_raw_rejects() -> None:
+    from pipeline.serving.vertica import SERVED_RELATIONS
+    from tests.support.vertica_standin import read_granted_relations
+
+    granted = read_granted_relations()
+    assert granted >= SERVED_RELATIONS
+    assert "market_data_rejects" not in granted
+    relations, _, _ = vertica_schema()
+    assert granted <= set(relations)  # every grant names a table or view of the migrations

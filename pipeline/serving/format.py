@@ -1,0 +1,358 @@
+"""How served rows look: numbers to 6 significant digits, times as ISO 8601, one shape per row.
+
+Both implementations of the serving port hand raw column values to these functions, so
+an answer from DuckDB and one from Vertica are identical for the same data. Statistics are
+rounded to 6 significant digits (every digit costs a client tokens), NaN and infinities
+become null (JSON has neither), and every function works on whole columns (numpy) so
+that a page of a thousand rows costs microseconds per row, not per value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from pipeline.nytime import iso_utc, iso_utc_array
+
+TRADE_COLUMNS: tuple[str, ...] = (
+    "timestamp_ns",
+    "price",
+    "size",
+    "exchange",
+    "conditions",
+    "in_regular_hours",
+    "kafka_partition",
+    "kafka_offset",
+)
+"""Columns of ``market_data`` a trade row shows."""
+
+JOINED_SIGNAL_COLUMNS: tuple[str, ...] = (
+    "log_return",
+    "lee_mykland_stat",
+    "jump_detected",
+    "garch_sigma2",
+    "standardized_return",
+    "conditional_duration",
+    "acd_surprise",
+    "trade_intensity_zscore",
+    "trading_signal",
+)
+"""Columns of ``trading_signals`` a trade row carries (null when the trade has no signal)."""
+
+SIGNAL_COLUMNS: tuple[str, ...] = (
+    "timestamp_ns",
+    "seq",
+    "price",
+    "size",
+    "log_return",
+    "lee_mykland_stat",
+    "lm_xi",
+    "jump_detected",
+    "garch_sigma2",
+    "standardized_return",
+    "bns_stat",
+    "conditional_duration",
+    "acd_surprise",
+    "trade_intensity_zscore",
+    "trading_signal",
+    "kafka_partition",
+    "kafka_offset",
+)
+"""Columns of ``trading_signals`` a signal row shows (besides its date)."""
+
+_ROUNDED = frozenset(
+    {
+        "price",
+        "log_return",
+        "lee_mykland_stat",
+        "lm_xi",
+        "garch_sigma2",
+        "standardized_return",
+        "bns_stat",
+        "conditional_duration",
+        "acd_surprise",
+        "trade_intensity_zscore",
+    }
+)
+
+METRICS_COLUMNS: tuple[str, ...] = (
+    "symbol",
+    "date",
+    "n_trades",
+    "n_returns",
+    "first_timestamp_ns",
+    "last_timestamp_ns",
+    "vwap",
+    "bns_m",
+    "bns_rv",
+    "bns_bv",
+    "bns_tq",
+    "bns_qq",
+    "bns_rj",
+    "bns_z",
+    "bns_p_value",
+    "bns_jump",
+    "garch_omega",
+    "garch_alpha",
+    "garch_beta",
+    "garch_loglik",
+    "garch_scale",
+    "garch_converged",
+    "acd_exp_omega",
+    "acd_exp_alpha",
+    "acd_exp_beta",
+    "acd_exp_loglik",
+    "acd_weibull_omega",
+    "acd_weibull_alpha",
+    "acd_weibull_beta",
+    "acd_weibull_gamma",
+    "acd_weibull_loglik",
+    "acd_exp_at_boundary",
+    "acd_weibull_at_boundary",
+    "lm_jump_count",
+    "notes",
+    "kernel_version",
+    "run_id",
+)
+"""Columns of ``symbol_day_metrics`` a ``DayMetrics`` row is built from."""
+
+
+def sig6(values: Any) -> npt.NDArray[np.float64]:
+    """Round to 6 significant digits; NaN and infinities become NaN.
+
+    Parameters
+    ----------
+    values
+        Numbers (None allowed: it becomes NaN).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float64`` values, each the double nearest to its 6-digit decimal.
+    """
+    x = np.asarray(
+        [np.nan if v is None else v for v in values] if isinstance(values, list) else values,
+        dtype=np.float64,
+    )
+    out = np.full(x.shape, np.nan)
+    finite = np.isfinite(x)
+    nonzero = finite & (x != 0)
+    out[finite & (x == 0)] = 0.0
+    v = x[nonzero]
+    if v.size:
+        digits = 5 - np.floor(np.log10(np.abs(v))).astype(np.int64)
+        r = np.empty_like(v)
+        up = digits >= 0
+        # Powers of ten up to 1e22 are exact doubles: scale by an exact power, round,
+        # then divide (or multiply) by the same exact power, one rounding each way.
+        scale = 10.0 ** np.minimum(digits[up], 300)
+        r[up] = np.round(v[up] * scale) / scale
+        down = 10.0 ** (-digits[~up])
+        r[~up] = np.round(v[~up] / down) * down
+        out[nonzero] = r
+    return out
+
+
+def _json_floats(values: Any) -> list[float | None]:
+    r = sig6(values)
+    return [None if v != v else v for v in r.tolist()]  # NaN != NaN
+
+
+def _ints(values: Any) -> list[int | None]:
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
+        return values.tolist()
+    return [None if v is None else int(v) for v in values]
+
+
+def _bools(values: Any) -> list[bool | None]:
+    if isinstance(values, np.ndarray) and values.dtype == np.bool_:
+        return values.tolist()
+    return [None if v is None else bool(v) for v in values]
+
+
+def _strs(values: Any) -> list[str | None]:
+    return [None if v is None else str(v) for v in values]
+
+
+def _column(cols: Mapping[str, Any], name: str, n: int) -> Any:
+    v = cols.get(name)
+    return [None] * n if v is None else v
+
+
+def trade_rows(cols: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Build ``TradeRow`` answers from columns of trades and their joined signals.
+
+    Parameters
+    ----------
+    cols
+        :data:`TRADE_COLUMNS` and, where known, :data:`JOINED_SIGNAL_COLUMNS` (absent or
+        None per row: the trade has no signal).
+
+    Returns
+    -------
+    list[dict]
+        One row per trade, in the order given.
+    """
+    ts = np.asarray(cols["timestamp_ns"], dtype=np.int64)
+    n = len(ts)
+    if n == 0:
+        return []
+    fields: dict[str, list[Any]] = {
+        "time": iso_utc_array(ts),
+        "timestamp_ns": ts.tolist(),
+        "price": _json_floats(cols["price"]),
+        "size": _ints(cols["size"]),
+        "exchange": _ints(cols["exchange"]),
+        "conditions": _strs(cols["conditions"]),
+        "in_regular_hours": _bools(cols["in_regular_hours"]),
+        "log_return": _json_floats(_column(cols, "log_return", n)),
+        "lee_mykland_stat": _json_floats(_column(cols, "lee_mykland_stat", n)),
+        "jump_detected": _bools(_column(cols, "jump_detected", n)),
+        "garch_sigma2": _json_floats(_column(cols, "garch_sigma2", n)),
+        "standardized_return": _json_floats(_column(cols, "standardized_return", n)),
+        "conditional_duration": _json_floats(_column(cols, "conditional_duration", n)),
+        "acd_surprise": _json_floats(_column(cols, "acd_surprise", n)),
+        "trade_intensity_zscore": _json_floats(_column(cols, "trade_intensity_zscore", n)),
+        "trading_signal": _strs(_column(cols, "trading_signal", n)),
+        "kafka_partition": _ints(cols["kafka_partition"]),
+        "kafka_offset": _ints(cols["kafka_offset"]),
+    }
+    names = list(fields)
+    return [dict(zip(names, row, strict=True)) for row in zip(*fields.values(), strict=True)]
+
+
+def signal_rows(cols: Mapping[str, Any], days: Sequence[date] | date) -> list[dict[str, Any]]:
+    """Build ``SignalRow`` answers from :data:`SIGNAL_COLUMNS`.
+
+    Parameters
+    ----------
+    cols
+        The columns.
+    days
+        The trading day of every row, or one day for all.
+
+    Returns
+    -------
+    list[dict]
+        One row per signal, in the order given.
+    """
+    ts = np.asarray(cols["timestamp_ns"], dtype=np.int64)
+    n = len(ts)
+    if n == 0:
+        return []
+    day_text = [days.isoformat()] * n if isinstance(days, date) else [d.isoformat() for d in days]
+    fields: dict[str, list[Any]] = {
+        "time": iso_utc_array(ts),
+        "timestamp_ns": ts.tolist(),
+        "date": day_text,
+        "seq": _ints(cols["seq"]),
+        "price": _json_floats(cols["price"]),
+        "size": _ints(cols["size"]),
+    }
+    for name in SIGNAL_COLUMNS[4:]:
+        if name in _ROUNDED:
+            fields[name] = _json_floats(cols[name])
+        elif name == "jump_detected":
+            fields[name] = _bools(cols[name])
+        elif name == "trading_signal":
+            fields[name] = _strs(cols[name])
+        else:
+            fields[name] = _ints(cols[name])
+    names = list(fields)
+    return [dict(zip(names, row, strict=True)) for row in zip(*fields.values(), strict=True)]
+
+
+def _f(v: Any) -> float | None:
+    return _json_floats([v])[0]
+
+
+def _i(v: Any) -> int | None:
+    return None if v is None else int(v)
+
+
+def _b(v: Any) -> bool | None:
+    return None if v is None else bool(v)
+
+
+def metrics_row(m: Mapping[str, Any]) -> dict[str, Any]:
+    """Build a ``DayMetrics`` answer from one ``symbol_day_metrics`` row (by column name)."""
+    d = m["date"]
+    return {
+        "date": d.isoformat() if isinstance(d, date) else str(d)[:10],
+        "n_trades": int(m["n_trades"]),
+        "n_returns": _i(m["n_returns"]),
+        "first_trade": iso_utc(_i(m["first_timestamp_ns"])),
+        "last_trade": iso_utc(_i(m["last_timestamp_ns"])),
+        "vwap": _f(m["vwap"]),
+        "bns": {
+            "m": _i(m["bns_m"]),
+            "rv": _f(m["bns_rv"]),
+            "bv": _f(m["bns_bv"]),
+            "tq": _f(m["bns_tq"]),
+            "qq": _f(m["bns_qq"]),
+            "rj": _f(m["bns_rj"]),
+            "z": _f(m["bns_z"]),
+            "p_value": _f(m["bns_p_value"]),
+            "jump": _b(m["bns_jump"]),
+        },
+        "garch": {
+            "omega": _f(m["garch_omega"]),
+            "alpha": _f(m["garch_alpha"]),
+            "beta": _f(m["garch_beta"]),
+            "loglik": _f(m["garch_loglik"]),
+            "scale": _f(m["garch_scale"]),
+            "converged": _b(m["garch_converged"]),
+        },
+        "acd_exponential": {
+            "omega": _f(m["acd_exp_omega"]),
+            "alpha": _f(m["acd_exp_alpha"]),
+            "beta": _f(m["acd_exp_beta"]),
+            "gamma": None,
+            "loglik": _f(m["acd_exp_loglik"]),
+            "at_boundary": _b(m["acd_exp_at_boundary"]),
+        },
+        "acd_weibull": {
+            "omega": _f(m["acd_weibull_omega"]),
+            "alpha": _f(m["acd_weibull_alpha"]),
+            "beta": _f(m["acd_weibull_beta"]),
+            "gamma": _f(m["acd_weibull_gamma"]),
+            "loglik": _f(m["acd_weibull_loglik"]),
+            "at_boundary": _b(m["acd_weibull_at_boundary"]),
+        },
+        "lm_jump_count": _i(m["lm_jump_count"]),
+        "notes": None if m["notes"] is None else str(m["notes"]),
+        "kernel_version": str(m["kernel_version"]),
+        "run_id": str(m["run_id"]),
+    }
+
+
+def jsonable(v: Any) -> Any:
+    """Return a value as a JSON type: dates as ISO text, decimals and numpy numbers as floats."""
+    if isinstance(v, date):
+        return v.isoformat()
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    return float(v)
+
+
+def round_value(v: Any) -> Any:
+    """Round one float as answers do (other values unchanged)."""
+    return _f(v) if isinstance(v, float) else v
+
+
+__all__ = [
+    "JOINED_SIGNAL_COLUMNS",
+    "METRICS_COLUMNS",
+    "SIGNAL_COLUMNS",
+    "TRADE_COLUMNS",
+    "jsonable",
+    "metrics_row",
+    "round_value",
+    "sig6",
+    "signal_rows",
+    "trade_rows",
+]

@@ -1,0 +1,96 @@
+"""The statements both read sides run to follow a warehouse, written once.
+
+Portable SQL (they run on Vertica and on DuckDB); every value is a bound ``?``. The DuckDB
+materializer reads the warehouse it ``ATTACH``-es as ``src``, the Vertica side reads its
+search path: :func:`statements` qualifies the table names for either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.evaluate import EVALUATION_COLUMNS
+from pipeline.serving.store import RAW_PREFIX_CHARS
+
+LEDGER_COLUMNS = (
+    "kafka_topic, kafka_partition, start_offset, stop_offset, n_trades, n_duplicates, "
+    "n_rejects, quality_passed, quality_summary, committed_ns"
+)
+"""``kafka_offsets`` columns in the order :func:`pipeline.serving.catalog.ledger_batch` reads."""
+
+
+@dataclass(frozen=True)
+class Statements:
+    """The follow-the-warehouse statements for one way of naming its tables."""
+
+    ledger_since: str
+    """Ledger rows stamped at or after a time (the refresh's slack included by the caller)."""
+    ledger_after: str
+    """One partition's ledger rows from an offset on (the exact re-read)."""
+    ledger_row: str
+    """Whether a ledger row ``(topic, partition, start)`` exists (an identity check)."""
+    runs: str
+    """Every ``signal_runs`` row (a few a day)."""
+    failed: str
+    """The newest failed expectations of one ``quality_results`` target."""
+    newest_evaluation: str
+    """The newest stored evaluation's id."""
+    evaluation: str
+    """The rows of one evaluation, pooled first."""
+    first_day: str
+    """The first trading day ``market_data`` holds (retention drops days before it)."""
+    gaps: str
+    """Feed gap rows of an offset range."""
+    rejects: str
+    """Rejected records of an offset range, raw text shortened."""
+
+
+def statements(prefix: str = "") -> Statements:
+    """Return the statements with ``prefix`` before each table name (``"src."`` or ``""``)."""
+    p = prefix
+    return Statements(
+        ledger_since=(
+            f"SELECT {LEDGER_COLUMNS} FROM {p}kafka_offsets WHERE committed_ns >= ? "  # noqa: S608 - constants
+            "ORDER BY committed_ns, kafka_topic, kafka_partition, start_offset"
+        ),
+        ledger_after=(
+            f"SELECT {LEDGER_COLUMNS} FROM {p}kafka_offsets WHERE kafka_topic = ? "  # noqa: S608
+            "AND kafka_partition = ? AND start_offset >= ? ORDER BY start_offset"
+        ),
+        ledger_row=(
+            f"SELECT COUNT(*) FROM {p}kafka_offsets WHERE kafka_topic = ? "  # noqa: S608
+            "AND kafka_partition = ? AND start_offset = ?"
+        ),
+        runs=(
+            "SELECT run_id, date, kernel_version, params, final, quality_passed, "  # noqa: S608
+            f"quality_summary, computed_ns, content_hash FROM {p}signal_runs"
+        ),
+        failed=(
+            f"SELECT suite, expectation, observed FROM {p}quality_results WHERE target = ? "  # noqa: S608
+            "AND NOT passed ORDER BY checked_ns DESC LIMIT 20"
+        ),
+        newest_evaluation=(
+            f"SELECT evaluation_id FROM {p}signal_evaluation "  # noqa: S608
+            "ORDER BY computed_ns DESC, evaluation_id LIMIT 1"
+        ),
+        evaluation=(
+            f"SELECT {', '.join(EVALUATION_COLUMNS)} FROM {p}signal_evaluation "  # noqa: S608
+            "WHERE evaluation_id = ? ORDER BY CASE WHEN symbol = '*' THEN 0 ELSE 1 END, "
+            "symbol, horizon_s"
+        ),
+        first_day=f"SELECT MIN(trade_date) FROM {p}market_data",  # noqa: S608
+        gaps=(
+            "SELECT subscription, last_before_ns, first_after_ns, reason, detected_ns, "  # noqa: S608
+            f"gap_id, repair FROM {p}feed_gaps WHERE kafka_topic = ? AND kafka_partition = ? "
+            "AND kafka_offset >= ? AND kafka_offset < ?"
+        ),
+        rejects=(
+            f"SELECT stage, reason, LEFT(raw, {RAW_PREFIX_CHARS}) AS raw, symbol, receipt_ns, "  # noqa: S608
+            f"loaded_ns, kafka_partition, kafka_offset FROM {p}market_data_rejects "
+            "WHERE kafka_topic = ? AND kafka_partition = ? AND kafka_offset >= ? "
+            "AND kafka_offset < ?"
+        ),
+    )
+
+
+__all__ = ["EVALUATION_COLUMNS", "LEDGER_COLUMNS", "Statements", "statements"]

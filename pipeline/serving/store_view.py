@@ -1,0 +1,878 @@
+"""The DuckDB implementation of the serving port: answers from the serving store's files.
+
+A server process never opens the warehouse. It reads the state the materializer
+published (:mod:`pipeline.serving.materialize`, run as a child process, a thread, or
+inline for tests): the manifest names each day's immutable Arrow files, which are
+memory-mapped and sliced. Every segment holds one sorted record batch per symbol, so a
+window is two binary searches on a timestamp column, a page is a slice of at most
+``limit`` rows per segment, and a count is a difference of positions: the cost of a
+call is what it returns (plus ``log n``), not what the store holds.
+
+Views are immutable: a call pins one published state (``as_of_ns``) for its whole
+duration; files a newer state drops are kept by the materializer for a grace period
+longer than any call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from pipeline.nytime import ny_date
+from pipeline.serving import format as fmt
+from pipeline.serving.catalog import Catalog, with_days
+from pipeline.serving.materialize import Materializer, WarehouseMissing, source_version
+from pipeline.serving.port import (
+    SIGNAL_CODES,
+    Newest,
+    Page,
+    ServingBusy,
+    ServingHealth,
+    ServingUnavailable,
+    SignalKey,
+    SignalKind,
+    TradeKey,
+)
+from pipeline.serving.store import DayFiles, Manifest, Segment, StoreLayout
+
+logger = logging.getLogger(__name__)
+
+Materialize = Literal["process", "thread", "inline", "off"]
+
+
+class FileCache:
+    """Open, memory-mapped Arrow files, least recently used closed first.
+
+    Parameters
+    ----------
+    root
+        The store directory.
+    max_open
+        Most files kept open (each costs a descriptor and a mapping, no resident memory
+        beyond the pages read).
+    """
+
+    def __init__(self, root: Path, max_open: int = 512) -> None:
+        self.root = root
+        self.max_open = max_open
+        self._open: OrderedDict[str, ipc.RecordBatchFileReader] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def batch(self, seg: Segment, symbol: str) -> pa.RecordBatch | None:
+        """Return the record batch of ``symbol`` in ``seg`` (None if it has none)."""
+        where = seg.symbols.get(symbol)
+        if where is None:
+            return None
+        return self.reader(seg.file).get_batch(where[0])
+
+    def reader(self, name: str) -> ipc.RecordBatchFileReader:
+        """Return the reader of a store file (opened once)."""
+        with self._lock:
+            r = self._open.get(name)
+            if r is not None:
+                self._open.move_to_end(name)
+                return r
+        r = ipc.open_file(pa.memory_map(str(self.root / name)))
+        with self._lock:
+            self._open[name] = r
+            while len(self._open) > self.max_open:
+                self._open.popitem(last=False)
+        return r
+
+    def clear(self) -> None:
+        """Close every file."""
+        with self._lock:
+            self._open.clear()
+
+
+@dataclass(frozen=True)
+class StoreState:
+    """One published state, loaded: its manifest, its days' files and its catalog."""
+
+    generation: int
+    manifest: Manifest
+    days: Mapping[date, DayFiles]
+    catalog: Catalog
+
+
+def load_state(layout: StoreLayout, name: str, previous: StoreState | None) -> StoreState:
+    """Load the state a manifest describes, re-reading only the days that changed.
+
+    Parameters
+    ----------
+    layout
+        The store.
+    name
+        The manifest's name (``CURRENT``'s content).
+    previous
+        The state loaded before (its unchanged days are reused).
+
+    Returns
+    -------
+    StoreState
+        The state.
+    """
+    manifest = Manifest.from_json(layout.read_json(name))
+    old_names = previous.manifest.days if previous is not None else {}
+    days: dict[date, DayFiles] = {}
+    changed: dict[date, Any] = {}
+    for day, day_name in manifest.days.items():
+        if previous is not None and old_names.get(day) == day_name:
+            days[day] = previous.days[day]
+        else:
+            days[day] = DayFiles.from_json(layout.read_json(day_name))
+            changed[day] = days[day].catalog
+    if previous is not None:
+        for day in set(previous.days) - set(days):
+            changed[day] = None
+        base = previous.catalog
+    else:
+        base = Catalog()
+    mbase = manifest.base_catalog()
+    catalog = with_days(
+        Catalog(
+            days=base.days,
+            symbols=base.symbols,
+            symbol_days=base.symbol_days,
+            ledger=mbase.ledger,
+            gaps=mbase.gaps,
+            failed_expectations=mbase.failed_expectations,
+            evaluation_id=mbase.evaluation_id,
+        ),
+        changed,
+    )
+    return StoreState(manifest.generation, manifest, days, catalog)
+
+
+def _cut_trades(ts: np.ndarray, p: np.ndarray, o: np.ndarray, key: TradeKey) -> int:
+    """Return the position of the first row whose key is not below ``key``."""
+    t, kp, ko = key
+    lo = int(np.searchsorted(ts, t, side="left"))
+    hi = int(np.searchsorted(ts, t, side="right"))
+    while lo < hi and (int(p[lo]), int(o[lo])) < (kp, ko):
+        lo += 1
+    return lo
+
+
+def _cut_signals(ts: np.ndarray, seq: np.ndarray, key: SignalKey) -> int:
+    t, ks = key
+    lo = int(np.searchsorted(ts, t, side="left"))
+    hi = int(np.searchsorted(ts, t, side="right"))
+    return lo + int(np.searchsorted(seq[lo:hi], ks, side="left"))
+
+
+def _days_of(catalog: Catalog, symbol: str, start_ns: int, end_ns: int) -> list[date]:
+    """Return the symbol's days with data that ``[start_ns, end_ns)`` touches, newest first."""
+    if end_ns <= start_ns:
+        return []
+    first, last = ny_date(start_ns), ny_date(end_ns - 1)
+    have = catalog.symbol_days.get(symbol, ())
+    return [d for d in reversed(have) if first <= d <= last]
+
+
+class StoreView:
+    """One published state of the serving store (a :class:`~pipeline.serving.port.ServingView`).
+
+    Parameters
+    ----------
+    state
+        The loaded state.
+    files
+        The process's open files.
+    as_of_ns
+        The state's as-of (moved forward by the heartbeat while the warehouse is unchanged).
+    stale_reason
+        Why the warehouse may hold newer data (None when current).
+    """
+
+    def __init__(
+        self, state: StoreState, files: FileCache, as_of_ns: int, stale_reason: str | None
+    ) -> None:
+        self._state = state
+        self._files = files
+        self._as_of_ns = as_of_ns
+        self._stale_reason = stale_reason
+
+    @property
+    def as_of_ns(self) -> int:
+        """When the state was read from the warehouse."""
+        return self._as_of_ns
+
+    @property
+    def catalog(self) -> Catalog:
+        """The state's catalog."""
+        return self._state.catalog
+
+    @property
+    def stale_reason(self) -> str | None:
+        """Why newer data may exist."""
+        return self._stale_reason
+
+    @property
+    def generation(self) -> int:
+        """The published state's number."""
+        return self._state.generation
+
+    # --- trades ------------------------------------------------------------------------
+
+    def _trade_parts(self, symbol: str, day: date) -> Iterator[pa.RecordBatch]:
+        files = self._state.days.get(day)
+        if files is None:
+            return
+        for seg in files.trades:
+            b = self._files.batch(seg, symbol)
+            if b is not None:
+                yield b
+
+    def trades_page(
+        self, symbol: str, start_ns: int, end_ns: int, before: TradeKey | None, limit: int
+    ) -> Page:
+        """Return trades with their signals in ``[start_ns, end_ns)``, newest first."""
+        t0 = time.perf_counter()
+        total = older = 0
+        pieces: list[pa.Table] = []
+        have = 0
+        for day in _days_of(self.catalog, symbol, start_ns, end_ns):
+            day_pieces: list[pa.Table] = []
+            for b in self._trade_parts(symbol, day):
+                ts = b.column(0).to_numpy()
+                a = int(np.searchsorted(ts, start_ns, side="left"))
+                z = int(np.searchsorted(ts, end_ns, side="left"))
+                if z <= a:
+                    continue
+                total += z - a
+                cut = z
+                if before is not None:
+                    cut = max(
+                        a,
+                        min(
+                            z,
+                            _cut_trades(ts, b.column(1).to_numpy(), b.column(2).to_numpy(), before),
+                        ),
+                    )
+                older += cut - a
+                if have < limit and cut > a:
+                    lo = max(a, cut - limit)
+                    day_pieces.append(pa.Table.from_batches([b.slice(lo, cut - lo)]))
+            if day_pieces:
+                merged = (
+                    pa.concat_tables(day_pieces)
+                    .sort_by(
+                        [
+                            ("timestamp_ns", "descending"),
+                            ("kafka_partition", "descending"),
+                            ("kafka_offset", "descending"),
+                        ]
+                    )
+                    .slice(0, limit - have)
+                )
+                have += merged.num_rows
+                pieces.append(self._with_signals(symbol, day, merged))
+        if not pieces:
+            return Page([], [], total, older, time.perf_counter() - t0)
+        cols: dict[str, list[Any]] = {}
+        for piece in pieces:
+            for k, v in piece.items():
+                cols.setdefault(k, []).extend(v)
+        rows = fmt.trade_rows(cols)
+        keys: list[tuple[int, ...]] = [
+            (r["timestamp_ns"], r["kafka_partition"], r["kafka_offset"]) for r in rows
+        ]
+        return Page(rows, keys, total, older - len(rows), time.perf_counter() - t0)
+
+    def _with_signals(self, symbol: str, day: date, trades: pa.Table) -> dict[str, list[Any]]:
+        """Return the trades' columns with their signal columns (None where none)."""
+        out: dict[str, list[Any]] = {c: trades.column(c).to_pylist() for c in fmt.TRADE_COLUMNS}
+        n = trades.num_rows
+        for c in fmt.JOINED_SIGNAL_COLUMNS:
+            out[c] = [None] * n
+        files = self._state.days.get(day)
+        sig = (
+            None
+            if files is None or files.signals is None
+            else self._files.batch(files.signals, symbol)
+        )
+        if sig is None or n == 0:
+            return out
+        ts = out["timestamp_ns"]
+        sts = sig.column(0).to_numpy()
+        lo = int(np.searchsorted(sts, min(ts), side="left"))
+        hi = int(np.searchsorted(sts, max(ts), side="right"))
+        if hi <= lo:
+            return out
+        part = sig.slice(lo, hi - lo)
+        names = part.schema.names
+        cols = {
+            c: part.column(names.index(c)).to_pylist()
+            for c in (*fmt.JOINED_SIGNAL_COLUMNS, "kafka_partition", "kafka_offset")
+        }
+        where = {
+            (p, o): i
+            for i, (p, o) in enumerate(
+                zip(cols["kafka_partition"], cols["kafka_offset"], strict=True)
+            )
+        }
+        for j, key in enumerate(zip(out["kafka_partition"], out["kafka_offset"], strict=True)):
+            i = where.get(key)
+            if i is not None:
+                for c in fmt.JOINED_SIGNAL_COLUMNS:
+                    out[c][j] = cols[c][i]
+        return out
+
+    # --- signals -----------------------------------------------------------------------
+
+    def _signal_batch(self, symbol: str, day: date) -> pa.RecordBatch | None:
+        files = self._state.days.get(day)
+        if files is None or files.signals is None:
+            return None
+        return self._files.batch(files.signals, symbol)
+
+    def _signal_days(self, symbol: str, start_ns: int, end_ns: int) -> list[date]:
+        return [
+            d
+            for d in _days_of(self.catalog, symbol, start_ns, end_ns)
+            if (e := self.catalog.entry(symbol, d)) is not None
+            and e.signals is not None
+            and e.signals.n_rows
+        ]
+
+    def signals_page(
+        self,
+        symbol: str,
+        kind: SignalKind,
+        start_ns: int,
+        end_ns: int,
+        before: SignalKey | None,
+        limit: int,
+    ) -> Page:
+        """Return signal rows of one kind in ``[start_ns, end_ns)``, newest first."""
+        t0 = time.perf_counter()
+        total = older = 0
+        rows: list[dict[str, Any]] = []
+        for day in self._signal_days(symbol, start_ns, end_ns):
+            b = self._signal_batch(symbol, day)
+            if b is None:
+                continue
+            ts = b.column(0).to_numpy()
+            a = int(np.searchsorted(ts, start_ns, side="left"))
+            z = int(np.searchsorted(ts, end_ns, side="left"))
+            if z <= a:
+                continue
+            cut = (
+                z
+                if before is None
+                else max(a, min(z, _cut_signals(ts, b.column(1).to_numpy(), before)))
+            )
+            mask = self._kind_mask(b, kind, a, z)
+            if mask is None:
+                total += z - a
+                older += cut - a
+                pos = (
+                    np.arange(max(a, cut - (limit - len(rows))), cut) if len(rows) < limit else None
+                )
+            else:
+                total += int(np.count_nonzero(mask))
+                sub = np.flatnonzero(mask[: cut - a]) + a
+                older += len(sub)
+                pos = sub[-(limit - len(rows)) :] if len(rows) < limit else None
+            if pos is not None and len(pos):
+                taken = b.take(pa.array(pos[::-1]))
+                rows.extend(
+                    fmt.signal_rows(
+                        {c: taken.column(c).to_pylist() for c in fmt.SIGNAL_COLUMNS}, day
+                    )
+                )
+        keys: list[tuple[int, ...]] = [(r["timestamp_ns"], r["seq"]) for r in rows]
+        return Page(rows, keys, total, older - len(rows), time.perf_counter() - t0)
+
+    @staticmethod
+    def _kind_mask(b: pa.RecordBatch, kind: SignalKind, a: int, z: int) -> np.ndarray | None:
+        if kind == "ALL":
+            return None
+        if kind == "JUMP":
+            return np.asarray(
+                b.column("jump_detected")
+                .slice(a, z - a)
+                .fill_null(False)
+                .to_numpy(zero_copy_only=False),
+                dtype=bool,
+            )
+        return b.column("code").to_numpy()[a:z] == SIGNAL_CODES[kind]
+
+    def signal_counts(self, symbol: str, start_ns: int, end_ns: int) -> dict[str, int]:
+        """Return BUY, SELL and HOLD counts of ``[start_ns, end_ns)``."""
+        c = np.zeros(3, dtype=np.int64)
+        for day in self._signal_days(symbol, start_ns, end_ns):
+            b = self._signal_batch(symbol, day)
+            if b is None:
+                continue
+            ts = b.column(0).to_numpy()
+            a = int(np.searchsorted(ts, start_ns, side="left"))
+            z = int(np.searchsorted(ts, end_ns, side="left"))
+            if z > a:
+                c += np.bincount(b.column("code").to_numpy()[a:z], minlength=3)[:3]
+        return {"BUY": int(c[1]), "SELL": int(c[2]), "HOLD": int(c[0])}
+
+    def day_signal_rows(self, symbol: str, day: date) -> list[dict[str, Any]]:
+        """Return every signal row of a symbol-day in time order."""
+        b = self._signal_batch(symbol, day)
+        if b is None:
+            return []
+        return fmt.signal_rows(
+            {c: b.column(c).to_numpy(zero_copy_only=False) for c in fmt.SIGNAL_COLUMNS}, day
+        )
+
+    def signal_frame(self, first: date, last: date) -> pd.DataFrame:
+        """Return ``symbol, date, timestamp_ns, price, trading_signal`` of the days' signals."""
+        frames: list[pd.DataFrame] = []
+        for day in sorted(d for d in self._state.days if first <= d <= last):
+            files = self._state.days[day]
+            if files.signals is None:
+                continue
+            reader = self._files.reader(files.signals.file)
+            for symbol, (i, _n) in sorted(files.signals.symbols.items()):
+                b = reader.get_batch(i)
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "symbol": symbol,
+                            "date": day.isoformat(),
+                            "timestamp_ns": b.column("timestamp_ns").to_numpy(),
+                            "price": b.column("price").to_numpy(),
+                            "trading_signal": b.column("trading_signal").to_numpy(
+                                zero_copy_only=False
+                            ),
+                        }
+                    )
+                )
+        if not frames:
+            return pd.DataFrame(
+                columns=["symbol", "date", "timestamp_ns", "price", "trading_signal"]
+            )
+        return pd.concat(frames, ignore_index=True)
+
+    # --- daily statistics, newest rows ---------------------------------------------------
+
+    def metrics(self, symbol: str, first: date, last: date) -> list[dict[str, Any]]:
+        """Return ``DayMetrics`` rows of ``first..last``, newest day first."""
+        out: list[dict[str, Any]] = []
+        for day in reversed(self.catalog.symbol_days.get(symbol, ())):
+            if not first <= day <= last:
+                continue
+            files = self._state.days[day]
+            if files.metrics is None:
+                continue
+            b = self._files.batch(files.metrics, symbol)
+            if b is not None:
+                out.append(fmt.metrics_row(b.to_pylist()[0]))
+        return out
+
+    def newest(self, symbol: str) -> Newest:
+        """Return the newest trade, signal and BUY/SELL of ``symbol``."""
+        cat = self.catalog
+        info = cat.symbols.get(symbol)
+        trade = None
+        if info is not None and info.days:
+            day = info.days[-1]
+            best: tuple[tuple[int, int, int], pa.RecordBatch, int] | None = None
+            for b in self._trade_parts(symbol, day):
+                i = b.num_rows - 1
+                key = (
+                    int(b.column(0)[i].as_py()),
+                    int(b.column(1)[i].as_py()),
+                    int(b.column(2)[i].as_py()),
+                )
+                if best is None or key > best[0]:
+                    best = (key, b, i)
+            if best is not None:
+                one = pa.Table.from_batches([best[1].slice(best[2], 1)])
+                trade = fmt.trade_rows(self._with_signals(symbol, day, one))[0]
+        signal = action = None
+        for day in reversed(info.signal_days if info is not None else ()):
+            b = self._signal_batch(symbol, day)
+            if b is None or not b.num_rows:
+                continue
+            if signal is None:
+                signal = self._signal_row(b, day, b.num_rows - 1)
+            acts = np.flatnonzero(b.column("code").to_numpy() >= 1)
+            if len(acts):
+                action = self._signal_row(b, day, int(acts[-1]))
+                break
+        return Newest(trade, signal, action)
+
+    @staticmethod
+    def _signal_row(b: pa.RecordBatch, day: date, i: int) -> dict[str, Any]:
+        one = b.slice(i, 1)
+        return fmt.signal_rows({c: one.column(c).to_pylist() for c in fmt.SIGNAL_COLUMNS}, day)[0]
+
+    # --- rejects, evaluation -------------------------------------------------------------
+
+    def reject_counts(self, symbol: str, start_ns: int, end_ns: int) -> dict[str, int]:
+        """Count rejects of ``symbol`` ("" = unattributed) received in the window, by reason."""
+        out: dict[str, int] = {}
+        if end_ns <= start_ns:
+            return out
+        first, last = ny_date(start_ns), ny_date(end_ns - 1)
+        for day, files in self._state.days.items():
+            if not first <= day <= last:
+                continue
+            for seg in files.rejects:
+                b = self._files.batch(seg, symbol)
+                if b is None:
+                    continue
+                ts = b.column(0).to_numpy()
+                a = int(np.searchsorted(ts, start_ns, side="left"))
+                z = int(np.searchsorted(ts, end_ns, side="left"))
+                for reason in b.column("reason").slice(a, z - a).to_pylist():
+                    out[reason] = out.get(reason, 0) + 1
+        return out
+
+    def reject_samples(self, symbol: str, day: date, limit: int) -> list[dict[str, Any]]:
+        """Return up to ``limit`` rejects of a symbol-day and unattributed ones that day."""
+        files = self._state.days.get(day)
+        rows: list[dict[str, Any]] = []
+        if files is None:
+            return rows
+        for seg in files.rejects:
+            for who in (symbol, ""):
+                b = self._files.batch(seg, who)
+                if b is not None:
+                    rows.extend(b.to_pylist())
+        rows.sort(key=lambda r: (r["kafka_partition"], r["kafka_offset"]))
+        return [
+            {
+                "stage": str(r["stage"]),
+                "reason": str(r["reason"])[:200],
+                "raw_untrusted": r["raw"],
+                "kafka_partition": int(r["kafka_partition"]),
+                "kafka_offset": int(r["kafka_offset"]),
+            }
+            for r in rows[:limit]
+        ]
+
+    def evaluation(self, symbol: str | None) -> list[dict[str, Any]]:
+        """Return the newest evaluation's rows (pooled first), one symbol and the pool or all."""
+        rows = [dict(r) for r in self._state.manifest.evaluation]
+        if symbol is not None:
+            rows = [r for r in rows if r["symbol"] in (symbol, "*")]
+        return rows
+
+
+class StorePort:
+    """The DuckDB read side: a serving store kept by a materializer, read by this process.
+
+    Parameters
+    ----------
+    warehouse
+        The DuckDB warehouse file (never opened here except by an inline materializer).
+    store
+        The serving store directory (default: beside the state directory, one per
+        warehouse, see :func:`default_store`).
+    materialize
+        ``process`` (a child process keeps the store; default), ``thread``, ``inline``
+        (each :meth:`view` refreshes first: tests) or ``off`` (another process keeps it).
+    max_rows
+        Rows per warehouse reading of the materializer.
+    """
+
+    backend: Literal["duckdb", "vertica"] = "duckdb"
+
+    def __init__(
+        self,
+        warehouse: Path,
+        *,
+        store: Path | None = None,
+        materialize: Materialize = "process",
+        max_rows: int = 250_000,
+        poll_s: float = 0.1,
+    ) -> None:
+        self.warehouse = Path(warehouse)
+        self.layout = StoreLayout(store if store is not None else default_store(self.warehouse))
+        self.mode = materialize
+        self.max_rows = max_rows
+        self.poll_s = poll_s
+        self.files = FileCache(self.layout.root)
+        self._state: StoreState | None = None
+        self._current_name: str | None = None
+        self._lock = threading.Lock()
+        self._materializer: Materializer | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._child: subprocess.Popen[bytes] | None = None
+        self._refreshes = 0
+        self._failures = 0
+        self._closed = False
+        # How long a commit may wait for the materializer before a view calls itself
+        # stale: its poll interval and one reading (an inline refresh has none).
+        self.stale_grace_ns = 0 if materialize == "inline" else int(2e9)
+
+    # --- life cycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start keeping the store (per ``materialize``); returns at once."""
+        self.layout.ensure()
+        if self.mode == "process":
+            self._spawn()
+        elif self.mode == "thread":
+            self._materializer = Materializer(
+                self.warehouse, self.layout.root, max_rows=self.max_rows
+            )
+            self._thread = threading.Thread(
+                target=self._materializer.run,
+                args=(self._stop,),
+                kwargs={"poll_s": self.poll_s},
+                name="serving-materializer",
+                daemon=True,
+            )
+            self._thread.start()
+        elif self.mode == "inline":
+            self._materializer = Materializer(
+                self.warehouse, self.layout.root, max_rows=self.max_rows
+            )
+
+    def _spawn(self) -> None:
+        self._child = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pipeline.serving.materialize",
+                "--warehouse",
+                str(self.warehouse),
+                "--store",
+                str(self.layout.root),
+                "--parent-pid",
+                str(os.getpid()),
+                "--poll-s",
+                str(self.poll_s),
+                "--max-rows",
+                str(self.max_rows),
+                "--log-level",
+                logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )
+
+    def close(self) -> None:
+        """Stop the materializer and close files."""
+        self._closed = True
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._child is not None and self._child.poll() is None:
+            self._child.terminate()
+            try:
+                self._child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._child.kill()
+                self._child.wait()
+        if self._materializer is not None:
+            self._materializer.close()
+        self.files.clear()
+
+    # --- views ----------------------------------------------------------------------------
+
+    def _refresh_inline(self) -> None:
+        m = self._materializer
+        assert m is not None
+        if not m.try_lock():
+            return
+        for _ in range(10_000):
+            try:
+                r = m.step()
+            except WarehouseMissing:
+                m.stats.last_error = "no_tables"
+                return
+            except duckdb.Error:
+                m.stats.failures += 1
+                m.stats.last_error = "refresh_failed"
+                logger.exception("serving refresh failed")
+                return
+            m.stats.last_error = None
+            m.note(r)
+            if r.outcome != "progress":
+                break
+
+    def _load(self) -> StoreState | None:
+        name = self.layout.current_name()
+        if name is None:
+            return None
+        with self._lock:
+            if name == self._current_name and self._state is not None:
+                return self._state
+            previous = self._state
+        try:
+            state = load_state(self.layout, name, previous)
+        except (OSError, ValueError, KeyError) as e:
+            self._failures += 1
+            logger.warning("serving store state %s unreadable: %s", name, e)
+            return previous
+        with self._lock:
+            self._state, self._current_name = state, name
+            self._refreshes += 1
+        return state
+
+    def view(self) -> StoreView:
+        """Return the newest published state.
+
+        Raises
+        ------
+        ServingUnavailable
+            No warehouse, or no tables to serve.
+        ServingBusy
+            The first state is still being built.
+        """
+        if self._closed:
+            raise ServingUnavailable("the serving port is closed")
+        if self.mode == "inline":
+            self._refresh_inline()
+        elif self.mode == "process" and self._child is not None and self._child.poll() is not None:
+            logger.warning(
+                "the serving materializer exited (%s); restarting it", self._child.returncode
+            )
+            self._spawn()
+        state = self._load()
+        if state is None:
+            raise self._not_ready()
+        as_of = state.manifest.as_of_ns
+        verified = self.layout.read_verified()
+        if verified is not None and verified[0] == state.generation:
+            as_of = max(as_of, verified[1])
+        return StoreView(state, self.files, as_of, self._stale_reason(as_of))
+
+    def _status(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.layout.root / "STATUS").read_text())
+        except (OSError, ValueError):
+            m = self._materializer
+            if m is None:
+                return {}
+            return {"error": m.stats.last_error, "progress": m.stats.progress}
+
+    def _not_ready(self) -> Exception:
+        if source_version(self.warehouse) is None:
+            return ServingUnavailable(
+                f"no warehouse file at {self.warehouse}",
+                "the warehouse holds no data yet (nothing ingested); load trades, then ask again",
+            )
+        status = self._status()
+        if status.get("error") == "no_tables":
+            return ServingUnavailable(
+                "the warehouse has no tables (migrations not applied?)",
+                "the warehouse has no tables yet (migrations not applied?); run "
+                "`microstructure warehouse migrate`, then ask again",
+            )
+        progress = status.get("progress") or "starting"
+        return ServingBusy(
+            f"the serving store is being built: {progress}",
+            f"the server is indexing the warehouse for serving ({progress}); "
+            "retry in a few seconds",
+        )
+
+    def _stale_reason(self, as_of_ns: int) -> str | None:
+        v = source_version(self.warehouse)
+        if v is None:
+            return None
+        changed = max(v.mtime_ns, v.wal_mtime_ns)
+        # A commit after the served state, older than the materializer's poll interval.
+        if changed <= as_of_ns or time.time_ns() - changed < self.stale_grace_ns:
+            return None
+        status = self._status()
+        if status.get("error") == "refresh_failed":
+            return "refreshing from the warehouse failed; retrying"
+        held = float(status.get("held_s") or 0.0)
+        if held > 0:
+            return f"a writer has held the warehouse for {held:.0f} s; refresh pending"
+        return "newer data is being indexed"
+
+    def wait_ready(self, timeout_s: float) -> StoreView:
+        """Block until a state exists or ``timeout_s`` passes (then raise as :meth:`view`)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return self.view()
+            except ServingBusy:
+                if time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.05)
+
+    def ready(self) -> bool:
+        """Return True when a published state exists."""
+        return self._state is not None or self.layout.current_name() is not None
+
+    def health(self) -> ServingHealth:
+        """Return the read side's health (never waits, never names a path)."""
+        status = self._status()
+        state = self._state
+        if state is None and self.layout.current_name() is not None:
+            state = self._load()
+        if state is None:
+            exc = self._not_ready()
+            code = getattr(exc, "code", "unavailable")
+            return ServingHealth(
+                status="no_data" if code == "no_data" else "indexing",
+                backend="duckdb",
+                as_of_ns=None,
+                stale=False,
+                error_code=status.get("error"),
+                refreshes=self._refreshes,
+                failures=self._failures,
+                progress=status.get("progress"),
+            )
+        view = self.view()
+        return ServingHealth(
+            status="ok",
+            backend="duckdb",
+            as_of_ns=view.as_of_ns,
+            stale=view.stale_reason is not None,
+            error_code=status.get("error"),
+            refreshes=self._refreshes,
+            failures=self._failures,
+            progress=status.get("progress"),
+        )
+
+
+def default_store(warehouse: Path) -> Path:
+    """Return the default store directory of a warehouse: ``<file>.serving`` beside it.
+
+    Beside the file, so that copying or moving a warehouse's directory keeps its store,
+    and one store per warehouse file.
+    """
+    w = Path(warehouse)
+    return w.with_name(w.name + ".serving")
+
+
+@contextlib.contextmanager
+def opened(port: StorePort) -> Iterator[StorePort]:
+    """Start a port and close it on exit."""
+    port.start()
+    try:
+        yield port
+    finally:
+        port.close()
+
+
+def day_range(first: date, last: date) -> list[date]:
+    """Return the calendar days ``first..last``."""
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+__all__ = ["FileCache", "StorePort", "StoreState", "StoreView", "default_store", "load_state"]
