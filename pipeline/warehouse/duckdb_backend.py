@@ -358,7 +358,9 @@ class DuckDBWarehouse:
         if len(batch.trades):
             # Arrow, not pandas: DuckDB scans Arrow strings without Python objects.
             conn.register(q.BATCH_TRADES, pa.Table.from_pandas(batch.trades, preserve_index=False))
-            n_inserted = _rowcount(conn.execute(q.INSERT_TRADES, [loaded_ns]))
+            days = batch.trades["trade_date"]
+            first, last = pd.Timestamp(days.min()).date(), pd.Timestamp(days.max()).date()
+            n_inserted = _rowcount(conn.execute(q.INSERT_TRADES, [loaded_ns, first, last]))
             conn.unregister(q.BATCH_TRADES)
         n_quotes = _insert_frame(conn, q.BATCH_QUOTES, batch.quotes, q.INSERT_QUOTES, loaded_ns)
         n_aggregates = _insert_frame(

@@ -214,14 +214,19 @@ _TRADE_SELECT = ", ".join(
 )
 # A trade is stored once per dedup key: the anti-join skips keys already in the table (a
 # NULL key part equals nothing, as in NOT EXISTS). Written as ANTI JOIN, not NOT EXISTS:
-# DuckDB plans that as one hash join built on the batch (RIGHT_ANTI) whose key ranges
-# (trade_date, symbol, ...) filter the table scan, instead of a correlated-subquery
-# rewrite (distinct batch keys, a join, then a mark join back). The anti-join itself takes
-# a third less; the whole insert of 200,000 rows next to 1,000,000 stored ones a tenth less.
+# DuckDB plans that as one hash join built on the batch (RIGHT_ANTI) instead of a
+# correlated-subquery rewrite (distinct batch keys, a join, then a mark join back). The
+# stored side is limited to the batch's trading days (parameters 2 and 3, its first and
+# last trade_date): the key holds the day, so no other day can match, and with that
+# constant range the scan skips every row group of other days by its zone map. Without it
+# DuckDB scans the whole table for every batch (no join filter is pushed into an anti
+# join), so a load's cost grew with everything ever stored: 0.10 s for 20,000 rows next to
+# an empty table, 0.49 s next to 20,000,000 rows.
 INSERT_TRADES = (
     f"INSERT INTO {MARKET_DATA} ({_cols(_TRADE_INSERT_COLS)}) "
     f"SELECT {_TRADE_SELECT}, ? FROM {BATCH_TRADES} AS b "
-    f"ANTI JOIN {MARKET_DATA} AS m "
+    f"ANTI JOIN (SELECT trade_date, symbol, exchange, trf_id, trade_id FROM {MARKET_DATA} "
+    "WHERE trade_date >= ? AND trade_date <= ?) AS m "
     "ON m.trade_date = CAST(b.trade_date AS DATE) AND m.symbol = b.symbol "
     "AND m.exchange = b.exchange AND m.trf_id = b.trf_id AND m.trade_id = b.trade_id"
 )

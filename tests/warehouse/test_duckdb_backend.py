@@ -109,6 +109,55 @@ def test_a_loaded_batch_moves_the_ledger_and_stores_every_trade_once(wh, duckdb_
     assert (progress.next_offset, progress.n_batches, progress.n_trades) == (1000, 1, 1000)
 
 
+def test_the_dedup_of_a_batch_reads_only_its_own_days_not_all_history(wh, duckdb_file, tmp_path):
+    """A load's cost must not grow with history: the anti-join scans the batch's days only.
+
+    400,000 stored rows of another day fill several row groups; the insert of a batch of
+    2018-01-03 is profiled (DuckDB's JSON profile counts the row groups each scan read).
+    """
+    import json
+
+    import pyarrow as pa
+
+    from pipeline.warehouse import queries as q
+
+    batch = _batch(sample_trades(50, day=date(2018, 1, 3)))
+    con = duckdb.connect(str(duckdb_file))
+    try:
+        con.execute(
+            "INSERT INTO market_data SELECT 'XXX', i, 1.0, 1, 1, CAST(i AS VARCHAR), 0, 1, '', i, "
+            "NULL, DATE '2018-01-02', true, 0, 'ws', NULL, NULL, 0, 'polygon-market-data', 0, i "
+            "FROM range(400000) r(i)"
+        )
+        # A few rows of the batch's own day, after them (as time goes on, in the last row group).
+        con.execute(
+            "INSERT INTO market_data SELECT 'XXX', i, 1.0, 1, 1, 'old-' || i, 0, 1, '', i, NULL, "
+            "DATE '2018-01-03', true, 0, 'ws', NULL, NULL, 0, 'polygon-market-data', 0, "
+            "400000 + i FROM range(10) r(i)"
+        )
+        con.register(q.BATCH_TRADES, pa.Table.from_pandas(batch.trades, preserve_index=False))
+        profile = tmp_path / "profile.json"
+        con.execute("PRAGMA enable_profiling='json'")
+        con.execute(f"PRAGMA profiling_output='{profile}'")
+        con.execute(q.INSERT_TRADES, [0, date(2018, 1, 3), date(2018, 1, 3)])
+    finally:
+        con.close()
+    scans: list[dict] = []
+
+    def walk(node: dict) -> None:
+        if node.get("name") == "SEQ_SCAN" and "market_data" in str(node.get("extra_info")):
+            scans.append(node)
+        for child in node.get("children", []):
+            walk(child)
+
+    for op in json.loads(profile.read_text())["operator"]:
+        walk(op)
+    (scan,) = scans
+    assert scan["total_row_groups_to_scan"] >= 4
+    assert scan["row_groups_scanned"] <= 1
+    assert scan["rows_scanned"] < 1000
+
+
 def test_a_trade_already_stored_by_an_earlier_batch_is_counted_not_stored_again(wh, duckdb_file):
     trades = sample_trades(200)
     wh.load_batch(_batch(trades[:150]), expected_start=0, run_id="live")
