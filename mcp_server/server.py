@@ -19,6 +19,7 @@ import gc
 import logging
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -275,6 +276,7 @@ def build_server(
     )
     _register_tools(server, runtime)
     server.middleware.append(_audit_rejected_calls)
+    _RUNTIMES[server] = runtime
 
     @server.custom_route("/health", methods=["GET"])
     async def health(_request: Request) -> Response:
@@ -291,6 +293,12 @@ def build_server(
 
 
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_RUNTIMES: weakref.WeakKeyDictionary[MCPServer[Runtime], Runtime] = weakref.WeakKeyDictionary()
+
+
+def runtime_of(server: MCPServer[Runtime]) -> Runtime:
+    """Return what a server built by :func:`build_server` shares between its tools."""
+    return _RUNTIMES[server]
 
 
 async def _audit_rejected_calls(
@@ -400,7 +408,9 @@ async def run_work(runtime: Runtime, work: Callable[[ServingView], Answer]) -> A
         finally:
             SCAN_BUDGET.reset(token)
     with anyio.fail_after(runtime.settings.query_timeout_s):
-        return await anyio.to_thread.run_sync(_unbounded, work, view, limiter=runtime.limiter)
+        return await anyio.to_thread.run_sync(
+            _unbounded, work, view, limiter=runtime.limiter, abandon_on_cancel=True
+        )
 
 
 async def _run(
@@ -515,7 +525,9 @@ async def _chart(runtime: Runtime, symbol: str, answer: Mapping[str, Any]) -> li
     t0 = time.perf_counter()
     try:
         with anyio.fail_after(runtime.settings.query_timeout_s):
-            rendered = await anyio.to_thread.run_sync(draw, limiter=runtime.limiter)
+            rendered = await anyio.to_thread.run_sync(
+                draw, limiter=runtime.limiter, abandon_on_cancel=True
+            )
     except TimeoutError:
         return [
             TextContent(

@@ -55,6 +55,7 @@ MEASURED_FROM = (
 
 __all__ = [
     "MEASURED_FROM",
+    "TOOL_METHODS",
     "Answer",
     "Cursor",
     "SignalType",
@@ -1178,6 +1179,16 @@ class ToolService:
         )
         return Answer(data, render_text(summary, data), len(out_rows), time.perf_counter() - t0)
 
+    def call(self, view: ServingView, tool: str, args: Mapping[str, Any]) -> Answer:
+        """Answer ``tool`` with keyword ``args`` (the server's, the benchmark's, the tests' way in).
+
+        Raises
+        ------
+        KeyError
+            For a name that is not a tool.
+        """
+        return getattr(self, TOOL_METHODS[tool])(view, **args)
+
     def chart_rows(
         self, view: ServingView, symbol: str, day: str
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
@@ -1187,6 +1198,19 @@ class ToolService:
         rows = view.day_signal_rows(info.symbol, d)
         metrics = view.metrics(info.symbol, d, d)
         return rows, (metrics[0] if metrics else None)
+
+
+TOOL_METHODS: dict[str, str] = {
+    "list_symbols": "list_symbols",
+    "get_enriched_data": "enriched_data",
+    "get_trading_signals": "trading_signals",
+    "get_jump_events": "jump_events",
+    "get_symbol_metrics": "symbol_metrics",
+    "get_real_time_data": "real_time_data",
+    "get_data_quality": "data_quality",
+    "get_signal_evaluation": "signal_evaluation",
+}
+"""Each tool's method of :class:`ToolService` (keyword arguments = the tool's arguments)."""
 
 
 def _decode_position(text: str, query: str, secret: bytes) -> int:

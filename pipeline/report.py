@@ -28,7 +28,6 @@ import pandas as pd
 
 from pipeline._typing import Float64Array, Int64Array
 from pipeline.errors import ConfigError, DataError
-from pipeline.warehouse.queries import SYMBOL_DAY_METRICS_COLUMNS
 
 NS_PER_S = 1_000_000_000
 TRADE_COLUMNS: tuple[str, ...] = (
@@ -159,31 +158,15 @@ def load_from_dir(directory: Path, symbol: str, day: str) -> SymbolDay:
     )
 
 
-# Portable reads (DuckDB, Vertica): the current (published) version of the day.
-_READ_TRADES = (
-    "SELECT symbol, date, timestamp_ns, price, log_return, lee_mykland_stat, jump_detected, "
-    "garch_sigma2, acd_surprise, trade_intensity_zscore, trading_signal FROM trading_signals "
-    "WHERE symbol = ? AND date = ? ORDER BY seq"
-)
-_READ_BUCKETS = (
-    "SELECT symbol, date, bucket, bucket_start_ns, count, z FROM trade_intensity "
-    "WHERE symbol = ? AND date = ? ORDER BY bucket"
-)
-_METRIC_COLUMNS: tuple[str, ...] = (*SYMBOL_DAY_METRICS_COLUMNS, "kernel_version", "run_id")
-_READ_METRICS = (
-    f"SELECT {', '.join(_METRIC_COLUMNS)} FROM symbol_day_metrics "  # noqa: S608 - constants
-    "WHERE symbol = ? AND date = ?"
-)
-_READ_DAYS = "SELECT DISTINCT symbol, date FROM symbol_day_metrics ORDER BY date DESC, symbol"
+def load_served(url: str, symbol: str, day: str) -> SymbolDay:
+    """Read a symbol-day's published signals through the serving port (read-only).
 
-
-def load_from_warehouse(wh: Any, symbol: str, day: str) -> SymbolDay:
-    """Read a symbol-day's published signals from the warehouse (read-only use).
+    The same rows the MCP server's ``chart=true`` draws (:func:`symbol_day_from_rows`).
 
     Parameters
     ----------
-    wh
-        A :class:`~pipeline.warehouse.base.Warehouse`.
+    url
+        The warehouse URL.
     symbol, day
         What to draw.
 
@@ -191,23 +174,30 @@ def load_from_warehouse(wh: Any, symbol: str, day: str) -> SymbolDay:
     -------
     SymbolDay
         The symbol-day's rows.
+
+    Raises
+    ------
+    DataError
+        If the symbol-day has no published signals (the message lists days that do).
     """
     from datetime import date
 
+    from pipeline.serving import read_view
+
     d = date.fromisoformat(day)
-    with wh.transaction() as s:
-        trades = s.execute(_READ_TRADES, (symbol, d))
-        buckets = s.execute(_READ_BUCKETS, (symbol, d))
-        cur = s.execute(_READ_METRICS, (symbol, d))
-        available = [] if trades else s.execute(_READ_DAYS)[:10]
-    if not trades:
-        have = ", ".join(f"{a} {b}" for a, b in available) or "none"
-        raise DataError(f"no published signals for {symbol} on {day}; there are: {have}")
-    metrics = dict(zip(_METRIC_COLUMNS, cur[0], strict=True)) if cur else {}
-    ts = pd.DataFrame(trades, columns=list(TRADE_COLUMNS))
-    ts["date"] = ts["date"].astype(str)
-    b = pd.DataFrame(buckets, columns=list(BUCKET_COLUMNS))
-    return SymbolDay(symbol, day, ts, b, metrics)
+    with read_view(url) as view:
+        rows = view.day_signal_rows(symbol, d)
+        metrics = view.metrics(symbol, d, d)
+        have = [
+            f"{day_.isoformat()} {s}"
+            for s, info in view.catalog.symbols.items()
+            for day_ in info.signal_days
+        ][-10:]
+    if not rows:
+        raise DataError(
+            f"no published signals for {symbol} on {day}; there are: {', '.join(have) or 'none'}"
+        )
+    return symbol_day_from_rows(symbol, day, rows, metrics[0] if metrics else None)
 
 
 def _num(frame: pd.DataFrame, col: str) -> Float64Array:

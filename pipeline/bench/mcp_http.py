@@ -613,59 +613,31 @@ def _children(pid: int) -> list[int]:
 def measure_queries(
     path: Path, symbols: Sequence[str], repeat: int = 300
 ) -> dict[str, dict[str, float]]:
-    """Time each tool's warehouse query on a snapshot of ``path`` (p50/p99 in ms)."""
-    from mcp_server.tools import ToolService
-    from pipeline.warehouse.reads import build_snapshot
+    """Time each tool's read of the serving view (p50/p99 in ms), in this process."""
+    import tempfile
 
-    snap = build_snapshot(path)
-    svc = ToolService()
-    calls = mix_calls(symbols)
-    by_tool: dict[str, list[float]] = {}
-    try:
-        for k in range(repeat * 7):
-            tool, a = calls[k % len(calls)]
-            ans = _call_service(svc, snap, tool, a)
-            if k >= len(calls):  # first pass warms the caches
-                by_tool.setdefault(tool, []).append(ans.query_s * 1e3)
-    finally:
-        snap.retire()
+    from mcp_server.tools import ToolService
+    from pipeline.serving.store_view import StorePort
+
+    with tempfile.TemporaryDirectory(prefix="bench-mcp-store-") as store:
+        port = StorePort(path, store=Path(store), materialize="inline")
+        port.start()
+        try:
+            view = port.view()
+            svc = ToolService()
+            calls = mix_calls(symbols)
+            by_tool: dict[str, list[float]] = {}
+            for k in range(repeat * 7):
+                tool, a = calls[k % len(calls)]
+                ans = svc.call(view, tool, a)
+                if k >= len(calls):  # first pass warms the caches
+                    by_tool.setdefault(tool, []).append(ans.query_s * 1e3)
+        finally:
+            port.close()
     return {
         t: {"p50_ms": round(_pct(v, 0.5), 3), "p99_ms": round(_pct(v, 0.99), 3), "n": len(v)}
         for t, v in sorted(by_tool.items())
     }
-
-
-def _call_service(svc: Any, snap: Any, tool: str, a: dict[str, Any]) -> Any:
-    g = a.get
-    if tool == "get_enriched_data":
-        return svc.enriched_data(
-            snap, None, a["symbol"], g("limit", 50), g("hours_back"), g("start"), g("end"), None
-        )
-    if tool == "get_trading_signals":
-        return svc.trading_signals(
-            snap,
-            None,
-            a["symbol"],
-            g("signal_type", "ALL"),
-            g("limit", 50),
-            g("hours_back"),
-            g("start"),
-            g("end"),
-            None,
-        )
-    if tool == "get_jump_events":
-        return svc.jump_events(
-            snap, None, a["symbol"], g("hours_back"), g("start"), g("end"), g("limit", 50), None
-        )
-    if tool == "get_symbol_metrics":
-        return svc.symbol_metrics(
-            snap, None, a["symbol"], g("start_day"), g("end_day"), g("days", 5)
-        )
-    if tool == "get_real_time_data":
-        return svc.real_time_data(snap, None, a["symbols"])
-    if tool == "get_data_quality":
-        return svc.data_quality(snap, None, a["symbol"], g("day"))
-    return svc.list_symbols(snap, None, g("limit", 200), None)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -22,13 +22,6 @@ from typing import Any, cast
 from pipeline.errors import ConfigError, DataError
 from pipeline.settings import Settings
 
-_DAYS = "SELECT DISTINCT date FROM trading_signals WHERE date >= ? AND date <= ? ORDER BY date"
-_READ_DAY = (
-    "SELECT symbol, date, timestamp_ns, price, trading_signal FROM trading_signals "
-    "WHERE date = ? ORDER BY symbol, seq"
-)
-_RUNS_OF_DAY = "SELECT DISTINCT run_id, kernel_version FROM trading_signals WHERE date = ?"
-
 
 def _day(text: str) -> date:
     try:
@@ -79,6 +72,9 @@ def read_signals(
 ) -> tuple[Any, dict[str, str], str | None]:
     """Read every published trading-signal row of the days in ``[start, end]``.
 
+    Through the serving port (:func:`pipeline.serving.read_view`), the same read side the
+    MCP server uses: on DuckDB the serving store's files, on Vertica one epoch.
+
     Parameters
     ----------
     settings
@@ -86,44 +82,31 @@ def read_signals(
     start, end
         Inclusive range.
     progress
-        A ``rich.progress.Progress`` (a task per day is advanced).
+        A ``rich.progress.Progress`` (one task: the days read).
 
     Returns
     -------
     tuple
         The rows (pandas), ``{day: run_id}`` and the kernel version (None if mixed).
     """
-    import pandas as pd
+    from pipeline.serving import read_view
 
-    from pipeline.warehouse import open_warehouse
-
-    wh = open_warehouse(settings.warehouse_url, read_only=True)
-    frames: list[pd.DataFrame] = []
-    runs: dict[str, str] = {}
-    versions: set[str] = set()
-    with wh.transaction() as s:
-        days = [d for (d,) in s.execute(_DAYS, (start, end))]
-        task = progress.add_task("reading days", total=len(days))
-        cols = ["symbol", "date", "timestamp_ns", "price", "trading_signal"]
-        for d in days:
-            reader = getattr(s, "frame", None)  # DuckDB: straight to pandas
-            if reader is not None:
-                frame = cast("pd.DataFrame", reader(_READ_DAY, (d,)))
-            else:
-                frame = pd.DataFrame(s.execute(_READ_DAY, (d,)), columns=cols)
-            frame["date"] = frame["date"].astype(str)
-            frames.append(frame)
-            for run_id, version in s.execute(_RUNS_OF_DAY, (d,)):
-                runs[str(d)] = str(run_id)
-                versions.add(str(version))
-            progress.update(task, advance=1, description=f"read {d}")
-    if not frames:
+    task = progress.add_task("reading days", total=None)
+    with read_view(settings.warehouse_url) as view:
+        runs = {d: r for d, r in view.catalog.runs.items() if start <= d <= end}
+        data = view.signal_frame(start, end)
+    progress.update(task, total=len(runs), completed=len(runs), description="read days")
+    if data.empty:
         raise DataError(
             f"no published signals between {start} and {end}; publish days with "
             "`microstructure signals run DAY` (or evaluate `compute` output with --from-dir)"
         )
-    data = pd.concat(frames, ignore_index=True)
-    return data, runs, versions.pop() if len(versions) == 1 else None
+    versions = {r.kernel_version for r in runs.values()}
+    return (
+        data,
+        {d.isoformat(): r.run_id for d, r in sorted(runs.items())},
+        versions.pop() if len(versions) == 1 else None,
+    )
 
 
 def store(settings: Settings, rows: Any) -> int:

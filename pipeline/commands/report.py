@@ -67,18 +67,14 @@ def make_report(settings: Settings, symbol: str, day: str, out: Path, from_dir: 
     pipeline.report.Rendered
         What was drawn (PNG bytes, marker coordinates, title).
     """
-    from pipeline.report import load_from_dir, load_from_warehouse, write_report
+    from pipeline.report import load_from_dir, load_served, write_report
 
     if out.suffix.lower() not in (".png", ".html", ".htm"):
         raise ConfigError(f"--out {out}: the extension must be .png or .html")
     if from_dir is not None:
         data = load_from_dir(from_dir, symbol.upper(), day)
     else:
-        from pipeline.warehouse import open_warehouse
-
-        data = load_from_warehouse(
-            open_warehouse(settings.warehouse_url, read_only=True), symbol.upper(), day
-        )
+        data = load_served(settings.warehouse_url, symbol.upper(), day)
     return write_report(data, out)
 
 

@@ -22,12 +22,14 @@ so for the same data they give the same answers.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pipeline.errors import ConfigError
-from pipeline.serving.port import ServingPort
+from pipeline.errors import ConfigError, DataError
+from pipeline.serving.port import ServingError, ServingPort, ServingView
 
 
 def duckdb_path(url: str) -> Path:
@@ -79,4 +81,52 @@ def open_serving(url: str, **kwargs: Any) -> ServingPort:
     raise ConfigError(f"warehouse URL {url!r}: the scheme must be duckdb:// or vertica://")
 
 
-__all__ = ["ServingPort", "duckdb_path", "open_serving"]
+@contextmanager
+def read_view(url: str, *, store: Path | None = None) -> Iterator[ServingView]:
+    """Open the read side once, for a command: the newest state, then close.
+
+    On DuckDB the command brings the serving store up to date itself (inline) unless a
+    running server's materializer holds it, in which case it reads what that one
+    published; a store that does not exist yet is built first (cost grows with history,
+    once). On Vertica it reads the catalog at the current epoch.
+
+    Parameters
+    ----------
+    url
+        The warehouse URL.
+    store
+        DuckDB only: the serving store (default: beside the warehouse file).
+
+    Yields
+    ------
+    ServingView
+        The state to read.
+
+    Raises
+    ------
+    DataError
+        If there is nothing to read (no warehouse, no tables, no published state).
+    """
+    scheme = urlsplit(url).scheme.lower()
+    port: Any
+    if scheme == "vertica":
+        from pipeline.serving.vertica import VerticaPort
+
+        port = VerticaPort.from_url(url)
+    else:
+        port = open_serving(url, store=store, materialize="inline")
+    try:
+        if scheme == "vertica":
+            port.refresh()
+        else:
+            port.start()
+        try:
+            view = port.view()
+        except ServingError as e:
+            raise DataError(e.client_message) from e
+        yield view
+    finally:
+        port.close()
+
+
+__all__ = ["ServingPort", "duckdb_path", "open_serving", "read_view"]

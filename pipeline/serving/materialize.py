@@ -156,7 +156,11 @@ def source_version(path: Path) -> SourceVersion | None:
 
 
 def _is_lock_error(e: duckdb.Error) -> bool:
-    return isinstance(e, duckdb.IOException) and "lock" in str(e).lower()
+    """Return True if another writer holds the file (another process, or this one)."""
+    if isinstance(e, duckdb.IOException) and "lock" in str(e).lower():
+        return True
+    # The file is open in this very process (a loader thread beside an inline store).
+    return "already attached" in str(e)
 
 
 @dataclass
@@ -252,7 +256,7 @@ class Materializer:
         self._days: dict[date, DayFiles] = {}
         self._catalog = Catalog()
         self._evaluation: tuple[Mapping[str, Any], ...] = ()
-        self._last_start: dict[tuple[str, int], int] = {}
+        self._last_batch: dict[tuple[str, int], tuple[int, int, int]] = {}
         # Work read but not yet published (a first build spans many reads).
         self._builder: CatalogBuilder | None = None
         self._work_days: dict[date, DayFiles] = {}
@@ -270,8 +274,10 @@ class Materializer:
 
     # --- published state ---------------------------------------------------------------
 
-    def _identity(self, version: SourceVersion) -> dict[str, Any]:
-        return {"path": str(self.warehouse.resolve()), "ino": version.ino}
+    def _identity(self) -> dict[str, Any]:
+        # Informational only: the store belongs to the warehouse whose ledger holds the
+        # batches it followed (``ledger_last``), wherever the pair is copied to.
+        return {"file": self.warehouse.name}
 
     def _load_published(self) -> None:
         self.layout.ensure()
@@ -295,7 +301,7 @@ class Materializer:
 
         self._catalog = with_days(self._catalog, {d: f.catalog for d, f in days.items()})
         self._evaluation = manifest.evaluation
-        self._last_start = dict(manifest.ledger_last_start)
+        self._last_batch = dict(manifest.ledger_last)
 
     def _reset(self, why: str) -> None:
         logger.warning("serving store %s is rebuilt: %s", self.layout.root, why)
@@ -307,7 +313,7 @@ class Materializer:
         self._days = {}
         self._catalog = Catalog()
         self._evaluation = ()
-        self._last_start = {}
+        self._last_batch = {}
         self._builder = None
         self._work_days = {}
         self._run_copies = {}
@@ -364,9 +370,6 @@ class Materializer:
         version = source_version(self.warehouse)
         if version is None:
             return StepResult("missing")
-        ident = self._identity(version)
-        if self._manifest is not None and dict(self._manifest.warehouse) != ident:
-            self._reset("the warehouse file was replaced")
         if not self.busy and version == self._seen:
             self._heartbeat()
             return StepResult("idle", seconds=time.perf_counter() - t0)
@@ -391,7 +394,7 @@ class Materializer:
         self.stats.rows += read.rows
         if read.caught_up:
             self._seen = version
-            self._publish(read.as_of_ns, version)
+            self._publish(read.as_of_ns)
             return StepResult("published", read.rows, hold, time.perf_counter() - t0)
         return StepResult("progress", read.rows, hold, time.perf_counter() - t0)
 
@@ -435,10 +438,10 @@ class Materializer:
         as_of_ns = self.clock()
         # Identity: the newest batch followed must still be in the ledger, else the file was
         # restored or rebuilt under the same name.
-        for (topic, p), start in self._last_start.items():
-            (n,) = conn.execute(SQL.ledger_row, [topic, p, start]).fetchall()[0]
+        for (topic, p), batch in self._last_batch.items():
+            (n,) = conn.execute(SQL.ledger_row, [topic, p, *batch]).fetchall()[0]
             if not n:
-                self._reset(f"ledger row {topic}:{p}@{start} disappeared")
+                self._reset(f"ledger row {topic}:{p}:[{batch[0]},{batch[1]}) is not in the file")
                 builder_base = self._builder_catalog()
                 rows = conn.execute(SQL.ledger_since, [0]).fetchall()
                 break
@@ -565,7 +568,7 @@ class Materializer:
             for b in read.batches:
                 builder.add_batch(b, ())
         for b in read.batches:
-            self._last_start[(b.topic, b.partition)] = b.start
+            self._last_batch[(b.topic, b.partition)] = (b.start, b.stop, b.committed_ns)
         if read.rejects is not None and read.rejects.num_rows:
             self._add_rejects(read.rejects, now_ns)
         builder.add_gaps(read.gaps)
@@ -742,7 +745,7 @@ class Materializer:
 
     # --- publishing ----------------------------------------------------------------------
 
-    def _publish(self, as_of_ns: int, version: SourceVersion) -> None:
+    def _publish(self, as_of_ns: int) -> None:
         builder = self._builder
         if builder is None:
             builder = CatalogBuilder(self._catalog)
@@ -771,7 +774,7 @@ class Materializer:
                 self._retired.append((now, names[day]))
             names[day] = name
             days[day] = files
-        self._commit(generation, as_of_ns, version, catalog, days, names)
+        self._commit(generation, as_of_ns, catalog, days, names)
         self._builder = None
         self._work_days = {}
         self.stats.progress = None
@@ -780,7 +783,6 @@ class Materializer:
         self,
         generation: int,
         as_of_ns: int,
-        version: SourceVersion,
         catalog: Catalog,
         days: dict[date, DayFiles],
         names: dict[date, str],
@@ -788,14 +790,14 @@ class Materializer:
         manifest = Manifest(
             generation=generation,
             as_of_ns=as_of_ns,
-            warehouse=self._identity(version),
+            warehouse=self._identity(),
             ledger=catalog.ledger,
             gaps=catalog.gaps,
             failed_expectations=catalog.failed_expectations,
             evaluation_id=catalog.evaluation_id,
             evaluation=self._evaluation,
             days=names,
-            ledger_last_start=dict(self._last_start),
+            ledger_last=dict(self._last_batch),
         )
         name = f"gens/g{generation}.json"
         self.layout.write_json(name, manifest.to_json())
@@ -869,10 +871,7 @@ class Materializer:
         days = dict(self._days)
         days[day] = new_files
         assert self._manifest is not None
-        version = self._seen or SourceVersion(
-            int(self._manifest.warehouse.get("ino", 0)), 0, 0, 0, 0
-        )
-        self._commit(generation, self._manifest.as_of_ns, version, self._catalog, days, names)
+        self._commit(generation, self._manifest.as_of_ns, self._catalog, days, names)
 
     def _collect_garbage(self) -> None:
         now = time.monotonic()

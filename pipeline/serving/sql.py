@@ -28,7 +28,11 @@ class Statements:
     ledger_after: str
     """One partition's ledger rows from an offset on (the exact re-read)."""
     ledger_row: str
-    """Whether a ledger row ``(topic, partition, start)`` exists (an identity check)."""
+    """Whether a ledger row ``(topic, partition, start, stop, committed_ns)`` exists.
+
+    The newest batch the store followed, with its commit stamp: if it is gone, the file
+    was restored or replaced under the same name and the store is rebuilt.
+    """
     runs: str
     """Every ``signal_runs`` row (a few a day)."""
     failed: str
@@ -59,7 +63,8 @@ def statements(prefix: str = "") -> Statements:
         ),
         ledger_row=(
             f"SELECT COUNT(*) FROM {p}kafka_offsets WHERE kafka_topic = ? "  # noqa: S608
-            "AND kafka_partition = ? AND start_offset = ?"
+            "AND kafka_partition = ? AND start_offset = ? AND stop_offset = ? "
+            "AND committed_ns = ?"
         ),
         runs=(
             "SELECT run_id, date, kernel_version, params, final, quality_passed, "  # noqa: S608

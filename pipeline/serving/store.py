@@ -188,10 +188,12 @@ class Manifest:
     evaluation: tuple[Mapping[str, Any], ...]
     days: Mapping[date, str]
     """Day -> the name of its day manifest (relative to the store)."""
-    ledger_last_start: Mapping[tuple[str, int], int] = field(
-        default_factory=dict[tuple[str, int], int]
+    ledger_last: Mapping[tuple[str, int], tuple[int, int, int]] = field(
+        default_factory=dict[tuple[str, int], tuple[int, int, int]]
     )
-    """The start offset of the newest batch followed per partition (an identity check)."""
+    """``(start, stop, committed_ns)`` of the newest batch followed per partition: what
+    identifies the warehouse the store belongs to (a copy of both keeps working; a
+    restored or replaced file does not match and the store is rebuilt)."""
 
     def to_json(self) -> dict[str, Any]:
         """Return the manifest as JSON types."""
@@ -207,7 +209,7 @@ class Manifest:
                     pos.next_offset,
                     pos.n_batches,
                     pos.last_commit_ns,
-                    self.ledger_last_start.get((t, p)),
+                    list(self.ledger_last.get((t, p), ())) or None,
                 ]
                 for (t, p), pos in sorted(self.ledger.items())
             ],
@@ -232,11 +234,11 @@ class Manifest:
         if d.get("format") != FORMAT:
             raise ValueError(f"serving store format {d.get('format')!r} is not {FORMAT}")
         ledger: dict[tuple[str, int], LedgerPos] = {}
-        last_start: dict[tuple[str, int], int] = {}
-        for t, p, nxt, n, last, start in d["ledger"]:
+        last_batch: dict[tuple[str, int], tuple[int, int, int]] = {}
+        for t, p, nxt, n, last, batch in d["ledger"]:
             ledger[(str(t), int(p))] = LedgerPos(int(nxt), int(n), int(last))
-            if start is not None:
-                last_start[(str(t), int(p))] = int(start)
+            if batch:
+                last_batch[(str(t), int(p))] = (int(batch[0]), int(batch[1]), int(batch[2]))
         return Manifest(
             generation=int(d["generation"]),
             as_of_ns=int(d["as_of_ns"]),
@@ -250,7 +252,7 @@ class Manifest:
             evaluation_id=d["evaluation_id"],
             evaluation=tuple(d["evaluation"]),
             days={date.fromisoformat(k): str(v) for k, v in d["days"].items()},
-            ledger_last_start=last_start,
+            ledger_last=last_batch,
         )
 
     def base_catalog(self) -> Catalog:

@@ -613,6 +613,7 @@ class StorePort:
         self._state: StoreState | None = None
         self._current_name: str | None = None
         self._lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
         self._materializer: Materializer | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -693,8 +694,13 @@ class StorePort:
     def _refresh_inline(self) -> None:
         m = self._materializer
         assert m is not None
-        if not m.try_lock():
-            return
+        # One refresh at a time (calls on the loop and in worker threads); a caller that
+        # finds one running waits for it and then sees its state.
+        with self._refresh_lock:
+            if m.try_lock():
+                self._step_until_caught_up(m)
+
+    def _step_until_caught_up(self, m: Materializer) -> None:
         for _ in range(10_000):
             try:
                 r = m.step()

@@ -327,7 +327,6 @@ class VerticaPort:
         self.pool = Pool(connect, kwargs, pool_size, wait_s=timeout_s, setup=setup)
         self._state: _State | None = None
         self._builder_base = Catalog()
-        self._last_start: dict[tuple[str, int], int] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -424,7 +423,6 @@ class VerticaPort:
             )
         for b in batches:
             builder.add_batch(b, facts_by.get((b.topic, b.partition, b.start), ()))
-            self._last_start[(b.topic, b.partition)] = b.start
             if b.quality_passed is False:
                 builder.set_failed(b.target, self._failed(epoch, b.target))
         runs = current_runs(self.query(epoch, SQL.runs))

@@ -67,17 +67,6 @@ ERRORS: list[tuple[str, dict[str, Any]]] = [
     ("get_symbol_metrics", {"symbol": "XXX", "days": 99}),
 ]
 
-METHODS = {
-    "list_symbols": "list_symbols",
-    "get_real_time_data": "real_time_data",
-    "get_signal_evaluation": "signal_evaluation",
-    "get_enriched_data": "enriched_data",
-    "get_jump_events": "jump_events",
-    "get_symbol_metrics": "symbol_metrics",
-    "get_data_quality": "data_quality",
-    "get_trading_signals": "trading_signals",
-}
-
 
 def steady(value: Any) -> Any:
     """Drop what depends on when an answer was taken, not on the data."""
@@ -121,7 +110,7 @@ def sides(
 def answer(view: Any, tool: str, args: dict[str, Any]) -> dict[str, Any] | str:
     svc = ToolService(cursor_secret=SECRET)
     try:
-        return getattr(svc, METHODS[tool])(view, **args).data
+        return svc.call(view, tool, args).data
     except ToolError as e:
         return f"ToolError: {e}"
 
