@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -34,6 +32,7 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.transport_security import TransportSecuritySettings
 
 from mcp_server import telemetry as tm
+from mcp_server.console import MCP_PATH, configure_logging, describe
 from mcp_server.server import (
     CURRENT_CLIENT,
     TOOL_NAMES,
@@ -52,7 +51,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-MCP_PATH = "/mcp"
 _PROTECTED = frozenset({MCP_PATH, "/metrics"})
 _OPEN = frozenset({"/health"})
 
@@ -435,24 +433,6 @@ def create_app_from_env() -> Gate:
     settings = McpSettings.from_worker_env()
     configure_logging(settings.log_level)
     return create_app(settings)
-
-
-def configure_logging(level: str) -> None:
-    """Log to stderr only (stdout belongs to the stdio transport)."""
-    root = logging.getLogger()
-    if not any(getattr(h, "stream", None) is sys.stderr for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
-    root.setLevel(level if level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL") else "INFO")
-
-
-def describe(settings: McpSettings, port: int) -> str:
-    """Return the line announcing where the server listens (no secrets)."""
-    scheme = "https" if settings.tls else "http"
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    auth = "bearer token required" if settings.auth_required else "NO AUTH (local development)"
-    return f"MCP server listening on {scheme}://{host}:{port}{MCP_PATH} ({auth}; pid {os.getpid()})"
 
 
 __all__ = [

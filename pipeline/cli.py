@@ -40,8 +40,25 @@ COMMAND_MODULES: tuple[str, ...] = (
 logger = logging.getLogger("microstructure")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser with every available subcommand.
+def _command_of(argv: Sequence[str]) -> str | None:
+    """Return the module of the subcommand ``argv`` names (None: none, or unknown)."""
+    for token in argv:
+        if token.startswith("-"):
+            continue
+        name = token.replace("-", "_")
+        return name if name in COMMAND_MODULES else None
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Build the argument parser with every available subcommand (or just one).
+
+    Parameters
+    ----------
+    only
+        A module of :data:`COMMAND_MODULES`: register that subcommand alone, so running
+        one command imports that command's module only (a server's start-up does not pay
+        for every other command's imports). None registers all (``--help``).
 
     Returns
     -------
@@ -54,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in COMMAND_MODULES if only is None else (only,):
         try:
             module = importlib.import_module(f"pipeline.commands.{name}")
         except ModuleNotFoundError as e:
@@ -78,7 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     int
         Process exit code.
     """
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline._typing import Float64Array, Int64Array
+from pipeline.warehouse.schema import EVALUATION_COLUMNS
 from udx.kernels import Params, session_bounds
 
 HORIZONS_S: tuple[int, ...] = (60, 300, 1800)
@@ -70,38 +71,6 @@ VERDICT_TEXT: dict[str, str] = {
 }
 
 # Columns of table signal_evaluation (sql/migrations/0009_create_signal_evaluation.sql).
-EVALUATION_COLUMNS: tuple[str, ...] = (
-    "evaluation_id",
-    "computed_ns",
-    "start_date",
-    "end_date",
-    "symbol",
-    "horizon_s",
-    "n_signals",
-    "n_buy",
-    "n_sell",
-    "n_effective",
-    "n_days",
-    "hit_rate",
-    "mean_bp",
-    "sd_bp",
-    "t_stat",
-    "random_n",
-    "random_hit_rate",
-    "random_mean_bp",
-    "random_sd_bp",
-    "random_t_stat",
-    "edge_bp",
-    "edge_t_stat",
-    "edge_p_value",
-    "edge_p_adjusted",
-    "verdict",
-    "min_signals",
-    "random_per_signal",
-    "seed",
-    "kernel_version",
-    "signal_runs",
-)
 
 
 @dataclass(frozen=True)

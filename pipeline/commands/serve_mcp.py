@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 def _serve_stdio(settings: Any) -> int:
     import anyio
 
-    from mcp_server.http import configure_logging
+    from mcp_server.console import configure_logging
     from mcp_server.server import build_server
 
     configure_logging(settings.log_level)
@@ -82,7 +82,7 @@ def _serve_stdio(settings: Any) -> int:
 def _serve_http(settings: Any) -> int:
     import uvicorn
 
-    from mcp_server.http import configure_logging, describe
+    from mcp_server.console import configure_logging, describe
 
     configure_logging(settings.log_level)
     common: dict[str, Any] = {
