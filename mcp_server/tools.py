@@ -320,36 +320,51 @@ def provenance(
     view: ServingView,
     days: Sequence[date],
     newest_ns: int | None,
-) -> m.Provenance:
-    """Build the provenance of an answer over ``days`` (newest trade ``newest_ns``)."""
+) -> dict[str, Any]:
+    """Return the provenance (:class:`~mcp_server.models.Provenance` JSON) of an answer.
+
+    Built as plain JSON (the SDK validates every answer against the output schema); the
+    run list depends on the state only and is kept per state.
+    """
     cat = view.catalog
-    runs = [r for d in sorted(days) if (r := cat.run(d)) is not None]
+    key = ("runs", tuple(days))
+    runs_doc = view.memo.get(key)
+    if runs_doc is None:
+        runs = [r for d in sorted(days) if (r := cat.run(d)) is not None]
+        runs_doc = view.memo[key] = (
+            sorted({r.kernel_version for r in runs}),
+            dict(runs[-1].params) if runs else None,
+            [
+                {
+                    "date": r.date.isoformat(),
+                    "run_id": r.run_id,
+                    "kernel_version": r.kernel_version,
+                    "final": r.final,
+                    "quality_passed": r.quality_passed,
+                    "computed": iso_utc(r.computed_ns) or "",
+                }
+                for r in runs
+            ],
+            cat.ledger_through(),
+            iso_utc(cat.last_commit_ns),
+        )
+    versions, params, run_rows, through, last_load = runs_doc
     as_of = view.as_of_ns
     stale = view.stale_reason
-    return m.Provenance(
-        as_of=iso_utc(as_of) or "",
-        as_of_ns=as_of,
-        ledger_through=cat.ledger_through(),
-        newest_trade=iso_utc(newest_ns),
-        newest_trade_ns=newest_ns,
-        data_lag_s=None if newest_ns is None else round((as_of - newest_ns) / NS, 3),
-        last_load=iso_utc(cat.last_commit_ns),
-        snapshot_stale=stale is not None,
-        stale_reason=stale,
-        kernel_versions=sorted({r.kernel_version for r in runs}),
-        params=dict(runs[-1].params) if runs else None,
-        signal_runs=[
-            m.SignalRunInfo(
-                date=r.date.isoformat(),
-                run_id=r.run_id,
-                kernel_version=r.kernel_version,
-                final=r.final,
-                quality_passed=r.quality_passed,
-                computed=iso_utc(r.computed_ns) or "",
-            )
-            for r in runs
-        ],
-    )
+    return {
+        "as_of": iso_utc(as_of) or "",
+        "as_of_ns": as_of,
+        "ledger_through": through,
+        "newest_trade": iso_utc(newest_ns),
+        "newest_trade_ns": newest_ns,
+        "data_lag_s": None if newest_ns is None else round((as_of - newest_ns) / NS, 3),
+        "last_load": last_load,
+        "snapshot_stale": stale is not None,
+        "stale_reason": stale,
+        "kernel_versions": versions,
+        "params": params,
+        "signal_runs": run_rows,
+    }
 
 
 def completeness(
@@ -449,8 +464,8 @@ def paging(
     limit_cut: bool,
     next_cursor: str | None,
     what: str,
-) -> m.Paging:
-    """Build the paging facts of a page of ``shown`` rows out of ``fetched`` read."""
+) -> dict[str, Any]:
+    """Return the paging facts (:class:`~mcp_server.models.Paging` JSON) of a page."""
     remaining = remaining_after_fetch + (fetched - shown)
     truncated = remaining > 0
     by: Literal["limit", "max_bytes"] | None = None
@@ -465,15 +480,15 @@ def paging(
             "next_cursor to page back in time, shorten the window (hours_back or start/end), "
             "filter (signal_type), or use get_symbol_metrics for daily aggregates."
         )
-    return m.Paging(
-        returned=shown,
-        total=total,
-        remaining=remaining,
-        truncated=truncated,
-        truncated_by=by,
-        next_cursor=next_cursor if truncated else None,
-        hint=hint,
-    )
+    return {
+        "returned": shown,
+        "total": total,
+        "remaining": remaining,
+        "truncated": truncated,
+        "truncated_by": by,
+        "next_cursor": next_cursor if truncated else None,
+        "hint": hint,
+    }
 
 
 def _whole(n: int, what: str) -> dict[str, Any]:
@@ -486,7 +501,7 @@ def _whole(n: int, what: str) -> dict[str, Any]:
         limit_cut=False,
         next_cursor=None,
         what=what,
-    ).model_dump(mode="json")
+    )
 
 
 # --- text block -----------------------------------------------------------------------------
@@ -582,10 +597,15 @@ class ToolService:
         """Return (provenance, completeness) JSON for a symbol and window."""
         newest = view.catalog.newest_trade_ns if info is None else info.last_ns
         span = days_between(start_ns, end_ns) if days is None else days
-        return (
-            provenance(view, span, newest).model_dump(mode="json"),
-            completeness(view, info, start_ns, end_ns, need_signals=True).model_dump(mode="json"),
-        )
+        # Completeness depends on the state and the window only (not on the time the
+        # answer is taken): computed once per state, symbol and window.
+        key = ("completeness", None if info is None else info.symbol, start_ns, end_ns)
+        comp = view.memo.get(key)
+        if comp is None:
+            comp = view.memo[key] = completeness(
+                view, info, start_ns, end_ns, need_signals=True
+            ).model_dump(mode="json")
+        return provenance(view, span, newest), comp
 
     def _limit(self, limit: int) -> int:
         if not 1 <= limit <= self.max_rows:
@@ -601,7 +621,7 @@ class ToolService:
         read: Any,
         limit: int,
         what: str,
-    ) -> tuple[list[dict[str, Any]], m.Paging, ResolvedWindow, float]:
+    ) -> tuple[list[dict[str, Any]], dict[str, Any], ResolvedWindow, float]:
         before: tuple[int, ...] | None = None
         if cursor is not None:
             c = Cursor.decode(cursor, query, self.cursor_secret, key_len)
@@ -659,16 +679,20 @@ class ToolService:
             "symbol": info.symbol,
             "window": (w := win.as_dict()),
             "rows": rows,
-            "paging": pg.model_dump(mode="json"),
+            "paging": pg,
             "provenance": prov,
             "completeness": comp,
         }
         summary = (
             f"{info.symbol} trades with signals, newest first, {w['start_new_york']} "
-            f"to {w['end_new_york']}: {pg.returned} of {pg.total}"
-            + (f" (truncated by {pg.truncated_by}; next_cursor given)" if pg.truncated else "")
+            f"to {w['end_new_york']}: {pg['returned']} of {pg['total']}"
+            + (
+                f" (truncated by {pg['truncated_by']}; next_cursor given)"
+                if pg["truncated"]
+                else ""
+            )
         )
-        return Answer(data, render_text(summary, data), pg.returned, qs)
+        return Answer(data, render_text(summary, data), pg["returned"], qs)
 
     # get_trading_signals ------------------------------------------------------------------------
 
@@ -707,17 +731,17 @@ class ToolService:
             "window": (w := win.as_dict()),
             "counts": counts,
             "rows": rows,
-            "paging": pg.model_dump(mode="json"),
+            "paging": pg,
             "provenance": prov,
             "completeness": comp,
         }
         summary = (
             f"{info.symbol} {signal_type} signals, newest first, "
             f"{w['start_new_york']} to {w['end_new_york']}: "
-            f"{pg.returned} of {pg.total}; in the window "
+            f"{pg['returned']} of {pg['total']}; in the window "
             f"BUY {counts['BUY']}, SELL {counts['SELL']}, HOLD {counts['HOLD']}"
         )
-        return Answer(data, render_text(summary, data), pg.returned, qs)
+        return Answer(data, render_text(summary, data), pg["returned"], qs)
 
     # get_jump_events ----------------------------------------------------------------------------
 
@@ -769,17 +793,17 @@ class ToolService:
             "window": (w := win.as_dict()),
             "daily_bns": daily,
             "rows": rows,
-            "paging": pg.model_dump(mode="json"),
+            "paging": pg,
             "provenance": prov,
             "completeness": comp,
         }
         bns_days = [str(d["date"]) for d in daily if d["bns_jump"]]
         summary = (
             f"{info.symbol} Lee-Mykland jumps, newest first, {w['start_new_york']} to "
-            f"{w['end_new_york']}: {pg.returned} of {pg.total}; BNS day-level jumps: "
+            f"{w['end_new_york']}: {pg['returned']} of {pg['total']}; BNS day-level jumps: "
             + (", ".join(bns_days) if bns_days else "none")
         )
-        return Answer(data, render_text(summary, data), pg.returned, qs)
+        return Answer(data, render_text(summary, data), pg["returned"], qs)
 
     # get_symbol_metrics -------------------------------------------------------------------------
 
@@ -831,12 +855,10 @@ class ToolService:
             what="days",
         )
         if shown < len(found):
-            pg = pg.model_copy(
-                update={
-                    "truncated_by": "max_bytes",
-                    "hint": f"{pg.remaining} older day(s) not shown: ask again with "
-                    f"end_day={found[shown]['date']}",
-                }
+            pg["truncated_by"] = "max_bytes"
+            pg["hint"] = (
+                f"{pg['remaining']} older day(s) not shown: ask again with "
+                f"end_day={found[shown]['date']}"
             )
         start_ns = parse_time(first.isoformat(), "start")
         end_ns = parse_time(last.isoformat(), "end")
@@ -846,15 +868,15 @@ class ToolService:
             "first_day": first.isoformat(),
             "last_day": last.isoformat(),
             "rows": rows,
-            "paging": pg.model_dump(mode="json"),
+            "paging": pg,
             "provenance": prov,
             "completeness": comp,
         }
         summary = (
             f"{info.symbol} daily statistics {first}..{last} (newest first): "
-            f"{pg.returned} day(s) of {pg.total}"
+            f"{pg['returned']} day(s) of {pg['total']}"
         )
-        return Answer(data, render_text(summary, data), pg.returned, time.perf_counter() - t0)
+        return Answer(data, render_text(summary, data), pg["returned"], time.perf_counter() - t0)
 
     # get_real_time_data -------------------------------------------------------------------------
 
@@ -887,9 +909,7 @@ class ToolService:
             "rows": rows,
             "unknown_symbols": unknown,
             "paging": _whole(len(rows), "symbols"),
-            "provenance": provenance(view, days, max(newest) if newest else None).model_dump(
-                mode="json"
-            ),
+            "provenance": provenance(view, days, max(newest) if newest else None),
             "completeness": _merge_completeness(
                 [completeness(view, i, start_ns, end_ns, need_signals=True) for i in infos]
             ).model_dump(mode="json"),
@@ -953,7 +973,7 @@ class ToolService:
                 limit_cut=True,
                 next_cursor=next_cursor,
                 what="symbols",
-            ).model_dump(mode="json"),
+            ),
             "provenance": prov,
             "completeness": comp,
         }

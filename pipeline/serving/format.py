@@ -9,6 +9,7 @@ that a page of a thousand rows costs microseconds per row, not per value.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
@@ -121,6 +122,13 @@ METRICS_COLUMNS: tuple[str, ...] = (
 """Columns of ``symbol_day_metrics`` a ``DayMetrics`` row is built from."""
 
 
+_POW10: tuple[float, ...] = tuple(10.0**k for k in range(300))
+"""Powers of ten as doubles, one table for both sig6 functions (so they agree exactly)."""
+_POW10_ARRAY = np.array(_POW10)
+_EXP_LIMIT = 290
+"""Beyond 1e±290 numbers are returned as they are (no statistic gets there)."""
+
+
 def sig6(values: Any) -> npt.NDArray[np.float64]:
     """Round to 6 significant digits; NaN and infinities become NaN.
 
@@ -132,34 +140,99 @@ def sig6(values: Any) -> npt.NDArray[np.float64]:
     Returns
     -------
     numpy.ndarray
-        ``float64`` values, each the double nearest to its 6-digit decimal.
+        ``float64`` values, each the double nearest to its 6-digit decimal; equal, value
+        for value, to :func:`sig6_scalar` (same arithmetic, same table of powers).
     """
     x = np.asarray(
         [np.nan if v is None else v for v in values] if isinstance(values, list) else values,
         dtype=np.float64,
     )
-    out = np.full(x.shape, np.nan)
-    finite = np.isfinite(x)
-    nonzero = finite & (x != 0)
-    out[finite & (x == 0)] = 0.0
-    v = x[nonzero]
-    if v.size:
-        digits = 5 - np.floor(np.log10(np.abs(v))).astype(np.int64)
+    out = np.array(x, dtype=np.float64)
+    out[~np.isfinite(x)] = np.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.abs(x)
+        e = np.floor(np.log10(a))
+    ok = np.isfinite(x) & (x != 0) & (e >= -_EXP_LIMIT) & (e <= _EXP_LIMIT)
+    if ok.any():
+        v, a_ok = x[ok], a[ok]
+        e_ok = e[ok].astype(np.int64)
+        # log10 may be an ulp off near powers of ten: settle the exponent exactly, so
+        # that 10**e <= |v| < 10**(e + 1) whatever the platform's log10.
+        e_ok = np.where(~_at_least_pow10(a_ok, e_ok), e_ok - 1, e_ok)
+        e_ok = np.where(_at_least_pow10(a_ok, e_ok + 1), e_ok + 1, e_ok)
+        digits = 5 - e_ok
         r = np.empty_like(v)
         up = digits >= 0
-        # Powers of ten up to 1e22 are exact doubles: scale by an exact power, round,
-        # then divide (or multiply) by the same exact power, one rounding each way.
-        scale = 10.0 ** np.minimum(digits[up], 300)
+        # Scale by an exact power of ten, round half to even, scale back.
+        scale = _POW10_ARRAY[digits[up]]
         r[up] = np.round(v[up] * scale) / scale
-        down = 10.0 ** (-digits[~up])
+        down = _POW10_ARRAY[-digits[~up]]
         r[~up] = np.round(v[~up] / down) * down
-        out[nonzero] = r
+        out[ok] = r
     return out
+
+
+def _at_least_pow10(a: npt.NDArray[np.float64], e: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """Return ``a >= 10**e`` elementwise, computed as :func:`_ge_pow10` does for one value."""
+    pos = _POW10_ARRAY[np.maximum(e, 0)]
+    neg = _POW10_ARRAY[np.maximum(-e, 0)]
+    return np.where(e >= 0, a >= pos, a * neg >= 1.0)
+
+
+def _ge_pow10(a: float, e: int) -> bool:
+    return a >= _POW10[e] if e >= 0 else a * _POW10[-e] >= 1.0
+
+
+def sig6_scalar(value: Any) -> float | None:
+    """Round one number as :func:`sig6` does (None, NaN and infinities become None).
+
+    Pure Python: a daily-statistics row has 25 numbers, and one numpy round trip each
+    would cost more than the whole page of trades.
+    """
+    if value is None:
+        return None
+    x = float(value)
+    if not math.isfinite(x):
+        return None
+    if x == 0:
+        return x
+    a = abs(x)
+    e = math.floor(math.log10(a))
+    if not -_EXP_LIMIT <= e <= _EXP_LIMIT:
+        return x
+    if not _ge_pow10(a, e):
+        e -= 1
+    elif _ge_pow10(a, e + 1):
+        e += 1
+    digits = 5 - e
+    if digits >= 0:
+        scale = _POW10[digits]
+        return round(x * scale) / scale
+    down = _POW10[-digits]
+    return round(x / down) * down
 
 
 def _json_floats(values: Any) -> list[float | None]:
     r = sig6(values)
     return [None if v != v else v for v in r.tolist()]  # NaN != NaN
+
+
+def _rounded_columns(cols: Mapping[str, Any], names: Sequence[str], n: int) -> dict[str, list[Any]]:
+    """Round several float columns with one :func:`sig6` call (a page's numbers at once)."""
+    stacked = np.empty((len(names), n), dtype=np.float64)
+    for i, name in enumerate(names):
+        v = cols.get(name)
+        if v is None:
+            stacked[i] = np.nan
+        elif isinstance(v, np.ndarray) and v.dtype.kind == "f":
+            stacked[i] = v
+        else:
+            stacked[i] = [np.nan if x is None else x for x in v]
+    r = sig6(stacked.ravel()).reshape(stacked.shape)
+    return {
+        name: [None if x != x else x for x in row]  # NaN != NaN
+        for name, row in zip(names, r.tolist(), strict=True)
+    }
 
 
 def _ints(values: Any) -> list[int | None]:
@@ -201,22 +274,36 @@ def trade_rows(cols: Mapping[str, Any]) -> list[dict[str, Any]]:
     n = len(ts)
     if n == 0:
         return []
+    f = _rounded_columns(
+        cols,
+        (
+            "price",
+            "log_return",
+            "lee_mykland_stat",
+            "garch_sigma2",
+            "standardized_return",
+            "conditional_duration",
+            "acd_surprise",
+            "trade_intensity_zscore",
+        ),
+        n,
+    )
     fields: dict[str, list[Any]] = {
         "time": iso_utc_array(ts),
         "timestamp_ns": ts.tolist(),
-        "price": _json_floats(cols["price"]),
+        "price": f["price"],
         "size": _ints(cols["size"]),
         "exchange": _ints(cols["exchange"]),
         "conditions": _strs(cols["conditions"]),
         "in_regular_hours": _bools(cols["in_regular_hours"]),
-        "log_return": _json_floats(_column(cols, "log_return", n)),
-        "lee_mykland_stat": _json_floats(_column(cols, "lee_mykland_stat", n)),
+        "log_return": f["log_return"],
+        "lee_mykland_stat": f["lee_mykland_stat"],
         "jump_detected": _bools(_column(cols, "jump_detected", n)),
-        "garch_sigma2": _json_floats(_column(cols, "garch_sigma2", n)),
-        "standardized_return": _json_floats(_column(cols, "standardized_return", n)),
-        "conditional_duration": _json_floats(_column(cols, "conditional_duration", n)),
-        "acd_surprise": _json_floats(_column(cols, "acd_surprise", n)),
-        "trade_intensity_zscore": _json_floats(_column(cols, "trade_intensity_zscore", n)),
+        "garch_sigma2": f["garch_sigma2"],
+        "standardized_return": f["standardized_return"],
+        "conditional_duration": f["conditional_duration"],
+        "acd_surprise": f["acd_surprise"],
+        "trade_intensity_zscore": f["trade_intensity_zscore"],
         "trading_signal": _strs(_column(cols, "trading_signal", n)),
         "kafka_partition": _ints(cols["kafka_partition"]),
         "kafka_offset": _ints(cols["kafka_offset"]),
@@ -245,17 +332,18 @@ def signal_rows(cols: Mapping[str, Any], days: Sequence[date] | date) -> list[di
     if n == 0:
         return []
     day_text = [days.isoformat()] * n if isinstance(days, date) else [d.isoformat() for d in days]
+    rounded = _rounded_columns(cols, [c for c in SIGNAL_COLUMNS if c in _ROUNDED], n)
     fields: dict[str, list[Any]] = {
         "time": iso_utc_array(ts),
         "timestamp_ns": ts.tolist(),
         "date": day_text,
         "seq": _ints(cols["seq"]),
-        "price": _json_floats(cols["price"]),
+        "price": rounded["price"],
         "size": _ints(cols["size"]),
     }
     for name in SIGNAL_COLUMNS[4:]:
         if name in _ROUNDED:
-            fields[name] = _json_floats(cols[name])
+            fields[name] = rounded[name]
         elif name == "jump_detected":
             fields[name] = _bools(cols[name])
         elif name == "trading_signal":
@@ -267,7 +355,7 @@ def signal_rows(cols: Mapping[str, Any], days: Sequence[date] | date) -> list[di
 
 
 def _f(v: Any) -> float | None:
-    return _json_floats([v])[0]
+    return sig6_scalar(v)
 
 
 def _i(v: Any) -> int | None:
@@ -353,6 +441,7 @@ __all__ = [
     "metrics_row",
     "round_value",
     "sig6",
+    "sig6_scalar",
     "signal_rows",
     "trade_rows",
 ]

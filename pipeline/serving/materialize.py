@@ -36,7 +36,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import random
 import sys
 import threading
 import time
@@ -50,7 +49,6 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from pipeline.evaluate import EVALUATION_COLUMNS
 from pipeline.nytime import ny_dates
 from pipeline.serving.catalog import (
     Catalog,
@@ -74,9 +72,12 @@ from pipeline.serving.store import (
     DayFiles,
     Manifest,
     Segment,
+    SourceVersion,
     StoreLayout,
+    source_version,
     write_batches,
 )
+from pipeline.warehouse.schema import EVALUATION_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -128,31 +129,6 @@ class WarehouseMissing(Exception):
 
 class WarehouseHeld(Exception):
     """A writer held the warehouse through the short retry; try again on the next tick."""
-
-
-@dataclass(frozen=True, slots=True)
-class SourceVersion:
-    """What identifies one committed state of the warehouse file (file and WAL stats)."""
-
-    ino: int
-    mtime_ns: int
-    size: int
-    wal_mtime_ns: int
-    wal_size: int
-
-
-def source_version(path: Path) -> SourceVersion | None:
-    """Return the version of the DuckDB file at ``path`` (None if it does not exist)."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    try:
-        ws = path.with_name(path.name + ".wal").stat()
-        wal = (ws.st_mtime_ns, ws.st_size)
-    except FileNotFoundError:
-        wal = (0, 0)
-    return SourceVersion(st.st_ino, st.st_mtime_ns, st.st_size, *wal)
 
 
 def _is_lock_error(e: duckdb.Error) -> bool:
@@ -217,9 +193,18 @@ class Materializer:
     store
         The store directory (created).
     max_rows
-        Most trade, reject and signal rows read per attach (bounds the hold).
+        Most trade, reject and signal rows read per attach (bounds the hold: about 0.1 s
+        for 100,000 rows on this machine class).
+    memory_limit
+        DuckDB's memory cap for the private database that reads and sorts.
     retry_s
-        Pause before the one retry when a writer holds the file.
+        Pause between two asks for the file's lock while a writer holds it.
+    patience_s
+        How long one refresh asks before it gives up until the next tick.
+    min_interval_s
+        Least time between the starts of two readings; the server's materializer uses
+        0.5 s, so a loader committing every 0.15 s is read every 0.5 s: one hold of the
+        file for several batches (0: read at every change; tests, commands).
     grace_s
         How long a file no state names is kept (longer than any call).
     seal_after_s
@@ -235,8 +220,11 @@ class Materializer:
         warehouse: Path,
         store: Path,
         *,
-        max_rows: int = 250_000,
-        retry_s: float = 0.02,
+        max_rows: int = 100_000,
+        retry_s: float = 0.0005,
+        patience_s: float = 0.5,
+        min_interval_s: float = 0.0,
+        memory_limit: str = "512MB",
         grace_s: float = 60.0,
         seal_after_s: float = 30.0,
         first_day_check_s: float = 60.0,
@@ -246,12 +234,18 @@ class Materializer:
         self.layout = StoreLayout(Path(store))
         self.max_rows = max_rows
         self.retry_s = retry_s
+        self.patience_s = patience_s
+        self.min_interval_s = min_interval_s
+        self._next_reading = 0.0
         self.grace_s = grace_s
         self.seal_after_s = seal_after_s
         self.first_day_check_s = first_day_check_s
         self.clock = clock
         self.stats = MaterializerStats()
-        self._con = duckdb.connect(config={"threads": 1})
+        # One thread (the server's other core serves queries) and a memory cap: a reading
+        # is bounded by max_rows, and a cap keeps a merge of a large day spilling to disk
+        # rather than growing the process.
+        self._con = duckdb.connect(config={"threads": 1, "memory_limit": memory_limit})
         self._manifest: Manifest | None = None
         self._days: dict[date, DayFiles] = {}
         self._catalog = Catalog()
@@ -266,6 +260,9 @@ class Materializer:
         self._retired: list[tuple[float, str]] = []
         self._next_first_day_check = 0.0
         self._lock_fd: int | None = None
+        self._wh_fd: int | None = None
+        self._schema: dict[str, set[str]] | None = None
+        self._schema_until = 0.0
         self._removed_runs: set[date] = set()
         self._held_since: float | None = None
         self._last_status: dict[str, Any] = {}
@@ -318,6 +315,7 @@ class Materializer:
         self._work_days = {}
         self._run_copies = {}
         self._pending_batches = False
+        self._schema = None
 
     # --- the lock: one materializer per store ------------------------------------------
 
@@ -333,6 +331,10 @@ class Materializer:
             return False
         self._lock_fd = fd
         return True
+
+    def adopt_lock(self, fd: int) -> None:
+        """Use a lock the parent process took on this store and handed down."""
+        self._lock_fd = fd
 
     def unlock(self) -> None:
         """Release the lock (a waiting materializer takes over)."""
@@ -373,6 +375,11 @@ class Materializer:
         if not self.busy and version == self._seen:
             self._heartbeat()
             return StepResult("idle", seconds=time.perf_counter() - t0)
+        if not self.busy and time.monotonic() < self._next_reading:
+            # Commits arriving faster than this are read together: one hold of the
+            # file per interval, however often the loader commits.
+            return StepResult("idle", seconds=time.perf_counter() - t0)
+        self._next_reading = time.monotonic() + self.min_interval_s
         try:
             conn = self._attach()
         except WarehouseHeld:
@@ -384,7 +391,7 @@ class Materializer:
         finally:
             with contextlib.suppress(duckdb.Error):
                 conn.execute("ROLLBACK")
-            conn.execute("DETACH src")
+            self._release()
         hold = time.perf_counter() - held0
         self.stats.hold_s_total += hold
         self.stats.hold_s_max = max(self.stats.hold_s_max, hold)
@@ -399,21 +406,60 @@ class Materializer:
         return StepResult("progress", read.rows, hold, time.perf_counter() - t0)
 
     def _attach(self) -> duckdb.DuckDBPyConnection:
-        for attempt in range(2):
+        """Attach the warehouse read-only as soon as no writer holds it (within ``patience_s``).
+
+        DuckDB locks its file with POSIX record locks (``fcntl``), and a loader at full
+        speed holds it most of the time, letting go for a moment between two batches.
+        Asking DuckDB to attach only when the lock happens to be free would rarely get in.
+        So this asks the kernel for a shared lock, without blocking, every half
+        millisecond (a system call, not an attach), and attaches in the moment it is
+        granted; the loader's next attempt then finds the file held for the few
+        milliseconds of one reading and retries (its backoff starts at 5 ms). The lock of
+        this process is released by the ``DETACH`` that ends the reading.
+        """
+        import fcntl
+
+        fd = os.open(self.warehouse, os.O_RDONLY)
+        deadline = time.monotonic() + self.patience_s
+        while True:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise WarehouseHeld("a writer held the warehouse file") from None
+                time.sleep(self.retry_s)
+                continue
             try:
                 self._con.execute("ATTACH ? AS src (READ_ONLY)", [str(self.warehouse)])
-                return self._con
             except duckdb.Error as e:
-                if not _is_lock_error(e):
-                    if "no such file" in str(e).lower() or "cannot open" in str(e).lower():
-                        raise WarehouseHeld(str(e)) from e
+                if not _is_lock_error(e) or time.monotonic() >= deadline:
+                    os.close(fd)
+                    if _is_lock_error(e):
+                        raise WarehouseHeld("a writer held the warehouse file") from e
                     raise
-                if attempt == 0:
-                    # Jittered, so several materializers or readers do not retry in step.
-                    time.sleep(self.retry_s * (0.5 + random.random()))  # noqa: S311
-        raise WarehouseHeld("a writer held the warehouse file")
+                time.sleep(self.retry_s)
+                continue
+            # Keep this descriptor open until after DETACH: POSIX record locks belong to
+            # the process, and closing any descriptor of the file would release DuckDB's
+            # lock on it too, letting a writer in while the reading runs.
+            self._wh_fd = fd
+            return self._con
+
+    def _release(self) -> None:
+        """End a reading: detach (DuckDB's lock and this process's go), then close."""
+        try:
+            self._con.execute("DETACH src")
+        finally:
+            if self._wh_fd is not None:
+                os.close(self._wh_fd)
+                self._wh_fd = None
 
     def _tables(self, conn: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
+        """Return the warehouse's tables and columns (re-read every 30 s: migrations)."""
+        now = time.monotonic()
+        if self._schema is not None and now < self._schema_until:
+            return self._schema
         rows = conn.execute(
             "SELECT table_name, column_name FROM information_schema.columns "
             "WHERE table_catalog = 'src'"
@@ -421,6 +467,8 @@ class Materializer:
         out: dict[str, set[str]] = {}
         for t, c in rows:
             out.setdefault(str(t), set()).add(str(c))
+        if all(t in out for t in REQUIRED_TABLES):
+            self._schema, self._schema_until = out, now + 30.0
         return out
 
     def _read(self, conn: duckdb.DuckDBPyConnection) -> _Read | None:
@@ -1083,16 +1131,40 @@ def _main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--warehouse", type=Path, required=True)
     p.add_argument("--store", type=Path, required=True)
     p.add_argument("--parent-pid", type=int, default=None)
+    p.add_argument(
+        "--lock-fd", type=int, default=None, help="the store's lock, taken by the parent"
+    )
     p.add_argument("--poll-s", type=float, default=0.1)
-    p.add_argument("--max-rows", type=int, default=250_000)
+    p.add_argument("--max-rows", type=int, default=100_000)
+    p.add_argument(
+        "--min-interval-s",
+        type=float,
+        default=0.5,
+        help="least time between two readings of the warehouse (several commits, one hold)",
+    )
     p.add_argument("--log-level", default="INFO")
+    p.add_argument(
+        "--nice",
+        type=int,
+        default=10,
+        help="scheduling niceness: keeping the store up to date yields the CPU to loaders "
+        "and to the server's answers (10)",
+    )
     args = p.parse_args(argv)
+    if args.nice:
+        # Background work: a loader or an answer that wants the core gets it first; the
+        # store falls behind by milliseconds, not the loader by a share of its core.
+        os.nice(args.nice)
     logging.basicConfig(
         stream=sys.stderr,
         level=args.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    m = Materializer(args.warehouse, args.store, max_rows=args.max_rows)
+    m = Materializer(
+        args.warehouse, args.store, max_rows=args.max_rows, min_interval_s=args.min_interval_s
+    )
+    if args.lock_fd is not None:
+        m.adopt_lock(args.lock_fd)
     stop = threading.Event()
     try:
         m.run(stop, poll_s=args.poll_s, parent_pid=args.parent_pid)

@@ -160,6 +160,11 @@ class ServingView(Protocol):
         """Why the warehouse may hold newer data than this view (None when current)."""
         ...
 
+    @property
+    def memo(self) -> dict[Any, Any]:
+        """A cache of answers' derived facts, valid for this state (shared by its views)."""
+        ...
+
     def trades_page(
         self, symbol: str, start_ns: int, end_ns: int, before: TradeKey | None, limit: int
     ) -> Page:

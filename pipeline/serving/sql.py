@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.evaluate import EVALUATION_COLUMNS
 from pipeline.serving.store import RAW_PREFIX_CHARS
+from pipeline.warehouse.schema import EVALUATION_COLUMNS
 
 LEDGER_COLUMNS = (
     "kafka_topic, kafka_partition, start_offset, stop_offset, n_trades, n_duplicates, "

@@ -45,7 +45,7 @@ from pipeline.serving.catalog import (
     LedgerPos,
 )
 
-FORMAT = 1
+FORMAT = 2
 """Version of the layout; a store of another version is rebuilt."""
 
 TRADES_SCHEMA = pa.schema(
@@ -265,6 +265,31 @@ class Manifest:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class SourceVersion:
+    """What identifies one committed state of the warehouse file (file and WAL stats)."""
+
+    ino: int
+    mtime_ns: int
+    size: int
+    wal_mtime_ns: int
+    wal_size: int
+
+
+def source_version(path: Path) -> SourceVersion | None:
+    """Return the version of the DuckDB file at ``path`` (None if it does not exist)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    try:
+        ws = path.with_name(path.name + ".wal").stat()
+        wal = (ws.st_mtime_ns, ws.st_size)
+    except FileNotFoundError:
+        wal = (0, 0)
+    return SourceVersion(st.st_ino, st.st_mtime_ns, st.st_size, *wal)
+
+
 class StoreLayout:
     """Paths of one store directory, and the atomic writes that publish into it.
 
@@ -396,6 +421,8 @@ __all__ = [
     "DayFiles",
     "Manifest",
     "Segment",
+    "SourceVersion",
     "StoreLayout",
+    "source_version",
     "write_batches",
 ]

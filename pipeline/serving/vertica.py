@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -279,6 +279,7 @@ class _State:
     as_of_ns: int
     catalog: Catalog
     evaluation: tuple[Mapping[str, Any], ...]
+    memo: dict[Any, Any] = field(default_factory=dict[Any, Any])
 
 
 class VerticaPort:
@@ -320,7 +321,15 @@ class VerticaPort:
             "session_label": "microstructure-mcp",
         }
         kwargs.pop("use_prepared_statements", None)
-        setup = () if config.search_path is None else (f"SET SEARCH_PATH TO {config.search_path}",)
+        # Read-only sessions (on top of the user's SELECT-only role), and a session
+        # RUNTIMECAP just above the client's time limit, so the server also stops a
+        # statement the client abandoned instead of running it to the pool's cap.
+        setup = [
+            "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+            f"SET SESSION RUNTIMECAP '{int(timeout_s) + 5} seconds'",
+        ]
+        if config.search_path is not None:  # validated identifiers (VerticaConfig)
+            setup.append(f"SET SEARCH_PATH TO {config.search_path}")
         self.config = config
         self.timeout_s = timeout_s
         self.refresh_s = refresh_s
@@ -568,6 +577,14 @@ class VerticaView:
     def epoch(self) -> int:
         """The epoch every statement of this view is pinned to."""
         return self._state.epoch
+
+    @property
+    def memo(self) -> dict[Any, Any]:
+        """A cache of derived answers valid for this epoch's catalog."""
+        memo = self._state.memo
+        if len(memo) > 4096:
+            memo.clear()
+        return memo
 
     def _q(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
         return self._port.query(self._state.epoch, sql, params)

@@ -184,10 +184,11 @@ def test_every_vertica_statement_is_pinned_bound_and_within_the_grants(
 ) -> None:
     for tool, args in CALLS:
         answer(sides["vertica"], tool, args)
-    reads = [s for s in standin.statements if "GET_CURRENT_EPOCH" not in s.sql]
+    selects = [s for s in standin.statements if not s.sql.startswith("SET ")]
+    reads = [s for s in selects if "GET_CURRENT_EPOCH" not in s.sql]
     assert reads
     assert all(s.sql.startswith("AT EPOCH ") for s in reads)
-    assert all(s.use_prepared_statements for s in standin.statements)
+    assert all(s.use_prepared_statements for s in selects)
     assert all(s.outcome == "ok" for s in standin.statements), [
         (s.sql[:80], s.outcome) for s in standin.statements if s.outcome != "ok"
     ]
@@ -196,6 +197,9 @@ def test_every_vertica_statement_is_pinned_bound_and_within_the_grants(
     kwargs = standin.statements[0].kwargs
     assert kwargs["user"] == "micro_mcp"
     assert 0 < kwargs["connection_timeout"] < 60
+    sets = {s.sql for s in standin.statements if s.sql.startswith("SET")}
+    assert "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY" in sets
+    assert any(s.startswith("SET SESSION RUNTIMECAP") for s in sets)
 
 
 def test_the_stores_answers_equal_the_warehouse_rows_themselves(
