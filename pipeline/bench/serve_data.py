@@ -1355,6 +1355,8 @@ class LoaderReport:
     load_s_max: float
     stopped_by: str
     batches: tuple[BatchLoad, ...]
+    cpu_s: float = 0.0
+    """CPU seconds of the loading process over ``seconds`` (all its threads)."""
 
     def to_json(self) -> str:
         """Return the report as JSON."""
@@ -1447,6 +1449,7 @@ def run_loader(
     rows = 0
     stopped_by = "batches"
     t_start = time.perf_counter()
+    cpu0 = time.process_time()
     t_end = t_start
     for i, batch in enumerate(batches):
         if duration_s is not None and time.perf_counter() - t_start >= duration_s:
@@ -1485,6 +1488,7 @@ def run_loader(
         load_s_max=max(load_s) if load_s else float("nan"),
         stopped_by=stopped_by,
         batches=tuple(loads),
+        cpu_s=round(time.process_time() - cpu0, 3),
     )
     tmp = out_json.with_name(out_json.name + ".tmp")
     tmp.write_text(report.to_json())

@@ -16,6 +16,7 @@ BENCHES: dict[str, str] = {
     "load": "Kafka -> DuckDB rows/s and append-to-commit latency through the sensor path",
     "stream": "replay server -> streamer -> Kafka events/s and receipt-to-ack latency",
     "mcp": "MCP over HTTP: saturation requests/s and latency at 200 requests/s",
+    "serve": "MCP at real volume (20M trades): start-up, memory, latency, freshness, ingest cost",
 }
 
 
