@@ -4,9 +4,9 @@ DuckDB lets one process open a file for writing (or several read-only); the lock
 held as long as a connection is open. So every operation opens a connection, does
 its work in one transaction and closes it: the MCP server can open the file
 read-only between writes, and a Dagster run and the ``microstructure`` commands take
-turns. When the lock is held by another process, opening retries with capped
-backoff until ``lock_timeout_s`` and then fails with :class:`WarehouseLockedError`
-naming the holder.
+turns. When the lock is held by another process, opening waits for it
+(:class:`FileLocks`) up to ``lock_timeout_s`` and then fails with
+:class:`WarehouseLockedError`.
 """
 
 from __future__ import annotations
@@ -91,6 +91,11 @@ class FileLocks:
     kernel for the same lock without blocking every half millisecond (a system call) and
     connects in the moment it is granted: a writer waits for a reader's few milliseconds,
     a reader for a writer's transaction, and no longer.
+
+    The wait is a hint, not a guarantee: DuckDB's connect opens and closes the file twice
+    before locking it, and the first close drops this lock, so another process can take the
+    file in between; :meth:`DuckDBWarehouse._open` then waits again (DuckDB's own lock is
+    what keeps a reader out of a write).
 
     POSIX locks belong to the process, and closing any descriptor of the file releases all
     of them, DuckDB's included. So one descriptor per file is kept while any connection of
@@ -177,7 +182,7 @@ class DuckDBWarehouse:
     read_only
         Open every connection read-only (the MCP server); writes fail.
     lock_timeout_s
-        How long to keep retrying while another process holds the file.
+        How long to wait while another process holds the file.
     fault_hook
         Called with a step name of :data:`FAULT_STEPS` inside :meth:`load_batch`; tests
         and ``microstructure faults`` raise or kill the process there.
@@ -221,17 +226,30 @@ class DuckDBWarehouse:
             )
         if not self.read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        _FILE_LOCKS.acquire(self.path, exclusive=not self.read_only, timeout_s=self.lock_timeout_s)
-        try:
-            return duckdb.connect(str(self.path), read_only=self.read_only)
-        except duckdb.Error as e:
-            _FILE_LOCKS.release(self.path)
-            if _is_lock_error(e):
-                raise WarehouseLockedError(
-                    f"warehouse {self.path} is locked by another process ({e}); DuckDB allows "
-                    "one writing process: stop the other writer or use a server warehouse"
-                ) from e
-            raise WarehouseError(f"cannot open warehouse {self.path}: {e}") from e
+        deadline = time.monotonic() + self.lock_timeout_s
+        while True:
+            _FILE_LOCKS.acquire(
+                self.path,
+                exclusive=not self.read_only,
+                timeout_s=max(0.0, deadline - time.monotonic()),
+            )
+            try:
+                return duckdb.connect(str(self.path), read_only=self.read_only)
+            except duckdb.Error as e:
+                _FILE_LOCKS.release(self.path)
+                if _is_lock_error(e) and time.monotonic() < deadline:
+                    # DuckDB opens and closes the file twice before it locks it, and any
+                    # close drops every POSIX lock of the process, the wait's included: a
+                    # reader polling for the file can get in then. Wait for it as for any.
+                    time.sleep(_FILE_LOCKS.poll_s)
+                    continue
+                if _is_lock_error(e):
+                    raise WarehouseLockedError(
+                        f"warehouse {self.path} is locked by another process ({e}); DuckDB "
+                        "allows one writing process: stop the other writer or use a server "
+                        "warehouse"
+                    ) from e
+                raise WarehouseError(f"cannot open warehouse {self.path}: {e}") from e
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -411,6 +412,57 @@ def test_a_file_held_by_another_writer_fails_clearly_after_the_lock_timeout(wh, 
             holder.wait(timeout=30)
     # Released: both a writer and a reader get in again.
     assert DuckDBWarehouse(duckdb_file, lock_timeout_s=0.3).next_offset(TOPIC, 0) is None
+
+
+_GRAB_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    import duckdb
+
+    sys.stdin.readline()
+    conn = duckdb.connect(sys.argv[1], read_only=True)
+    print("holding", flush=True)
+    time.sleep(0.3)
+    conn.close()
+    """
+)
+
+
+def test_a_reader_that_gets_in_before_duckdb_locks_the_file_is_waited_out(
+    wh, duckdb_file, monkeypatch
+):
+    """DuckDB opens and closes the file twice before it locks it, and closing any descriptor
+    drops every POSIX lock of the process, the wait's own included: a reader polling for the
+    file (the serving materializer) can attach in that moment. The writer must then wait for
+    it like for any reader, not fail (this crashed a full-speed loader in bench serve)."""
+    from pipeline.warehouse import duckdb_backend
+
+    real = duckdb_backend._FILE_LOCKS.acquire
+    grabbed: list[bool] = []
+    with subprocess.Popen(
+        [sys.executable, "-c", _GRAB_SCRIPT, str(duckdb_file)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as grabber:
+        assert grabber.stdin is not None
+        assert grabber.stdout is not None
+
+        def acquire(path: Path, *, exclusive: bool, timeout_s: float) -> None:
+            real(path, exclusive=exclusive, timeout_s=timeout_s)
+            if not grabbed:
+                grabbed.append(True)
+                os.close(os.open(path, os.O_RDONLY))  # what DuckDB's connect does first
+                grabber.stdin.write("go\n")  # type: ignore[union-attr]
+                grabber.stdin.flush()  # type: ignore[union-attr]
+                assert grabber.stdout.readline().strip() == "holding"  # type: ignore[union-attr]
+
+        monkeypatch.setattr(duckdb_backend._FILE_LOCKS, "acquire", acquire)
+        writer = DuckDBWarehouse(duckdb_file, lock_timeout_s=10)
+        loaded = writer.load_batch(_batch(sample_trades(5)), expected_start=0, run_id="r")
+        grabber.wait(timeout=30)
+    assert grabbed
+    assert loaded.n_trades == 5
 
 
 def test_a_read_only_warehouse_reads_between_writes_and_cannot_write(wh, duckdb_file):
