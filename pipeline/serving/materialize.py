@@ -413,9 +413,10 @@ class Materializer:
         Asking DuckDB to attach only when the lock happens to be free would rarely get in.
         So this asks the kernel for a shared lock, without blocking, every half
         millisecond (a system call, not an attach), and attaches in the moment it is
-        granted; the loader's next attempt then finds the file held for the few
-        milliseconds of one reading and retries (its backoff starts at 5 ms). The lock of
-        this process is released by the ``DETACH`` that ends the reading.
+        granted; the loader, which waits the same way (``FileLocks``), then finds the file
+        held for the few milliseconds of one reading and gets it back within half a
+        millisecond of its end. The lock of this process is released by the ``DETACH``
+        that ends the reading.
         """
         import fcntl
 
