@@ -47,6 +47,13 @@ _OFFSET_CODES = {
     _LibKafkaError._AUTO_OFFSET_RESET,
     _LibKafkaError.OFFSET_OUT_OF_RANGE,
 }
+# Errors a partition answers with while its leader is being elected (just after the topic
+# is created, or a broker restarted): librdkafka raises them from get_watermark_offsets
+# with retriable() False, yet waiting is exactly what fixes them.
+_LEADERSHIP_CODES = {
+    _LibKafkaError.NOT_LEADER_FOR_PARTITION,
+    _LibKafkaError.LEADER_NOT_AVAILABLE,
+}
 
 
 def _consumer(
@@ -136,7 +143,9 @@ def _watermarks_of(
             low, high = consumer.get_watermark_offsets(tp, timeout=remaining, cached=False)
         except KafkaException as e:
             err = e.args[0] if e.args else None
-            retriable = isinstance(err, _LibKafkaError) and err.retriable()
+            retriable = isinstance(err, _LibKafkaError) and (
+                err.retriable() or err.code() in _LEADERSHIP_CODES
+            )
             if not retriable or time.monotonic() + delay_s >= deadline:
                 raise KafkaError(
                     f"watermarks of {tp.topic}:{tp.partition} on {bootstrap} not available: {e}"

@@ -242,3 +242,50 @@ def test_with_kafka_bootstrap_servers_up_only_ensures_the_topic_and_down_stops_n
         assert not (tmp_path / "home" / "kafka").exists()
     finally:
         delete_topic(kafka_broker, topic)
+
+
+class _ElectingConsumer:
+    """A consumer whose partition answers as a just-created one does until its leader is
+    elected: librdkafka raises the broker's error with ``retriable()`` False, as seen in
+    CI (NOT_LEADER_FOR_PARTITION from ``get_watermark_offsets`` right after creation)."""
+
+    def __init__(self, code: int, failures: int) -> None:
+        self.code, self.failures, self.calls = code, failures, 0
+
+    def get_watermark_offsets(self, tp: object, timeout: float, cached: bool) -> tuple[int, int]:
+        from confluent_kafka import KafkaError as LibError
+        from confluent_kafka import KafkaException
+
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise KafkaException(LibError(self.code))
+        return 0, 7
+
+
+@pytest.mark.parametrize("name", ["NOT_LEADER_FOR_PARTITION", "LEADER_NOT_AVAILABLE"])
+def test_watermarks_wait_for_a_new_partitions_leader(name: str) -> None:
+    import time
+
+    from confluent_kafka import KafkaError as LibError
+    from confluent_kafka import TopicPartition
+
+    from pipeline.kafka.consumer import _watermarks_of
+
+    consumer = _ElectingConsumer(getattr(LibError, name), failures=3)
+    got = _watermarks_of(consumer, TopicPartition("t", 0), time.monotonic() + 5, "b:9092")  # type: ignore[arg-type]
+    assert (got, consumer.calls) == ((0, 7), 4)
+
+
+def test_watermarks_do_not_retry_what_waiting_cannot_fix() -> None:
+    import time
+
+    from confluent_kafka import KafkaError as LibError
+    from confluent_kafka import TopicPartition
+
+    from pipeline.errors import KafkaError
+    from pipeline.kafka.consumer import _watermarks_of
+
+    consumer = _ElectingConsumer(LibError.TOPIC_AUTHORIZATION_FAILED, failures=99)
+    with pytest.raises(KafkaError, match="TOPIC_AUTHORIZATION_FAILED"):
+        _watermarks_of(consumer, TopicPartition("t", 0), time.monotonic() + 5, "b:9092")  # type: ignore[arg-type]
+    assert consumer.calls == 1
