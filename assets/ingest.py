@@ -15,6 +15,9 @@ from pipeline.quality import validate_batch
 INGEST_GROUP = "ingest"
 TP_TAG = "ingest/tp"
 STOP_TAG = "ingest/stop"
+# The ledger position a run was planned from: retries are counted per start, because the
+# stop moves with every tick while new trades arrive and would reset a count kept per stop.
+START_TAG = "ingest/start"
 
 
 class MicrobatchConfig(dg.Config):

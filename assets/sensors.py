@@ -5,6 +5,8 @@ The sensor never consumes messages and never commits offsets: it reads the water
 ``stop`` only (architecture.md 4). The run key ``<topic>:<partition>:<stop>`` makes idle
 ticks free; a partition with a queued or running run is skipped, and a failed range is
 re-requested as ``<key>:retry<n>`` with capped backoff until it is declared stuck.
+Attempts are counted per start offset (the ledger position a run was planned from): a
+batch that always fails keeps its start while new trades move its stop.
 """
 
 # No `from __future__ import annotations`: Dagster reads the parameter annotations
@@ -14,7 +16,7 @@ import time
 
 import dagster as dg
 
-from assets.ingest import STOP_TAG, TP_TAG, tp_tag_value
+from assets.ingest import START_TAG, STOP_TAG, TP_TAG, tp_tag_value
 from assets.jobs import ingest_job
 from assets.resources import KafkaResource, WarehouseResource
 from pipeline.errors import KafkaError, WarehouseLockedError
@@ -95,34 +97,47 @@ def build_market_data_sensor(
             )
         }
         requests: list[dg.RunRequest] = []
+        stuck: list[str] = []
         now = time.time()
         for batch in planned:
             tp = tp_tag_value(kafka.topic, batch.partition)
             if tp in busy:
                 continue
+            # Runs planned from this start that did not move the ledger (a run that had
+            # committed would have moved it past this start).
             earlier = context.instance.get_run_records(
-                dg.RunsFilter(tags={TP_TAG: tp, STOP_TAG: str(batch.stop)}), limit=max_attempts
+                dg.RunsFilter(tags={TP_TAG: tp, START_TAG: str(batch.start)}), limit=max_attempts
             )
             attempt = len(earlier)
             if attempt >= max_attempts:
-                context.log.error(
-                    f"{tp} is stuck: {attempt} runs for stop {batch.stop} left the ledger at "
-                    f"{batch.start}; see the failed ingest_job runs"
+                message = (
+                    f"{tp} is stuck: {attempt} runs from offset {batch.start} left the ledger "
+                    "there; see the failed ingest_job runs"
                 )
+                context.log.error(message)
+                stuck.append(message)
                 continue
             if attempt:
                 last_end = max(r.end_time or r.create_timestamp.timestamp() for r in earlier)
                 if now - last_end < min(retry_cap_s, retry_base_s * 2 ** (attempt - 1)):
                     continue
-            requests.append(microbatch_request(kafka.topic, batch.partition, batch.stop, attempt))
+            requests.append(
+                microbatch_request(kafka.topic, batch.partition, batch.stop, attempt, batch.start)
+            )
         if not requests:
-            return dg.SkipReason("lagging partitions have a run queued, running or backing off")
+            return dg.SkipReason(
+                "; ".join(stuck)
+                if stuck
+                else "lagging partitions have a run queued, running or backing off"
+            )
         return dg.SensorResult(run_requests=requests)
 
     return market_data_sensor
 
 
-def microbatch_request(topic: str, partition: int, stop: int, attempt: int = 0) -> dg.RunRequest:
+def microbatch_request(
+    topic: str, partition: int, stop: int, attempt: int = 0, start: int | None = None
+) -> dg.RunRequest:
     """Return the run request of one microbatch: two integers of config and the tp tags.
 
     Parameters
@@ -132,7 +147,10 @@ def microbatch_request(topic: str, partition: int, stop: int, attempt: int = 0) 
     stop
         Exclusive upper offset.
     attempt
-        Earlier runs of the same range (0 for the first request).
+        Earlier runs from the same start (0 for the first request).
+    start
+        The ledger position the request was planned from (tagged: retries count per start;
+        the run itself reads its start from the ledger).
 
     Returns
     -------
@@ -147,6 +165,7 @@ def microbatch_request(topic: str, partition: int, stop: int, attempt: int = 0) 
         tags={
             TP_TAG: tp_tag_value(topic, partition),
             STOP_TAG: str(stop),
+            **({} if start is None else {START_TAG: str(start)}),
             # Run monitoring (docker/dagster.yaml) fails a run past this bound, so a hung
             # broker read cannot hold the partition's one-run slot forever.
             "dagster/max_runtime": str(MICROBATCH_MAX_RUNTIME_S),

@@ -14,6 +14,7 @@ from datetime import date
 import dagster as dg
 import pytest
 
+from assets.ingest import STOP_TAG
 from assets.resources import QualityResource, WarehouseResource
 from pipeline.errors import OffsetConflict
 from pipeline.kafka import consumer
@@ -290,3 +291,33 @@ def test_two_sensors_loading_the_same_partition_at_once_lose_and_double_nothing(
             [400, 800],
             [800, 900],
         ]
+
+
+def test_a_range_that_always_fails_is_declared_stuck_while_new_trades_move_its_stop(
+    kafka_broker, kafka_topic, duckdb_file
+):
+    """Issue 14.7: attempts are counted per start offset, so a stop that moves with every
+    tick (new trades keep arriving) cannot reset the count and retry a failing batch forever."""
+    from assets.sensors import MAX_ATTEMPTS
+
+    produce(kafka_broker, kafka_topic, sample_trades(20))
+    url = f"duckdb:///{duckdb_file}"
+    with dg.instance_for_test() as instance:
+        failing = harness(
+            kafka_broker,
+            kafka_topic,
+            duckdb_file,
+            instance,
+            warehouse=WarehouseResource(url=url, fault_at="before_commit"),
+        )
+        stops = []
+        for _ in range(MAX_ATTEMPTS):
+            [request] = failing.requests()
+            stops.append(request.tags[STOP_TAG])
+            assert not failing.run(request, raise_on_error=False).success
+            produce(kafka_broker, kafka_topic, sample_trades(1))  # the same symbol: same partition
+        tick = failing.tick()
+    assert len(set(stops)) == MAX_ATTEMPTS  # the stop moved every time
+    assert tick.run_requests == []
+    assert "stuck" in (tick.skip_message or "")
+    assert f"{MAX_ATTEMPTS} runs" in (tick.skip_message or "")
