@@ -41,6 +41,7 @@ def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableReso
             topic=settings.topic,
             extra_config=extra,
             max_records=settings.max_records,
+            future_tolerance_s=settings.future_tolerance_s,
         ),
         "warehouse": WarehouseResource(url=settings.warehouse_url),
         "quality": QualityResource(known_symbols=list(settings.symbols)),

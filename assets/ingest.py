@@ -59,7 +59,9 @@ def market_data(
             check_results=skipped_results(INGEST_CHECK_SPECS, "range already loaded"),
         )
     offsets = OffsetRange(kafka.topic, config.partition, start, config.stop_offset)
-    batch = shape_batch(kafka.read_range(offsets), offsets)
+    batch = shape_batch(
+        kafka.read_range(offsets), offsets, future_tolerance_s=kafka.future_tolerance_s
+    )
     warehouse.fault_point("after_read")
     # The gates judge the batch; it commits either way (its bad records are already
     # rejects) and a failed verdict blocks the signals of the days it holds.

@@ -90,6 +90,8 @@ class KafkaResource(dg.ConfigurableResource):
     topic: str
     extra_config: str = ""  # librdkafka k=v;k=v (TLS/SASL), as MICROSTRUCTURE_KAFKA_CONFIG
     max_records: int = 200_000
+    # Trades stamped further ahead of the loader's clock are future_timestamp rejects.
+    future_tolerance_s: float = 300.0
     read_timeout_s: float = 120.0
     metadata_timeout_s: float = 10.0
     _extra: dict[str, str] = PrivateAttr(default_factory=dict)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import gc
 import math
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -691,11 +692,28 @@ def _check_offsets(cols: RecordColumns, offsets: OffsetRange) -> None:
         )
 
 
+FUTURE_TOLERANCE_S = 300.0
+"""How far ahead of the loader's clock a trade's SIP time may be before it is rejected as
+``future_timestamp``: far more than any clock skew between the SIP and this host, far less
+than a session. A trade stamped in the future would otherwise be stored, and move the
+bounds completeness is judged by past every close."""
+
+
+def _future_reason(sip_ns: int, now_ns: int, tolerance_s: float) -> str:
+    return (
+        f"future_timestamp: sip_timestamp_ns {sip_ns} is {(sip_ns - now_ns) / 1e9:,.0f} s "
+        f"ahead of the loader's clock (tolerance {tolerance_s:g} s)"
+    )
+
+
 class _Shaper:
     """The per-record path of :func:`shape_batch`: rare records, and the reasons of bad ones."""
 
-    def __init__(self, cols: RecordColumns) -> None:
+    def __init__(self, cols: RecordColumns, now_ns: int, future_tolerance_s: float) -> None:
         self.cols = cols
+        self.now_ns = now_ns
+        self.future_tolerance_s = future_tolerance_s
+        self.latest_ns = now_ns + int(future_tolerance_s * 1e9)
         self.rejects: list[tuple[int, tuple[Any, ...]]] = []
         self.gaps: list[tuple[int, Gap]] = []
         self.trades: list[tuple[int, Trade]] = []
@@ -741,6 +759,10 @@ class _Shaper:
             return
         if isinstance(event, Trade):
             problem = _trade_problem(event)
+            if problem is None and event.sip_timestamp_ns > self.latest_ns:
+                problem = _future_reason(
+                    event.sip_timestamp_ns, self.now_ns, self.future_tolerance_s
+                )
             if problem is not None:
                 self.reject(i, "ingest", problem, value, event.symbol, event.receipt_ns)
             else:
@@ -770,7 +792,13 @@ class _Shaper:
                 self.gaps.append((i, event))
 
 
-def shape_batch(records: Sequence[KafkaRecord] | RecordColumns, offsets: OffsetRange) -> Microbatch:
+def shape_batch(
+    records: Sequence[KafkaRecord] | RecordColumns,
+    offsets: OffsetRange,
+    *,
+    now_ns: int | None = None,
+    future_tolerance_s: float = FUTURE_TOLERANCE_S,
+) -> Microbatch:
     """Turn the records of one offset range into trades, rejects and gaps.
 
     Well-formed trades (nearly all records) are decoded together
@@ -785,6 +813,11 @@ def shape_batch(records: Sequence[KafkaRecord] | RecordColumns, offsets: OffsetR
         :class:`RecordColumns` (the consumer's fast path) or a sequence of records.
     offsets
         The range that was read; its bounds become the ledger row.
+    now_ns
+        The loader's clock (default: now); a trade stamped more than
+        ``future_tolerance_s`` after it is a ``future_timestamp`` reject.
+    future_tolerance_s
+        See :data:`FUTURE_TOLERANCE_S`.
 
     Returns
     -------
@@ -797,18 +830,25 @@ def shape_batch(records: Sequence[KafkaRecord] | RecordColumns, offsets: OffsetR
         If a record lies outside ``offsets`` or offsets are not strictly increasing:
         the consumer broke its contract and nothing may be loaded.
     """
+    if now_ns is None:
+        now_ns = time.time_ns()
     with paused_gc():
-        return _shape(records, offsets)
+        return _shape(records, offsets, now_ns, future_tolerance_s)
 
 
-def _shape(records: Sequence[KafkaRecord] | RecordColumns, offsets: OffsetRange) -> Microbatch:
+def _shape(
+    records: Sequence[KafkaRecord] | RecordColumns,
+    offsets: OffsetRange,
+    now_ns: int,
+    future_tolerance_s: float,
+) -> Microbatch:
     cols = (
         records
         if isinstance(records, RecordColumns)
         else RecordColumns.from_records(records, offsets)
     )
     _check_offsets(cols, offsets)
-    shaper = _Shaper(cols)
+    shaper = _Shaper(cols, now_ns, future_tolerance_s)
     schemas = _schemas(cols.headers)
     values = cols.values
     if schemas.count(SCHEMA_TRADE) == len(cols):  # the usual case: trades only
@@ -829,6 +869,9 @@ def _shape(records: Sequence[KafkaRecord] | RecordColumns, offsets: OffsetRange)
         for i in trade_pos[missed].tolist():
             shaper.one(i)
     storable = _storable(table)
+    # Storable values can still be stamped in the future: those take the per-record path,
+    # which names the reason.
+    storable &= table["sip_timestamp_ns"].to_numpy() <= shaper.latest_ns
     if not storable.all():
         for i in fast_pos[~storable].tolist():
             shaper.one(i)

@@ -80,6 +80,11 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "MICROSTRUCTURE_TOPIC": (DEFAULT_TOPIC, "market-data topic"),
     "MICROSTRUCTURE_TOPIC_PARTITIONS": ("4", "partitions when the topic is created"),
     "MICROSTRUCTURE_MAX_RECORDS": ("200000", "largest offset span of one microbatch"),
+    "MICROSTRUCTURE_FUTURE_TOLERANCE_S": (
+        "300",
+        "seconds a trade's SIP time may be ahead of the loader's clock; beyond, it is a "
+        "future_timestamp reject",
+    ),
     "MICROSTRUCTURE_FEED_URL": (
         DEFAULT_FEED_URL,
         "WebSocket URL of the provider (or a replay-server)",
@@ -174,6 +179,7 @@ class Settings:
     vertica_password: Secret = field(default_factory=lambda: Secret(""))
     retain_raw_days: int | None = None
     retain_signal_days: int | None = None
+    future_tolerance_s: int = 300
 
     @property
     def bootstrap_servers(self) -> str:
@@ -241,6 +247,7 @@ class Settings:
             topic=e.get("MICROSTRUCTURE_TOPIC", "") or DEFAULT_TOPIC,
             topic_partitions=_env_int(e, "MICROSTRUCTURE_TOPIC_PARTITIONS", 4, minimum=1),
             max_records=_env_int(e, "MICROSTRUCTURE_MAX_RECORDS", 200_000, minimum=1),
+            future_tolerance_s=_env_int(e, "MICROSTRUCTURE_FUTURE_TOLERANCE_S", 300, minimum=0),
             feed_url=e.get("MICROSTRUCTURE_FEED_URL", "") or DEFAULT_FEED_URL,
             rest_url=e.get("MICROSTRUCTURE_REST_URL", "") or DEFAULT_REST_URL,
             api_key=Secret(api_key),

@@ -586,3 +586,41 @@ def test_a_batch_of_trades_only_never_leaves_the_bulk_path(monkeypatch):
     batch = shape_batch(as_records(sample_trades(300)), OffsetRange(TOPIC, 0, 0, 300))
     assert batch.n_trades == 300
     assert batch.n_quotes == batch.n_aggregates == batch.n_gaps == 0
+
+
+@pytest.mark.parametrize("mixed", [False, True], ids=["bulk path", "per-record path"])
+def test_a_trade_stamped_beyond_the_tolerance_in_the_future_is_a_future_timestamp_reject(mixed):
+    """Issue 14.1: one trade stamped far ahead (int64 max passes every other check) must
+    not be stored, where it would move a day's bound past every close."""
+    good = sample_trades(3)
+    now_ns = good[-1].sip_timestamp_ns + 3_600 * 10**9  # an hour after the last trade
+    soon = replace(good[0], trade_id="soon", sip_timestamp_ns=now_ns + 10 * 10**9)
+    far = replace(good[0], trade_id="far", sip_timestamp_ns=2**63 - 1)
+    events: list = [good[0], soon, far, good[1], good[2]]
+    if mixed:  # a quote among the trades sends the batch through the per-record path too
+        events.insert(1, sample_quotes(1)[0])
+    batch = shape_batch(
+        as_records(events), OffsetRange(TOPIC, 0, 0, len(events)),
+        now_ns=now_ns, future_tolerance_s=60.0,
+    )  # fmt: skip
+    assert sorted(batch.trades["trade_id"]) == sorted(
+        [good[0].trade_id, "soon", *[t.trade_id for t in good[1:]]]
+    )
+    [reason] = batch.rejects["reason"].tolist()
+    assert reason.startswith("future_timestamp: ")
+    assert "tolerance 60 s" in reason
+    assert batch.rejects["symbol"].tolist() == ["XXX"]
+
+
+def test_the_future_tolerance_defaults_to_five_minutes_of_the_loaders_clock():
+    import time
+
+    from pipeline.microbatch import FUTURE_TOLERANCE_S
+
+    t = replace(
+        sample_trades(1)[0], trade_id="ahead", sip_timestamp_ns=time.time_ns() + 3_600 * 10**9
+    )
+    batch = shape_batch(as_records([t]), OffsetRange(TOPIC, 0, 0, 1))
+    assert FUTURE_TOLERANCE_S == 300.0
+    assert batch.n_trades == 0
+    assert batch.rejects["reason"].str.startswith("future_timestamp").all()

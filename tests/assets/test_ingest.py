@@ -321,3 +321,20 @@ def test_a_range_that_always_fails_is_declared_stuck_while_new_trades_move_its_s
     assert tick.run_requests == []
     assert "stuck" in (tick.skip_message or "")
     assert f"{MAX_ATTEMPTS} runs" in (tick.skip_message or "")
+
+
+def test_a_trade_stamped_in_the_future_is_stored_as_a_reject_not_a_trade(
+    kafka_broker, kafka_topic, duckdb_file
+):
+    """Issue 14.1: accepted up to int64 max before, such a trade made every day look final."""
+    ahead = replace(sample_trades(1)[0], trade_id="ahead", sip_timestamp_ns=2**63 - 1)
+    produce(kafka_broker, kafka_topic, [*sample_trades(5), ahead])
+    url = f"duckdb:///{duckdb_file}"
+    with dg.instance_for_test() as instance:
+        h = harness(kafka_broker, kafka_topic, duckdb_file, instance)
+        assert h.ingest_until_caught_up() == 1
+    wh = open_warehouse(url, read_only=True)
+    assert wh.table_counts()["market_data"] == 5
+    with wh.connect() as con:
+        [(reason,)] = con.execute("SELECT reason FROM market_data_rejects").fetchall()
+    assert reason.startswith("future_timestamp: ")
