@@ -140,6 +140,10 @@ def test_unknown_extra_keys_are_ignored() -> None:
         (_with(t=1536036818784.5), parse.MISTYPED_FIELD, "'t'"),
         (_with(t=1536036818784000000), parse.INVALID_VALUE, "'t'"),
         (_with(t=0), parse.INVALID_VALUE, "'t'"),
+        # Past int64 once in ns (2262-04-11), below the old bound of 10**13 ms (2286).
+        (_with(t=9_223_372_036_855), parse.INVALID_VALUE, "'t'"),
+        (_with(t=9_999_999_999_999), parse.INVALID_VALUE, "'t'"),
+        (_with(trft=9_300_000_000_000), parse.INVALID_VALUE, "'trft'"),
         (_with(c=12), parse.MISTYPED_FIELD, "'c'"),
         (_with(c=["12"]), parse.MISTYPED_FIELD, "'c'"),
         (_with(q="1"), parse.MISTYPED_FIELD, "'q'"),
@@ -361,3 +365,9 @@ def test_bad_rest_rows_are_rejects(row: object, code: str) -> None:
     reason = parse.rest_trade_fields(row, "X", RECV)
     assert isinstance(reason, str)
     assert reason_code(reason) == code
+
+
+def test_the_last_millisecond_whose_ns_fits_int64_is_accepted() -> None:
+    trade = _one(_with(t=9_223_372_036_854))
+    assert isinstance(trade, Trade)
+    assert trade.sip_timestamp_ns == 9_223_372_036_854_000_000 <= 2**63 - 1
