@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
 from assets.ingest import market_data
@@ -10,7 +12,11 @@ from assets.resources import KafkaResource, QualityResource, WarehouseResource
 from assets.schedules import signals_daily_schedule, signals_hourly_schedule
 from assets.sensors import build_market_data_sensor, market_data_sensor
 from assets.signals import signal_tables
-from pipeline.settings import Settings
+from pipeline.errors import ConfigError
+from pipeline.settings import Settings, parse_kafka_config
+
+KAFKA_CONFIG_ENV = "MICROSTRUCTURE_KAFKA_CONFIG"
+WAREHOUSE_URL_ENV = "MICROSTRUCTURE_WAREHOUSE_URL"
 
 enriched_market_data = dg.AssetSpec(
     "enriched_market_data",
@@ -19,6 +25,14 @@ enriched_market_data = dg.AssetSpec(
     kinds={"duckdb"},
     description="View: every trade joined with its signal (what the MCP server reads).",
 )
+
+
+def _parsed_env(name: str) -> dict[str, str] | None:
+    """Return the Kafka settings in environment variable ``name`` (None if unparsable)."""
+    try:
+        return parse_kafka_config(os.environ.get(name, ""))
+    except ConfigError:
+        return None
 
 
 def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableResource]:
@@ -33,8 +47,20 @@ def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableReso
     -------
     dict[str, dagster.ConfigurableResource]
         Resource key -> resource.
+
+    Notes
+    -----
+    The Dagster UI shows every resource's configured values. The Kafka pass-through settings
+    (which may hold ``sasl.password``) and the warehouse URL are therefore handed over as
+    ``dg.EnvVar`` references to the variables they came from: the UI shows the variable's
+    name, and the run resolves it in its own process.
     """
-    extra = ";".join(f"{k}={v}" for k, v in settings.kafka_extra.items())
+    extra: str = ";".join(f"{k}={v}" for k, v in settings.kafka_extra.items())
+    if settings.kafka_extra and _parsed_env(KAFKA_CONFIG_ENV) == dict(settings.kafka_extra):
+        extra = dg.EnvVar(KAFKA_CONFIG_ENV)
+    url: str = settings.warehouse_url
+    if os.environ.get(WAREHOUSE_URL_ENV, "").strip() == url:
+        url = dg.EnvVar(WAREHOUSE_URL_ENV)
     return {
         "kafka": KafkaResource(
             bootstrap_servers=settings.bootstrap_servers,
@@ -43,7 +69,7 @@ def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableReso
             max_records=settings.max_records,
             future_tolerance_s=settings.future_tolerance_s,
         ),
-        "warehouse": WarehouseResource(url=settings.warehouse_url),
+        "warehouse": WarehouseResource(url=url),
         "quality": QualityResource(known_symbols=list(settings.symbols)),
     }
 

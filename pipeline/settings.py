@@ -75,7 +75,8 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     ),
     "MICROSTRUCTURE_KAFKA_CONFIG": (
         "",
-        "extra librdkafka settings k=v;k=v (TLS/SASL pass-through)",
+        "extra librdkafka settings k=v;k=v (TLS/SASL pass-through); reaches Dagster as an "
+        "environment reference, so its UI and reprs never show a password",
     ),
     "MICROSTRUCTURE_TOPIC": (DEFAULT_TOPIC, "market-data topic"),
     "MICROSTRUCTURE_TOPIC_PARTITIONS": ("4", "partitions when the topic is created"),
@@ -162,7 +163,8 @@ class Settings:
     kafka_bootstrap: str | None
     kafka_port: int
     kafka_version: str
-    kafka_extra: Mapping[str, str]
+    # May hold sasl.password and the like: never in a repr or a log line.
+    kafka_extra: Mapping[str, str] = field(repr=False)
     topic: str
     topic_partitions: int
     max_records: int

@@ -22,9 +22,14 @@ def test_ingest_then_signals_backfill_leave_runs_in_the_dagster_home(
     kafka_broker, kafka_topic, tmp_path, monkeypatch
 ):
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    # The URL from the environment, as in production: the resources carry it as a
+    # dg.EnvVar reference, which the sensor tick and the runs resolve.
+    url = f"duckdb:///{tmp_path}/warehouse.duckdb"
+    monkeypatch.setenv("MICROSTRUCTURE_WAREHOUSE_URL", url)
     settings = Settings.from_env(
         {
             "MICROSTRUCTURE_HOME": str(tmp_path),
+            "MICROSTRUCTURE_WAREHOUSE_URL": url,
             "KAFKA_BOOTSTRAP_SERVERS": kafka_broker,
             "MICROSTRUCTURE_TOPIC": kafka_topic,
             "MICROSTRUCTURE_MAX_RECORDS": "700",

@@ -11,8 +11,10 @@ import yaml
 
 from assets.definitions import defs
 from assets.partitions import is_trading_day, session_close_ns, trading_days
+from assets.resources import KafkaResource, WarehouseResource
 from assets.schedules import signals_daily_schedule, signals_hourly_schedule
 from assets.sensors import microbatch_request, run_key
+from pipeline.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,3 +105,46 @@ def test_dagster_yaml_limits_ingest_runs_to_one_per_topic_partition(tmp_path):
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
     assert limits == [{"key": "ingest/tp", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+
+
+def test_secrets_reach_dagster_as_environment_references_never_as_values(monkeypatch):
+    """Issue 14.12: the UI shows each resource's configured values (the JSON below is what
+    it renders); a SASL password or a warehouse URL must appear there as the name of the
+    variable holding it, and be resolved only inside the run."""
+    from assets.definitions import build_defs
+
+    secret = "hunter2-sasl-secret"
+    monkeypatch.setenv(
+        "MICROSTRUCTURE_KAFKA_CONFIG", f"security.protocol=SASL_SSL;sasl.password={secret}"
+    )
+    monkeypatch.setenv("MICROSTRUCTURE_WAREHOUSE_URL", "duckdb:////srv/secret-path/w.duckdb")
+    defs = build_defs()
+    shown = {
+        name: res.get_resource_definition().config_schema.default_value_as_json_str
+        for name, res in (defs.resources or {}).items()
+    }
+    assert all(secret not in text and "secret-path" not in text for text in shown.values())
+    assert '"env": "MICROSTRUCTURE_KAFKA_CONFIG"' in shown["kafka"]
+    assert '"env": "MICROSTRUCTURE_WAREHOUSE_URL"' in shown["warehouse"]
+    assert secret not in repr(defs.resources)
+    assert secret not in repr(Settings.from_env())
+
+    # Inside a run the values are resolved: the resource sees the password.
+    seen: dict[str, object] = {}
+
+    @dg.op
+    def probe(kafka: KafkaResource, warehouse: WarehouseResource) -> None:
+        seen["extra"] = kafka._conf()
+        seen["url"] = warehouse.url
+
+    @dg.job(
+        resource_defs={"kafka": defs.resources["kafka"], "warehouse": defs.resources["warehouse"]}
+    )
+    def probe_job() -> None:
+        probe()
+
+    assert probe_job.execute_in_process().success
+    assert seen == {
+        "extra": {"security.protocol": "SASL_SSL", "sasl.password": secret},
+        "url": "duckdb:////srv/secret-path/w.duckdb",
+    }
