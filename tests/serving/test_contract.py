@@ -257,3 +257,48 @@ def test_the_vertica_catalog_follows_only_new_batches(
     assert not any("FROM trading_signals" in s for s in again)
     assert port.view().epoch == standin.current_epoch - 1
     port.close()
+
+
+def test_a_reject_received_in_the_new_york_evening_belongs_to_that_day_on_both(
+    served_copy: Path, tmp_path: Path
+) -> None:
+    """Issue 14.13: rejects received after 19:00 New York (the next day in UTC) were
+    attributed to the next day (a naive UTC time read as New York wall time), so their
+    samples disagreed with the counts. Both sides judge by the New York day's bounds."""
+    from dataclasses import replace
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from tests.serving.test_materialize import load, shifted
+
+    ny = ZoneInfo("America/New_York")
+
+    def at(hh: int, mm: int) -> int:
+        return int(datetime(2018, 1, 5, hh, mm, tzinfo=ny).timestamp()) * 10**9
+
+    good = shifted(40, days=2)  # trades of 2018-01-05
+    bad = [
+        replace(good[0], trade_id=f"bad-{i}", price=0.0, receipt_ns=r)
+        for i, r in enumerate((at(13, 0), at(20, 30), at(23, 59)))
+    ]
+    start, _stop = load(served_copy, [*good, *bad])
+    store = StorePort(served_copy, store=tmp_path / "store", materialize="inline")
+    store.start()
+    try:
+        with VerticaStandIn(served_copy) as vs:
+            vertica = vertica_port(vs)
+            vertica.refresh()
+            try:
+                for side, view in (("duckdb", store.view()), ("vertica", vertica.view())):
+                    q = answer(view, "get_data_quality", {"symbol": "XXX", "day": "2018-01-05"})
+                    assert isinstance(q, dict), (side, q)
+                    assert sum(q["rejects_by_reason"].values()) == 3, (side, q["rejects_by_reason"])
+                    assert sorted(s["kafka_offset"] for s in q["reject_samples"]) == [
+                        start + 40,
+                        start + 41,
+                        start + 42,
+                    ], side
+            finally:
+                vertica.close()
+    finally:
+        store.close()
