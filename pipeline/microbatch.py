@@ -51,6 +51,7 @@ from pipeline.errors import OffsetError, ParseError
 from pipeline.events import Aggregate, Gap, Quote, Reject, Trade
 from pipeline.kafka.codec import SCHEMA_TRADE, decode_event, decode_trades_bulk
 from pipeline.kafka.offsets import KafkaRecord, OffsetRange, plan_stop
+from pipeline.warehouse.schema import VARCHAR_BYTES
 
 NEW_YORK = "America/New_York"
 NS_PER_S = 1_000_000_000
@@ -508,6 +509,34 @@ def _key_text(key: bytes | None) -> str | None:
         return None
 
 
+_MD_BYTES = VARCHAR_BYTES["market_data"]
+_REJECT_BYTES = VARCHAR_BYTES["market_data_rejects"]
+
+
+def _too_long(table: str, fields: Sequence[tuple[str, str | None]]) -> str | None:
+    """Return why one of ``fields`` is longer than its column of ``table``, or None."""
+    sizes = VARCHAR_BYTES[table]
+    for name, value in fields:
+        if value is not None:
+            n = len(value.encode("utf-8", "surrogatepass"))
+            if n > sizes[name]:
+                return f"{name} is {n} bytes, longer than the {sizes[name]} {table}.{name} holds"
+    return None
+
+
+def _fit(text: str, limit: int) -> str:
+    """Shorten ``text`` to at most ``limit`` UTF-8 bytes, on a character boundary."""
+    raw = text.encode("utf-8", "surrogatepass")
+    if len(raw) <= limit:
+        return text
+    return raw[: limit - 3].decode("utf-8", "ignore") + "..."
+
+
+def _conditions_text(conditions: Sequence[int]) -> str | None:
+    """Return the stored form of a conditions list (a comma list; none is NULL)."""
+    return ",".join(map(str, conditions)) if conditions else None
+
+
 def _trade_problem(t: Trade) -> str | None:
     """Return why a decoded trade cannot be stored, or None if it can."""
     if not math.isfinite(t.price):
@@ -530,7 +559,15 @@ def _trade_problem(t: Trade) -> str | None:
         v = getattr(t, name)
         if v is not None and not -_INT64_MAX <= v <= _INT64_MAX:
             return f"{name} is {v} and exceeds int64"
-    return None
+    return _too_long(
+        "market_data",
+        (
+            ("symbol", t.symbol),
+            ("trade_id", t.trade_id),
+            ("conditions", _conditions_text(t.conditions)),
+            ("source", t.source),
+        ),
+    )
 
 
 def _int_problem(obj: object, names: Sequence[str], lo: int, hi: int, what: str) -> str | None:
@@ -564,6 +601,14 @@ def _quote_problem(q: Quote) -> str | None:
             "a non-negative int32",
         )
         or _int_problem(q, ("sequence_number", "receipt_ns"), -_INT64_MAX, _INT64_MAX, "an int64")
+        or _too_long(
+            "market_quotes",
+            (
+                ("symbol", q.symbol),
+                ("indicators", _conditions_text(q.indicators)),
+                ("source", q.source),
+            ),
+        )
     )
 
 
@@ -591,6 +636,8 @@ def _aggregate_problem(a: Aggregate) -> str | None:
     ) or _int_problem(a, ("receipt_ns",), -_INT64_MAX, _INT64_MAX, "an int64")
     if problem is not None:
         return problem
+    if (problem := _too_long("market_aggregates", (("symbol", a.symbol),))) is not None:
+        return problem
     if a.end_ns < a.start_ns:
         return f"end_ns {a.end_ns} is before start_ns {a.start_ns}"
     if not a.low <= min(a.open, a.close) <= max(a.open, a.close) <= a.high:
@@ -601,8 +648,12 @@ def _aggregate_problem(a: Aggregate) -> str | None:
 
 
 def _gap_problem(g: Gap) -> str | None:
-    """Return why a decoded gap record cannot be stored (an integer beyond int64), or None."""
-    return _int_problem(
+    """Return why a decoded gap record cannot be stored, or None.
+
+    An integer beyond int64 or a text longer than its column cannot.
+    """
+    too_long = _too_long("feed_gaps", (("subscription", g.subscription), ("reason", g.reason)))
+    return too_long or _int_problem(
         g,
         (
             "last_before_ns",
@@ -636,6 +687,10 @@ def _storable(table: pa.Table) -> npt.NDArray[np.bool_]:
         ok &= (v >= 0) & (v <= _INT32_MAX)
     for name in ("sequence_number", "trf_timestamp_ns", "receipt_ns"):
         ok &= pc.fill_null(table[name], 0).to_numpy() != _INT64_MIN
+    for name in ("symbol", "trade_id", "source"):
+        ok &= pc.fill_null(pc.binary_length(table[name]), 0).to_numpy() <= _MD_BYTES[name]
+    joined = pc.binary_join(pc.cast(table["conditions"], pa.list_(pa.string())), ",")
+    ok &= pc.fill_null(pc.binary_length(joined), 0).to_numpy() <= _MD_BYTES["conditions"]
     return ok
 
 
@@ -730,12 +785,17 @@ class _Shaper:
         receipt_ns: int | None,
     ) -> None:
         c = self.cols
+        if (
+            symbol is not None
+            and len(symbol.encode("utf-8", "surrogatepass")) > (_REJECT_BYTES["symbol"])
+        ):
+            symbol = None  # not a symbol the tables can hold; the raw payload keeps it
         self.rejects.append(
             (
                 i,
                 (
                     stage,
-                    reason,
+                    _fit(reason, _REJECT_BYTES["reason"]),
                     _raw_text(raw),
                     symbol,
                     receipt_ns or _header_int(c.headers[i], "recv_ns"),

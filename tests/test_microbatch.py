@@ -291,6 +291,15 @@ EDGE_VALUES: list[bytes | None] = [
     _value(price=1e-300),
     _value(trade_id=7),
     _value(trade_id=""),
+    # Longer than the Vertica column (in UTF-8 bytes), and just fitting (issue 14.4).
+    _value(symbol="ABCDEFGHIJKLMNOPQ"),
+    _value(symbol="ABCDEFGHIJKLMNOP"),
+    _value(symbol="ÉÉÉÉÉÉÉÉÉ"),  # 9 characters, 18 bytes
+    _value(trade_id="x" * 65),
+    _value(trade_id="x" * 64),
+    _value(conditions=list(range(300))),
+    _value(conditions=[12] * 85),  # 85 * 3 - 1 = 254 bytes
+    _value(source="s" * 17),
     _GOOD.replace(b"157.8", b"0.30000000000000004"),
     _GOOD.replace(b"157.8", b"1.5e2"),
     _GOOD.replace(b"157.8", b"123456789012345678901234567890"),

@@ -6,6 +6,19 @@ to know a table's columns.
 
 from __future__ import annotations
 
+# UTF-8 bytes each sized text column holds on Vertica (sql/migrations/*.vertica.sql). The
+# loader's COPY runs with ENFORCELENGTH ABORT ON ERROR, so one longer value would abort the
+# whole batch on every retry: shaping turns such records into rejects (and shortens what a
+# reject itself carries) from these sizes, on both backends alike. tests/vertica checks
+# them against the DDL.
+VARCHAR_BYTES: dict[str, dict[str, int]] = {
+    "market_data": {"symbol": 16, "trade_id": 64, "conditions": 256, "source": 16},
+    "market_data_rejects": {"stage": 16, "reason": 1024, "symbol": 16},
+    "feed_gaps": {"subscription": 64, "reason": 1024},
+    "market_quotes": {"symbol": 16, "indicators": 256, "source": 16},
+    "market_aggregates": {"symbol": 16},
+}
+
 EVALUATION_COLUMNS: tuple[str, ...] = (
     "evaluation_id",
     "computed_ns",

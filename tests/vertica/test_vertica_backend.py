@@ -271,6 +271,48 @@ class RecordingCursor:
     def copy(self, sql: str, data: str) -> None:
         self.conn.log.append(("copy", sql))
         self._maybe_fail(sql)
+        _enforce_lengths(sql, data)
+
+
+def _ddl_sizes() -> dict[str, dict[str, int]]:
+    """Sized text columns per table, read from the DDL Vertica runs (stages and migrations)."""
+    from pathlib import Path
+
+    texts = [*vb.CREATE_STAGES]
+    texts += [p.read_text() for p in sorted(Path("sql/migrations").glob("*.vertica.sql"))]
+    sizes: dict[str, dict[str, int]] = {}
+    for text in texts:
+        for table, body in re.findall(
+            r"CREATE (?:LOCAL TEMPORARY )?TABLE IF NOT EXISTS (\w+) \((.*?)\)"
+            r"\s*(?:ON|;|ORDER|SEGMENTED|$)",
+            text,
+            re.S,
+        ):
+            for col, n in re.findall(r"(\w+)\s+(?:LONG\s+)?VARCHAR\((\d+)\)", body):
+                sizes.setdefault(table, {})[col] = int(n)
+        for table, col, n in re.findall(
+            r"ALTER TABLE (\w+) ADD COLUMN IF NOT EXISTS (\w+) (?:LONG\s+)?VARCHAR\((\d+)\)", text
+        ):
+            sizes.setdefault(table, {})[col] = int(n)
+    return sizes
+
+
+def _enforce_lengths(sql: str, data: str) -> None:
+    """Refuse, as COPY ... ENFORCELENGTH ABORT ON ERROR does, a value longer than its column
+    (in UTF-8 bytes, as Vertica sizes VARCHAR)."""
+    m = re.match(r"COPY (\w+) \(([^)]*)\)", sql)
+    assert m is not None, sql
+    table, columns = m.group(1), [c.strip() for c in m.group(2).split(",")]
+    sizes = _ddl_sizes()[table]
+    for record in split_records(data):
+        for col, value in zip(columns, decode_copy_line(record), strict=True):
+            if value is not None and col in sizes and len(value.encode()) > sizes[col]:
+                raise vertica_error(
+                    "22001",
+                    f"COPY: Input record 1 has been rejected (Value too long for column "
+                    f"{col} of type varchar({sizes[col]}))",
+                    sql,
+                )
 
 
 def _warehouse(log, fail_on=None, error=None) -> vb.VerticaWarehouse:
@@ -512,3 +554,39 @@ def test_a_failed_read_rolls_back_and_surfaces_the_driver_error() -> None:
         wh.failed_batches(0, 1)
     assert log[-2:] == [("rollback", ""), ("close", "")]
     assert ("commit", "") not in log
+
+
+def test_over_length_values_are_rejects_that_fit_and_the_load_commits() -> None:
+    """Issue 14.4: a 17-byte key, a 65-byte trade id, a 300-item conditions list or a
+    reject whose symbol and reason are longer than their columns aborted the COPY on every
+    retry (ENFORCELENGTH), stalling the partition. The fake COPY above refuses what Vertica
+    would; the batch must load, its over-length trades as rejects whose fields fit."""
+    from dataclasses import replace
+
+    good = sample_trades(3)
+    long_symbol = replace(good[0], symbol="ABCDEFGHIJKLMNOPQ", trade_id="t-sym")
+    long_id = replace(good[0], trade_id="x" * 65)
+    many = replace(good[0], trade_id="t-cond", conditions=tuple(range(300)))
+    undecodable = (b"K" * 40, b"{" + b"y" * 5000, [("schema", b"trade.v1")])
+    events = [*good, long_symbol, long_id, many, undecodable]
+    batch = shape_batch(as_records(events), OffsetRange("polygon-market-data", 0, 0, len(events)))
+    log: list[tuple[str, str]] = []
+    result = _warehouse(log).load_batch(batch, expected_start=0, run_id="r1")
+    assert (result.n_trades, batch.n_rejects) == (3, 4)
+    reasons = batch.rejects.set_index("kafka_offset")["reason"]
+    assert "symbol is 17 bytes" in reasons[3]
+    assert "trade_id is 65 bytes" in reasons[4]
+    assert "conditions is 1089 bytes" in reasons[5]
+    assert all(len(r.encode()) <= 1024 for r in reasons)
+    assert batch.rejects["symbol"].isna().tolist() == [True, False, False, True]
+    assert ("commit", "") in log
+
+
+def test_the_shaping_sizes_are_the_sizes_of_the_vertica_ddl() -> None:
+    """One source of truth: shaping checks pipeline.warehouse.schema.VARCHAR_BYTES, and
+    every size there is the size the Vertica DDL declares."""
+    from pipeline.warehouse.schema import VARCHAR_BYTES
+
+    ddl = _ddl_sizes()
+    assert {t: {c: ddl[t][c] for c in cols} for t, cols in VARCHAR_BYTES.items()} == VARCHAR_BYTES
+    assert ddl["market_data_stage"]["symbol"] == VARCHAR_BYTES["market_data"]["symbol"]
