@@ -661,6 +661,13 @@ class DuckDBWarehouse:
             input_offsets=[run.symbol_input_offsets.get(str(s), "{}") for s in sdm["symbol"]]
         )
         with self.transaction() as s:
+            # Publish by commit order: a run stamped before it waited for the file may
+            # commit after a later-stamped one, and its DELETE removes that one's rows. The
+            # day's current run (the latest computed_ns) must be the last to commit, so its
+            # stamp is moved past every earlier run of the day. One writer holds the file,
+            # so this read and the insert below are never interleaved with another run's.
+            newest = s.scalar(q.NEWEST_RUN_OF_DAY, (day,))
+            computed_ns = run.computed_ns if newest is None else max(run.computed_ns, newest + 1)
             n_replaced = 0
             for stmt in q.DELETE_DAY.values():
                 n_replaced += _rowcount_rows(s.execute(stmt, (day,)))
@@ -693,7 +700,7 @@ class DuckDBWarehouse:
                     run.quality_summary_json,
                     run.ingested_through_ns,
                     run.final,
-                    run.computed_ns,
+                    computed_ns,
                 ),
             )
         return PublishResult(day, run.run_id, len(ts), len(sdm), len(ib), n_replaced)

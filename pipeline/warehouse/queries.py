@@ -325,6 +325,7 @@ SIGNAL_RUN_COLUMNS: tuple[str, ...] = (
     "final",
     "computed_ns",
 )
+NEWEST_RUN_OF_DAY = f"SELECT max(computed_ns) FROM {SIGNAL_RUNS} WHERE date = ?"
 INSERT_SIGNAL_RUN = (
     f"INSERT INTO {SIGNAL_RUNS} ({_cols(SIGNAL_RUN_COLUMNS)}) "
     f"VALUES ({_placeholders(len(SIGNAL_RUN_COLUMNS))})"

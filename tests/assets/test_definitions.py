@@ -100,11 +100,18 @@ def test_a_microbatch_request_carries_only_two_integers_and_the_partition_tag():
     assert run_key("t", 0, 10, attempt=2) == "t:0:10:retry2"
 
 
-def test_dagster_yaml_limits_ingest_runs_to_one_per_topic_partition(tmp_path):
+def test_dagster_yaml_limits_runs_to_one_per_topic_partition_and_per_trading_day(tmp_path):
     (tmp_path / "dagster.yaml").write_text((ROOT / "docker" / "dagster.yaml").read_text())
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
-    assert limits == [{"key": "ingest/tp", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+    per_value = {"applyLimitPerUniqueValue": True}
+    assert limits == [
+        {"key": "ingest/tp", "value": per_value, "limit": 1},
+        {"key": "dagster/partition", "value": per_value, "limit": 1},  # signals: one per day
+    ]
+    # Only the signals job is partitioned (by trading day): the limit cannot hold back ingest.
+    assert defs.resolve_job_def("signals_job").partitions_def is not None
+    assert defs.resolve_job_def("ingest_job").partitions_def is None
 
 
 def test_secrets_reach_dagster_as_environment_references_never_as_values(monkeypatch):

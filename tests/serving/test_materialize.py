@@ -58,7 +58,7 @@ def shifted(n: int, days: int, start_row: int = 0, symbol: str = "XXX") -> list:
     ]
 
 
-def publish(path: Path, day: date, run_id: str) -> None:
+def publish(path: Path, day: date, run_id: str, computed_ns: int | None = None) -> None:
     """Compute and publish one day's signals as the signals asset does."""
     from pipeline.signals.assemble import compute_frames
     from pipeline.warehouse.provenance import build_signal_run
@@ -76,7 +76,7 @@ def publish(path: Path, day: date, run_id: str) -> None:
         frames=frames,
         kernel_version=KERNEL_VERSION,
         params=params.to_dict(),
-        computed_ns=time.time_ns(),
+        computed_ns=time.time_ns() if computed_ns is None else computed_ns,
         session_close_ns=int(close.timestamp()) * 10**9,
         ingested_through_ns=wh.ingested_through_ns(),
         quality_passed=True,
@@ -226,6 +226,29 @@ def test_a_new_signals_run_replaces_the_days_signals_and_nothing_else(
     n_signals = sum(e.signals.n_rows for e in view.catalog.days[DAY].entries.values() if e.signals)
     assert m.stats.rows - rows_before == n_signals, "read exactly the day's new signal rows"
     assert view.day_signal_rows("XXX", DAY)
+    m.close()
+
+
+def test_two_runs_of_a_day_publish_in_commit_order_and_never_hide_its_signals(
+    served_copy: Path, tmp_path: Path
+) -> None:
+    """Issue 14.2: a run stamped first (it computed, then waited for the file) that commits
+    last replaces the other's rows; the day's current run must be that one, or the serving
+    side looks for the other run's rows, which are gone, and shows no signals."""
+    early = time.time_ns()
+    publish(served_copy, DAY, "computed-last-committed-first")
+    publish(served_copy, DAY, "computed-first-committed-last", computed_ns=early)
+    m = Materializer(served_copy, tmp_path / "store")
+    settle(m)
+    view = StorePort(served_copy, store=tmp_path / "store", materialize="off").view()
+    assert view.catalog.run(DAY).run_id == "computed-first-committed-last"
+    assert view.day_signal_rows("XXX", DAY)
+    with DuckDBWarehouse(served_copy).connect() as con:
+        [(n_current,)] = con.execute(
+            "SELECT count(*) FROM trading_signals WHERE date = ? AND run_id = ?",
+            [DAY, view.catalog.run(DAY).run_id],
+        ).fetchall()
+    assert n_current > 0
     m.close()
 
 
