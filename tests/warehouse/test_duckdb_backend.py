@@ -500,3 +500,25 @@ def test_named_reads_exist_and_unknown_names_fail(wh):
     with pytest.raises(WarehouseError, match="no named read"):
         wh.query_frame("drop_everything")
     assert isinstance(wh.query_frame("rejects_by_reason", (5,)), pd.DataFrame)
+
+
+@pytest.mark.parametrize("first", ["ws", "rest"])
+def test_the_first_committed_copy_of_a_print_is_stored_whatever_its_precision(
+    wh, duckdb_file, first
+):
+    """Issue 14.11, the policy: a print that arrives live (WebSocket, ms) and from REST (ns)
+    is stored once, as the copy committed first, and ``source`` says which (hence the time's
+    precision). The later copy is counted as a duplicate and changes nothing: no stored row,
+    and so no computed day, changes under a reader because a finer copy came later."""
+    from dataclasses import replace
+
+    base = sample_trades(1)[0]
+    ms = base.sip_timestamp_ns // 1_000_000 * 1_000_000
+    ws = replace(base, sip_timestamp_ns=ms, source="ws")
+    rest = replace(base, sip_timestamp_ns=ms + 123_456, source="rest")
+    a, b = (ws, rest) if first == "ws" else (rest, ws)
+    wh.load_batch(_batch([a]), expected_start=0, run_id="one")
+    result = wh.load_batch(_batch([b], start=1), expected_start=1, run_id="two")
+    assert (result.n_trades, result.n_duplicates) == (0, 1)
+    stored = _rows(duckdb_file, "SELECT timestamp_ns, source FROM market_data")
+    assert stored == [(a.sip_timestamp_ns, a.source)]
