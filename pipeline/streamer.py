@@ -289,7 +289,9 @@ class Streamer:
     max_blocked_s
         With ``block``: longest wait for queue room before hanging up.
     max_frame_bytes
-        Larger frames become ``oversize_frame`` rejects.
+        Larger frames become ``oversize_frame`` rejects (None, the default: every frame the
+        socket accepted is parsed; the source's own frame limit bounds memory, and a frame
+        beyond it closes the connection like any disconnect: a gap, backfilled).
     watchdog
         Silence watchdog (None = none).
     latency
@@ -330,7 +332,7 @@ class Streamer:
         rest: RestTrades | None = None,
         slow_consumer: SlowConsumerPolicy = "block",
         max_blocked_s: float | None = None,
-        max_frame_bytes: int | None = 1 << 20,
+        max_frame_bytes: int | None = None,
         watchdog: SilenceWatchdog | None = None,
         latency: LatencyHistograms | None = None,
         recovery: Recovery | None = None,

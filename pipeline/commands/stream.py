@@ -85,8 +85,10 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--max-frame-bytes",
         type=int,
-        default=1 << 20,
-        help="larger frames become oversize_frame rejects (default 1 MiB)",
+        default=16 << 20,
+        help="largest WebSocket frame accepted (default 16 MiB); every accepted frame is "
+        "parsed, whatever its size, and a larger one closes the connection like any "
+        "disconnect (a gap, backfilled)",
     )
     p.add_argument(
         "--watchdog",
@@ -344,7 +346,7 @@ def _stream(args: argparse.Namespace, early_stop: list[str]) -> int:
             can_probe=rest is not None,
         )
     streamer = Streamer(
-        source=WebSocketSource(url, max_frame_bytes=max(16 << 20, 2 * args.max_frame_bytes)),
+        source=WebSocketSource(url, max_frame_bytes=args.max_frame_bytes),
         producer=producer,
         api_key=api_key,
         symbols=symbols,
@@ -359,7 +361,6 @@ def _stream(args: argparse.Namespace, early_stop: list[str]) -> int:
         rest=rest,
         slow_consumer=args.slow_consumer,
         max_blocked_s=args.max_blocked_s,
-        max_frame_bytes=args.max_frame_bytes,
         watchdog=watchdog,
         latency=latency,
         recovery=recovery,

@@ -104,6 +104,28 @@ def _raw(frame: bytes | str) -> bytes:
     return frame.encode("utf-8", "surrogatepass")
 
 
+def _kept(frame: bytes | str) -> bytes:
+    """Return the raw bytes a frame's reject keeps: all of it, or its first RAW_KEEP_BYTES.
+
+    A reject is one Kafka record, which must fit the broker's record size limit.
+    """
+    raw = _raw(frame)
+    return raw if len(raw) <= RAW_KEEP_BYTES else raw[:RAW_KEEP_BYTES]
+
+
+def _event_raw(frame: bytes | str, ev: object) -> bytes:
+    """Return the raw bytes of one bad event's reject: the frame, or the event in a large one.
+
+    Every bad event of a large frame would otherwise carry the whole frame.
+    """
+    if len(frame) <= RAW_KEEP_BYTES:
+        return _raw(frame)
+    try:
+        return orjson.dumps(ev)[:RAW_KEEP_BYTES]
+    except TypeError:  # orjson refuses what it parsed only for integers beyond 64 bits
+        return repr(ev).encode("utf-8", "surrogatepass")[:RAW_KEEP_BYTES]
+
+
 def _is_int(v: object) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -494,11 +516,11 @@ def parse_frame_fields(
     try:
         doc = orjson.loads(frame)
     except orjson.JSONDecodeError as e:
-        return [Reject(STAGE, f"{MALFORMED_JSON}: {e}", _raw(frame), receipt_ns)]
+        return [Reject(STAGE, f"{MALFORMED_JSON}: {e}", _kept(frame), receipt_ns)]
     if type(doc) is not list:
         kind = type(doc).__name__
         return [
-            Reject(STAGE, f"{FRAME_NOT_ARRAY}: frame is a JSON {kind}", _raw(frame), receipt_ns)
+            Reject(STAGE, f"{FRAME_NOT_ARRAY}: frame is a JSON {kind}", _kept(frame), receipt_ns)
         ]
     out: list[FrameItem] = []
     append = out.append
@@ -515,14 +537,14 @@ def parse_frame_fields(
                 if isinstance(status, FeedStatus):
                     append(status)
                 else:
-                    append(Reject(STAGE, status, _raw(frame), receipt_ns))
+                    append(Reject(STAGE, status, _event_raw(frame, ev), receipt_ns))
                 continue
             validator = _DATA_VALIDATORS.get(kind_ev) if isinstance(kind_ev, str) else None
             if validator is not None:
                 try:
                     append((kind_ev, validator(ev, idx, receipt_ns)))  # type: ignore[arg-type]
                 except _Bad as bad:
-                    append(Reject(STAGE, bad.reason, _raw(frame), receipt_ns))
+                    append(Reject(STAGE, bad.reason, _event_raw(frame, ev), receipt_ns))
                 continue
             if kind_ev is None:
                 reason = _missing(idx, "ev")
@@ -532,7 +554,7 @@ def parse_frame_fields(
                 reason = f"{UNKNOWN_EVENT_TYPE}: event {idx} ev {_short(kind_ev)}"
         else:
             reason = f"{EVENT_NOT_OBJECT}: event {idx} is a JSON {type(ev).__name__}"
-        append(Reject(STAGE, reason, _raw(frame), receipt_ns))
+        append(Reject(STAGE, reason, _event_raw(frame, ev), receipt_ns))
     return out
 
 

@@ -371,3 +371,20 @@ def test_the_last_millisecond_whose_ns_fits_int64_is_accepted() -> None:
     trade = _one(_with(t=9_223_372_036_854))
     assert isinstance(trade, Trade)
     assert trade.sip_timestamp_ns == 9_223_372_036_854_000_000 <= 2**63 - 1
+
+
+def test_a_large_frame_is_parsed_whole_and_its_rejects_fit_a_kafka_record() -> None:
+    """Issue 14.8: no size limit by default; a bad event of a large frame keeps itself as
+    raw, not the frame, and an unparsable large frame keeps its first RAW_KEEP_BYTES."""
+    bad = {**DOC_TRADE, "p": -1}
+    frame = orjson.dumps([DOC_TRADE] * 10_000 + [bad] + [DOC_TRADE] * 10_000)
+    assert len(frame) > 2 * 2**20
+    events = parse_frame(frame, RECV)
+    assert len(events) == 20_001
+    [reject] = [e for e in events if isinstance(e, Reject)]
+    assert reason_code(reject.reason) == parse.NON_POSITIVE_PRICE
+    assert orjson.loads(reject.raw) == bad
+    [broken] = parse_frame(frame[:-1], RECV)
+    assert isinstance(broken, Reject)
+    assert reason_code(broken.reason) == parse.MALFORMED_JSON
+    assert broken.raw == frame[: parse.RAW_KEEP_BYTES]

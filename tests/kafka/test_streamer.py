@@ -653,3 +653,31 @@ def test_the_metrics_endpoint_serves_the_stream_metrics_on_loopback(
     assert 'microstructure_stream_receipt_to_ack_seconds_count{type="trade"} 500.0' in text
     assert 'microstructure_stream_sip_to_ack_seconds_bucket{le="+Inf",type="trade"} 500.0' in text
     assert 'microstructure_stream_sip_to_receipt_seconds_count{type="trade"} 500.0' in text
+
+
+def test_a_2_mib_frame_of_trades_is_parsed_and_every_trade_delivered(
+    kafka_broker: str, kafka_topic: str
+) -> None:
+    """Issue 14.8: frames between the old 1 MiB parse limit and the socket's limit lost their
+    trades (one oversize reject, no gap). A `T.*` burst at the open can be that large."""
+    source_trades, _ = load_trades(SAMPLE, tape=1, limit=20_000)
+
+    async def go() -> tuple[object, ReplayServer]:
+        async with ReplayServer(
+            source_trades, api_key="k", close_at_end=True, frame_events=20_000
+        ) as srv:
+            streamer = Streamer(
+                source=WebSocketSource(srv.url),
+                producer=EventProducer(kafka_broker, kafka_topic),
+                api_key="k",
+                symbols=["XXX"],
+                exit_on_close=True,
+            )
+            return await streamer.run(), srv
+
+    stats, srv = run(go())
+    assert srv.stats.trades_sent == 20_000
+    assert srv.stats.frames_sent == 1  # the 20,000 trades went out as one frame
+    assert (stats.trades, stats.delivered, stats.reject_total) == (20_000, 20_000, 0)  # type: ignore[attr-defined]
+    delivered = [e for e in _events(kafka_broker, kafka_topic) if isinstance(e, Trade)]
+    assert len({_key(t) for t in delivered}) == 20_000
