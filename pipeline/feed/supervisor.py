@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -65,9 +66,19 @@ class Backoff:
     max_attempts: int | None = None
     """Consecutive failed connections before giving up; None = never give up."""
 
+    def __post_init__(self) -> None:
+        if not 0 < self.initial_s <= self.max_s or self.multiplier < 1:
+            raise ValueError(
+                f"backoff needs 0 < initial_s <= max_s and multiplier >= 1, got {self}"
+            )
+
     def delay_s(self, attempt: int, rng: random.Random) -> float:
         """Return the wait before reconnect attempt ``attempt`` (1-based)."""
-        cap = min(self.max_s, self.initial_s * self.multiplier ** max(0, attempt - 1))
+        steps = max(0, attempt - 1)
+        # Compared in logs: with "never give up" the attempt count grows without bound, and
+        # multiplier ** steps overflows a float (OverflowError) long after the cap is reached.
+        grown = math.log(self.initial_s) + steps * math.log(self.multiplier)
+        cap = self.max_s if grown >= math.log(self.max_s) else math.exp(grown)
         return cap / 2 + rng.uniform(0.0, cap / 2)
 
 

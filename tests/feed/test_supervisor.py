@@ -65,6 +65,17 @@ def _supervisor(source: object, rec: Recorder, **kw: object) -> FeedSupervisor:
     )
 
 
+def test_backoff_stays_at_its_cap_however_long_the_outage() -> None:
+    """With max_attempts None ("never give up") the attempt count grows without bound: the
+    1,025th reconnect computed 2.0 ** 1024 and crashed the streamer with OverflowError
+    (about 8.5 hours of outage at the 30 s cap)."""
+    b = Backoff()
+    rng = random.Random(3)
+    for attempt in (1_025, 10**6, 10**12):
+        assert b.max_s / 2 <= b.delay_s(attempt, rng) <= b.max_s
+    assert Backoff(multiplier=10.0).delay_s(400, rng) <= 30.0
+
+
 def test_backoff_is_capped_exponential_with_jitter_in_the_upper_half() -> None:
     b = Backoff(initial_s=0.5, max_s=8.0)
     rng = random.Random(1)
@@ -220,3 +231,32 @@ def test_slow_consumer_and_force_disconnect_statuses_are_logged_not_fatal(
     source = RecordedSource([[CONNECTED, AUTHED, DATA, slow]])
     run(_supervisor(source, rec, exit_on_close=True).run())
     assert "feed status slow_consumer: falling behind" in caplog.text
+
+
+def test_a_frame_beyond_the_sockets_limit_closes_the_connection_abnormally() -> None:
+    """What `--max-frame-bytes` promises: a larger frame is not read but ends the connection
+    as an abnormal close, which the supervisor treats as any disconnect (a gap record)."""
+    import asyncio
+
+    from websockets.asyncio.server import serve
+
+    from pipeline.feed.source import FeedClosed, WebSocketSource
+
+    async def big(ws) -> None:  # type: ignore[no-untyped-def]
+        await ws.send(b"[" + b"0," * (1 << 20) + b"0]")
+        await ws.wait_closed()
+
+    async def go() -> FeedClosed:
+        async with serve(big, "127.0.0.1", 0) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            conn = await WebSocketSource(
+                f"ws://127.0.0.1:{port}", max_frame_bytes=1 << 20
+            ).connect()
+            try:
+                await conn.recv()
+            except FeedClosed as e:
+                return e
+            raise AssertionError("a frame over the limit was read")
+
+    closed = asyncio.run(asyncio.wait_for(go(), 30))
+    assert closed.normal is False
