@@ -785,10 +785,7 @@ class _Shaper:
         receipt_ns: int | None,
     ) -> None:
         c = self.cols
-        if (
-            symbol is not None
-            and len(symbol.encode("utf-8", "surrogatepass")) > (_REJECT_BYTES["symbol"])
-        ):
+        if _too_long("market_data_rejects", (("symbol", symbol),)) is not None:
             symbol = None  # not a symbol the tables can hold; the raw payload keeps it
         self.rejects.append(
             (
@@ -1015,9 +1012,7 @@ def _columns_from_trades(
         "trade_id": pd.Series([t.trade_id for t in ts], dtype="str"),
         "trf_id": np.asarray([t.trf_id or 0 for t in ts], dtype=np.int32),
         "tape": pd.array([t.tape for t in ts], dtype="Int32"),
-        "conditions": pd.Series(
-            [",".join(map(str, t.conditions)) or None for t in ts], dtype="str"
-        ),
+        "conditions": pd.Series([_conditions_text(t.conditions) for t in ts], dtype="str"),
         "sequence_number": pd.array([t.sequence_number for t in ts], dtype="Int64"),
         "trf_timestamp_ns": pd.array([t.trf_timestamp_ns for t in ts], dtype="Int64"),
         "source": pd.Series([t.source for t in ts], dtype="str"),
@@ -1123,9 +1118,7 @@ def _quotes_frame(
             "ask_size": _int64([q.ask_size for q in qs]),
             "condition": pd.array([q.condition for q in qs], dtype="Int32"),
             # As a trade's conditions: a comma list, NULL for none.
-            "indicators": pd.Series(
-                [",".join(map(str, q.indicators)) or None for q in qs], dtype="str"
-            ),
+            "indicators": pd.Series([_conditions_text(q.indicators) for q in qs], dtype="str"),
             "sequence_number": pd.array([q.sequence_number for q in qs], dtype="Int64"),
             "tape": pd.array([q.tape for q in qs], dtype="Int32"),
             "trade_date": local_time_columns(ts)["trade_date"].to_numpy(),

@@ -658,12 +658,78 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def start_server(
+    warehouse: Path, workdir: Path, n_clients: int, workers: int, *, log_level: str | None = None
+) -> tuple[Any, list[str], Path]:
+    """Start ``microstructure serve-mcp --http`` on ``warehouse`` for a benchmark.
+
+    One bearer token per simulated client (a tokens file), any free port (announced in the
+    log), the per-client rate limit raised far above what a client sends (the limiter still
+    runs on every request: the bench measures capacity), MCP settings of the caller's
+    environment left out. The caller waits for the port and stops it with
+    :func:`stop_server`.
+
+    Returns
+    -------
+    tuple[subprocess.Popen, list[str], Path]
+        The process (its own session), the tokens, the log file.
+    """
+    import os
+    import secrets
+    import subprocess
+    import sys
+
+    tokens = [secrets.token_urlsafe(24) for _ in range(n_clients)]
+    tokens_file = workdir / "tokens"
+    tokens_file.write_text("".join(f"agent-{i:03d}:{t}\n" for i, t in enumerate(tokens)))
+    tokens_file.chmod(0o600)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MCP_", "MICROSTRUCTURE_MCP_"))}
+    env.update(
+        {
+            "MICROSTRUCTURE_WAREHOUSE_URL": f"duckdb:///{warehouse}",
+            "MICROSTRUCTURE_MCP_TOKENS_FILE": str(tokens_file),
+            "MICROSTRUCTURE_MCP_RATE": "10000",
+            "MICROSTRUCTURE_MCP_BURST": "10000",
+        }
+    )
+    if log_level is not None:
+        env["MICROSTRUCTURE_LOG_LEVEL"] = log_level
+    log_path = workdir / "server.log"
+    command = [
+        sys.executable,
+        "-m",
+        "mcp_server",
+        "--http",
+        "--port",
+        "0",
+        "--workers",
+        str(workers),
+    ]
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
+        )
+    return proc, tokens, log_path
+
+
+def stop_server(proc: Any, timeout_s: float = 30.0) -> None:
+    """Interrupt a server of :func:`start_server` and its workers; kill them if they linger."""
+    import os
+    import signal
+    import subprocess
+
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark and print its figures (one JSON object with --json)."""
     import logging
     import os
-    import secrets
-    import signal
     import subprocess
     import sys
     import tempfile
@@ -680,40 +746,9 @@ def run(args: argparse.Namespace) -> int:
             warehouse, symbols = facts.path, list(facts.symbols)
         else:
             warehouse, symbols = args.warehouse, list(DEFAULT_SYMBOLS)
-        tokens = [secrets.token_urlsafe(24) for _ in range(args.clients)]
-        tokens_file = tmp / "tokens"
-        tokens_file.write_text("".join(f"agent-{i:03d}:{t}\n" for i, t in enumerate(tokens)))
-        tokens_file.chmod(0o600)
-        env = {
-            **os.environ,
-            "MICROSTRUCTURE_WAREHOUSE_URL": f"duckdb:///{warehouse}",
-            "MICROSTRUCTURE_MCP_TOKENS_FILE": str(tokens_file),
-            # Each simulated agent stays far below this; the bench measures capacity,
-            # not the limiter (which still runs on every request).
-            "MICROSTRUCTURE_MCP_RATE": "10000",
-            "MICROSTRUCTURE_MCP_BURST": "10000",
-        }
-        env.pop("MCP_AUTH_TOKEN", None)
-        log_path = tmp / "server.log"
-        with log_path.open("w") as log:
-            server = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "mcp_server",
-                    "--http",
-                    "--port",
-                    "0",
-                    "--workers",
-                    str(args.workers),
-                ],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-                start_new_session=True,
-            )
+        server, tokens, log_path = start_server(warehouse, tmp, args.clients, args.workers)
         try:
-            port = _wait_port(log_path, server, timeout_s=60)
+            port = wait_port(log_path, server, timeout_s=60)
             _wait_healthy(httpx, port, timeout_s=120)
             _note(
                 args,
@@ -756,12 +791,7 @@ def run(args: argparse.Namespace) -> int:
                 machine_cpu[phase["name"]] = (_machine_busy_s() - busy0) / wall
                 results.update(json.loads(out.stdout))
         finally:
-            os.killpg(server.pid, signal.SIGINT)
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
+            stop_server(server, timeout_s=20)
         queries = measure_queries(warehouse, symbols)
         audit_lines = sum(1 for line in log_path.read_text().splitlines() if "mcp.audit" in line)
 
@@ -832,7 +862,16 @@ def _note(args: argparse.Namespace, text: str) -> None:
     del args
 
 
-def _wait_port(log_path: Path, proc: Any, timeout_s: float) -> int:
+def wait_port(log_path: Path, proc: Any, timeout_s: float, poll_s: float = 0.1) -> int:
+    """Return the port a server of :func:`start_server` announced in its log.
+
+    Raises
+    ------
+    RuntimeError
+        If the server exited first (with the end of its log).
+    TimeoutError
+        If no port was announced within ``timeout_s``.
+    """
     import re
     import time
 
@@ -843,7 +882,7 @@ def _wait_port(log_path: Path, proc: Any, timeout_s: float) -> int:
             return int(m.group(1))
         if proc.poll() is not None:
             raise RuntimeError(f"the server exited: {log_path.read_text()[-2000:]}")
-        time.sleep(0.1)
+        time.sleep(poll_s)
     raise TimeoutError("the server did not announce its port")
 
 

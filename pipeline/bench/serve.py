@@ -42,7 +42,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -171,54 +170,15 @@ def _post(port: int, token: str, method: str, params: dict[str, Any]) -> dict[st
 @contextmanager
 def serve(warehouse: Path, workdir: Path, clients: int, workers: int) -> Iterator[Server]:
     """Start the server on ``warehouse``; ``start_s`` runs until its first tool answer."""
-    import re
+    from pipeline.bench.mcp_http import start_server, stop_server, wait_port
 
-    tokens = [secrets.token_urlsafe(24) for _ in range(clients)]
-    tokens_file = workdir / "tokens"
-    tokens_file.write_text("".join(f"agent-{i:03d}:{t}\n" for i, t in enumerate(tokens)))
-    tokens_file.chmod(0o600)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MCP_", "MICROSTRUCTURE_MCP_"))}
-    env.update(
-        {
-            "MICROSTRUCTURE_WAREHOUSE_URL": f"duckdb:///{warehouse}",
-            "MICROSTRUCTURE_MCP_TOKENS_FILE": str(tokens_file),
-            # The bench measures capacity, not the per-client limiter (which still runs).
-            "MICROSTRUCTURE_MCP_RATE": "10000",
-            "MICROSTRUCTURE_MCP_BURST": "10000",
-            "MICROSTRUCTURE_LOG_LEVEL": "WARNING",
-        }
-    )
-    log = workdir / "server.log"
     t0 = time.perf_counter()
-    with log.open("w") as sink:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mcp_server",
-                "--http",
-                "--port",
-                "0",
-                "--workers",
-                str(workers),
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=sink,
-            start_new_session=True,
-        )
+    proc, tokens, log = start_server(warehouse, workdir, clients, workers, log_level="WARNING")
     try:
-        port = 0
-        while time.perf_counter() - t0 < 120:
-            m = re.search(r"listening on https?://[^:]+:(\d+)/mcp", log.read_text())
-            if m:
-                port = int(m.group(1))
-                break
-            if proc.poll() is not None:
-                raise RuntimeError(f"the server exited: {log.read_text()[-2000:]}")
-            time.sleep(0.02)
+        # Polled finely: start_s is measured from here to the first answer.
+        port = wait_port(log, proc, timeout_s=120, poll_s=0.02)
         while time.perf_counter() - t0 < 300:
-            if port and _post(port, tokens[0], "list_symbols", {"limit": 1}) is not None:
+            if _post(port, tokens[0], "list_symbols", {"limit": 1}) is not None:
                 break
             if proc.poll() is not None:
                 raise RuntimeError(f"the server exited: {log.read_text()[-2000:]}")
@@ -227,12 +187,7 @@ def serve(warehouse: Path, workdir: Path, clients: int, workers: int) -> Iterato
             raise TimeoutError("the server gave no answer in 300 s")
         yield Server(proc, port, tokens, time.perf_counter() - t0, log)
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_server(proc)
 
 
 # --- the query mix and the load generator -------------------------------------------------------
@@ -599,6 +554,36 @@ def ingest_phase(
 # --- the benchmark ------------------------------------------------------------------------------
 
 
+def measure_history(
+    args: argparse.Namespace,
+    warehouse: Path,
+    tmp: Path,
+    calls: list[tuple[str, dict[str, Any]]],
+    label: str,
+    suffix: str,
+) -> dict[str, Any]:
+    """Serve ``warehouse`` under the query load; return its start, peak memory and latency.
+
+    The keys are ``start_s``, ``rss_mb`` and ``latency``, each followed by ``suffix``.
+    """
+    with serve(warehouse, warehouse.parent, args.clients, args.workers) as srv:
+        _note(f"{label} history: server answered in {srv.start_s:.2f} s; query load ...")
+        with RssSampler(srv.proc.pid) as rss:
+            lat = run_loadgen(
+                srv,
+                calls,
+                clients=args.clients,
+                rate=args.rate,
+                duration_s=args.duration,
+                workdir=tmp,
+            )
+        return {
+            f"start_s{suffix}": round(srv.start_s, 3),
+            f"rss_mb{suffix}": round(rss.peak_mb, 1),
+            f"latency{suffix}": _latency_report(lat),
+        }
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark and print its figures (one JSON object with --json)."""
     import logging
@@ -619,39 +604,12 @@ def run(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {"trades": full.n_trades, "trades_half": half.n_trades}
     with tempfile.TemporaryDirectory(prefix="bench-serve-", dir=cache) as tmp_s:
         tmp = Path(tmp_s)
-        # Half-size history: start, memory, latency.
+        # Each history in turn: start, memory, latency (the full one's copy is kept for ingest).
         wh_half = working_copy(half.path, tmp / "half")
-        with serve(wh_half, tmp / "half", args.clients, args.workers) as srv:
-            _note(f"half-size history: server answered in {srv.start_s:.2f} s; query load ...")
-            with RssSampler(srv.proc.pid) as rss:
-                lat = run_loadgen(
-                    srv,
-                    calls_half,
-                    clients=args.clients,
-                    rate=args.rate,
-                    duration_s=args.duration,
-                    workdir=tmp,
-                )
-            report["start_s_half"] = round(srv.start_s, 3)
-            report["rss_mb_half"] = round(rss.peak_mb, 1)
-            report["latency_half"] = _latency_report(lat)
+        report.update(measure_history(args, wh_half, tmp, calls_half, "half-size", "_half"))
         shutil.rmtree(tmp / "half")
-        # Full history: start, memory, latency.
         wh_full = working_copy(full.path, tmp / "full")
-        with serve(wh_full, tmp / "full", args.clients, args.workers) as srv:
-            _note(f"full history: server answered in {srv.start_s:.2f} s; query load ...")
-            with RssSampler(srv.proc.pid) as rss:
-                lat = run_loadgen(
-                    srv,
-                    calls_full,
-                    clients=args.clients,
-                    rate=args.rate,
-                    duration_s=args.duration,
-                    workdir=tmp,
-                )
-            report["start_s"] = round(srv.start_s, 3)
-            report["rss_mb"] = round(rss.peak_mb, 1)
-            report["latency"] = _latency_report(lat)
+        report.update(measure_history(args, wh_full, tmp, calls_full, "full", ""))
         # Ingest without and with the server under the same query load, alternated.
         runs, fresh = ingest_phase(args, wh_full, tmp, calls_full, report)
     base = _rate(runs, "none")
