@@ -18,11 +18,13 @@ import dagster as dg
 from assets.checks import SIGNAL_CHECK_SPECS, check_results
 from assets.ingest import market_data
 from assets.partitions import session_close_ns, trading_days
-from assets.resources import QualityResource, WarehouseResource
+from assets.resources import KafkaResource, QualityResource, WarehouseResource
+from pipeline.errors import KafkaError
 from pipeline.microbatch import day_bounds_ns
 from pipeline.quality import QualityReport, audit_report, validate_signals
 from pipeline.warehouse.base import InDatabaseRun, SignalAudit, Warehouse
-from pipeline.warehouse.provenance import build_signal_run, is_final, params_json
+from pipeline.warehouse.finality import LedgerFrontier, ingested_through, is_final
+from pipeline.warehouse.provenance import build_signal_run, params_json
 from pipeline.warehouse.queries import SIGNAL_PASSTHROUGH
 
 if TYPE_CHECKING:
@@ -66,11 +68,16 @@ SIGNAL_SPECS = [
     name="signal_tables",
 )
 def signal_tables(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, quality: QualityResource
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    quality: QualityResource,
+    kafka: KafkaResource,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Compute the day's signals from its regular-hours trades, audit them, publish the day.
 
-    A failed audit publishes nothing: the last good version of the day stays visible.
+    A failed audit publishes nothing: the last good version of the day stays visible. The
+    day is final only when every partition is loaded past its close plus the grace
+    (pipeline/warehouse/finality.py).
     """
     # Heavy imports (numba kernels) stay out of definition loading.
     from pipeline.signals.assemble import compute_frames
@@ -82,11 +89,22 @@ def signal_tables(
     failed_inputs = wh.failed_batches(*day_bounds_ns(day))
     if wh.computes_signals_in_database:
         # Vertica: batch_microstructure computes the day next to the data (udx/vertica).
+        frontier = wh.ledger_frontier()
         yield from _in_database(
-            context, wh, day, params, failed_inputs, quality.allow_failed_batches
+            context,
+            wh,
+            day,
+            params,
+            failed_inputs,
+            quality.allow_failed_batches,
+            frontier,
+            _through(context, kafka, frontier),
         )
         return
-    trades = wh.read_day_trades(day)
+    day_input = wh.read_day(day)
+    trades, frontier = day_input.trades, day_input.frontier
+    # Kafka's high watermarks are read after the ledger (finality.py's caught-up rule).
+    through_ns = _through(context, kafka, frontier)
     frames = compute_frames(trades, params, passthrough=PASSTHROUGH)
     report = validate_signals(
         frames,
@@ -110,7 +128,8 @@ def signal_tables(
         params=params.to_dict(),
         computed_ns=time.time_ns(),
         session_close_ns=session_close_ns(day),
-        ingested_through_ns=wh.ingested_through_ns(),
+        ingested_through_ns=through_ns,
+        ledger_ends_json=frontier.ends_json(),
         quality_passed=report.passed,
         quality_summary_json=report.summary_json(),
     )
@@ -151,6 +170,18 @@ def signal_tables(
     )
 
 
+def _through(
+    context: dg.AssetExecutionContext, kafka: KafkaResource, frontier: LedgerFrontier
+) -> int | None:
+    """Return what every partition is loaded through; without Kafka, no partition is caught up."""
+    try:
+        watermarks = kafka.watermarks()
+    except KafkaError as e:
+        context.log.warning(f"high watermarks unavailable ({e}); quiet partitions hold finality")
+        watermarks = None
+    return ingested_through(frontier, kafka.topic, watermarks)
+
+
 def _in_database(
     context: dg.AssetExecutionContext,
     wh: Warehouse,
@@ -158,6 +189,8 @@ def _in_database(
     params: "Params",
     failed_inputs: list[str],
     allow_failed_inputs: bool,
+    frontier: LedgerFrontier,
+    ingested_through_ns: int | None,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Compute, audit and publish ``day`` inside the warehouse (the Vertica UDx path).
 
@@ -182,7 +215,6 @@ def _in_database(
         reports.append(report)
         return report.passed, report.summary_json()
 
-    ingested_through_ns = wh.ingested_through_ns()
     run = InDatabaseRun(
         run_id=context.run.run_id,
         kernel_version=KERNEL_VERSION,
@@ -190,6 +222,7 @@ def _in_database(
         final=is_final(session_close_ns(day), ingested_through_ns),
         computed_ns=time.time_ns(),
         ingested_through_ns=ingested_through_ns,
+        ledger_ends_json=frontier.ends_json(),
     )
     outcome = wh.publish_signals_in_database(day, run, judge)
     (report,) = reports

@@ -107,6 +107,7 @@ def write_sample_warehouse(
     from pipeline.warehouse import open_warehouse
     from pipeline.warehouse.base import QualityResultRow
     from pipeline.warehouse.duckdb_backend import DuckDBWarehouse
+    from pipeline.warehouse.finality import ingested_through
     from pipeline.warehouse.provenance import build_signal_run
     from udx.kernels import KERNEL_VERSION, Params
 
@@ -182,7 +183,7 @@ def write_sample_warehouse(
             params=params.to_dict(),
             computed_ns=time.time_ns(),
             session_close_ns=int(close.timestamp()) * 1_000_000_000,
-            ingested_through_ns=wh.ingested_through_ns(),
+            ingested_through_ns=ingested_through(wh.ledger_frontier(), TOPIC, None),
             quality_passed=True,
         )
         wh.publish_signals(day, frames_, run)

@@ -803,6 +803,7 @@ def _publish_day_signals(wh: Any, day: date, computed_ns: int) -> int:
     from pipeline.microbatch import day_bounds_ns
     from pipeline.quality import validate_signals
     from pipeline.signals.assemble import compute_frames
+    from pipeline.warehouse.finality import ingested_through
     from pipeline.warehouse.provenance import build_signal_run
     from pipeline.warehouse.queries import SIGNAL_PASSTHROUGH
     from udx.kernels import KERNEL_VERSION, Params
@@ -831,7 +832,7 @@ def _publish_day_signals(wh: Any, day: date, computed_ns: int) -> int:
         params=params.to_dict(),
         computed_ns=computed_ns,
         session_close_ns=_session_close_ns(day),
-        ingested_through_ns=wh.ingested_through_ns(),
+        ingested_through_ns=ingested_through(wh.ledger_frontier(), TOPIC, None),
         quality_passed=report.passed,
         quality_summary_json=report.summary_json(),
     )

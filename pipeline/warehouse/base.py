@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from pipeline.microbatch import Microbatch
+    from pipeline.warehouse.finality import LedgerFrontier
 
 
 class SqlSession(Protocol):
@@ -127,6 +128,8 @@ class SignalRun:
     ingested_through_ns: int | None = None
     quality_passed: bool | None = None
     quality_summary_json: str | None = None
+    # The ledger end of every partition in the snapshot read (finality.LedgerFrontier.ends_json).
+    ledger_ends_json: str | None = None
     # Per-symbol input offsets (JSON) for symbol_day_metrics.input_offsets.
     symbol_input_offsets: Mapping[str, str] = field(default_factory=dict)
 
@@ -153,6 +156,15 @@ class InDatabaseRun:
     final: bool
     computed_ns: int
     ingested_through_ns: int | None = None
+    ledger_ends_json: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DayInput:
+    """One New York day's trades and the ledger they were read with (one snapshot)."""
+
+    trades: pd.DataFrame
+    frontier: LedgerFrontier
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,8 +286,8 @@ class Warehouse(Protocol):
         """Summarise the ledger per topic-partition."""
         ...
 
-    def ingested_through_ns(self) -> int | None:
-        """Return the latest SIP time of any loaded trade (ledger), None when empty."""
+    def ledger_frontier(self) -> LedgerFrontier:
+        """Return every partition's ledger end and latest SIP time, in one snapshot."""
         ...
 
     def failed_batches(self, start_ns: int, end_ns: int) -> list[str]:
@@ -284,6 +296,14 @@ class Warehouse(Protocol):
 
     def read_day_trades(self, day: date, *, regular_hours_only: bool = True) -> pd.DataFrame:
         """Return one New York day's trades in stable order (symbol, timestamp_ns, arrival)."""
+        ...
+
+    def read_day(self, day: date) -> DayInput:
+        """Return the day's regular-hours trades with a ledger frontier they all fall within.
+
+        The frontier is read in the trades' snapshot, or before them where the warehouse
+        has no snapshot across statements: the trades then hold at least what it counts.
+        """
         ...
 
     def publish_signals(self, day: date, frames: SignalTables, run: SignalRun) -> PublishResult:

@@ -31,6 +31,7 @@ from pipeline.warehouse import queries as q
 from pipeline.warehouse.base import (
     AppliedMigration,
     AuditJudge,
+    DayInput,
     InDatabaseOutcome,
     InDatabaseRun,
     LoadResult,
@@ -41,6 +42,7 @@ from pipeline.warehouse.base import (
     SignalRun,
     SignalTables,
 )
+from pipeline.warehouse.finality import LedgerFrontier
 from pipeline.warehouse.migrate import apply_migrations, read_applied
 
 logger = logging.getLogger(__name__)
@@ -563,17 +565,16 @@ class DuckDBWarehouse:
             for t, p, nxt, nb, nm, nt, nd, nr, ng, lc in rows
         ]
 
-    def ingested_through_ns(self) -> int | None:
-        """Return the latest SIP time of any loaded trade, from the ledger.
+    def ledger_frontier(self) -> LedgerFrontier:
+        """Return every partition's ledger end and latest SIP time, in one snapshot.
 
         Returns
         -------
-        int | None
-            UTC epoch ns, None when no trade was loaded.
+        LedgerFrontier
+            Judged by :func:`pipeline.warehouse.finality.ingested_through`.
         """
         with self.transaction() as s:
-            value = s.scalar(q.INGESTED_THROUGH)
-        return None if value is None else int(value)
+            return LedgerFrontier.from_rows(s.execute(q.LEDGER_FRONTIER))
 
     def failed_batches(self, start_ns: int, end_ns: int) -> list[str]:
         """Return the batches whose ingest gate failed and whose trades overlap a window.
@@ -612,6 +613,27 @@ class DuckDBWarehouse:
         """
         with self.transaction() as s:
             return s.frame(q.READ_DAY_TRADES, (day, regular_hours_only))
+
+    def read_day(self, day: date) -> DayInput:
+        """Return the day's regular-hours trades and the ledger, from one snapshot.
+
+        One DuckDB transaction reads both, so a batch committing meanwhile is in neither
+        (the frontier never counts a batch whose trades were not read).
+
+        Parameters
+        ----------
+        day
+            The ``trade_date``.
+
+        Returns
+        -------
+        DayInput
+            Trades as :meth:`read_day_trades` returns them, and the ledger frontier.
+        """
+        with self.transaction() as s:
+            trades = s.frame(q.READ_DAY_TRADES, (day, True))
+            frontier = LedgerFrontier.from_rows(s.execute(q.LEDGER_FRONTIER))
+        return DayInput(trades, frontier)
 
     def publish_signals_in_database(
         self, day: date, run: InDatabaseRun, accept: AuditJudge
@@ -701,6 +723,7 @@ class DuckDBWarehouse:
                     run.ingested_through_ns,
                     run.final,
                     computed_ns,
+                    run.ledger_ends_json,
                 ),
             )
         return PublishResult(day, run.run_id, len(ts), len(sdm), len(ib), n_replaced)

@@ -20,32 +20,7 @@ from pandas.util import hash_pandas_object
 
 from pipeline.warehouse import queries as q
 from pipeline.warehouse.base import SignalRun, SignalTables
-
-# After the close, ingest must have seen trades this much later before a day is final
-# (late prints and the consolidated tape's settling).
-DEFAULT_FINAL_GRACE_NS = 15 * 60 * 1_000_000_000
-
-
-def is_final(
-    session_close_ns: int, ingested_through_ns: int | None, grace_ns: int = DEFAULT_FINAL_GRACE_NS
-) -> bool:
-    """Return True when ingest has seen trades ``grace_ns`` past the day's close.
-
-    Parameters
-    ----------
-    session_close_ns
-        The day's close (UTC epoch ns; 13:00 New York on half days).
-    ingested_through_ns
-        Latest SIP time of any loaded trade, None when nothing is loaded.
-    grace_ns
-        How far past the close ingest must be.
-
-    Returns
-    -------
-    bool
-        Whether a computation of the day now is final.
-    """
-    return ingested_through_ns is not None and ingested_through_ns >= session_close_ns + grace_ns
+from pipeline.warehouse.finality import DEFAULT_FINAL_GRACE_NS, is_final
 
 
 def params_json(params: Mapping[str, object]) -> str:
@@ -120,6 +95,7 @@ def build_signal_run(
     computed_ns: int,
     session_close_ns: int,
     ingested_through_ns: int | None,
+    ledger_ends_json: str | None = None,
     grace_ns: int = DEFAULT_FINAL_GRACE_NS,
     quality_passed: bool | None = None,
     quality_summary_json: str | None = None,
@@ -143,7 +119,11 @@ def build_signal_run(
     session_close_ns
         The day's close (13:00 on half days).
     ingested_through_ns
-        Latest SIP time loaded into the warehouse when computed.
+        What every partition was loaded through when the day was read
+        (:func:`pipeline.warehouse.finality.ingested_through`).
+    ledger_ends_json
+        The ledger ends of that read (:meth:`LedgerFrontier.ends_json`), by which a later
+        batch tells the run went stale.
     grace_ns
         How far past the close ingest must be for the day to be final.
     quality_passed, quality_summary_json
@@ -169,6 +149,7 @@ def build_signal_run(
         final=final,
         computed_ns=computed_ns,
         ingested_through_ns=ingested_through_ns,
+        ledger_ends_json=ledger_ends_json,
         quality_passed=quality_passed,
         quality_summary_json=quality_summary_json,
         symbol_input_offsets=per_symbol,

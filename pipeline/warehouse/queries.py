@@ -197,7 +197,11 @@ PARTITION_PROGRESS = (
     f"FROM {KAFKA_OFFSETS} WHERE (? IS NULL OR kafka_topic = ?) "
     "GROUP BY kafka_topic, kafka_partition ORDER BY kafka_topic, kafka_partition"
 )
-INGESTED_THROUGH = f"SELECT max(max_timestamp_ns) FROM {KAFKA_OFFSETS}"
+# Each partition's ledger end and latest SIP time (pipeline.warehouse.finality).
+LEDGER_FRONTIER = (
+    "SELECT kafka_topic, kafka_partition, max(stop_offset), max(max_timestamp_ns) "
+    f"FROM {KAFKA_OFFSETS} GROUP BY kafka_topic, kafka_partition"
+)
 # Batches whose ingest gate failed and whose trades overlap [start_ns, end_ns).
 FAILED_BATCHES = (
     "SELECT kafka_topic, kafka_partition, start_offset, stop_offset "
@@ -324,6 +328,7 @@ SIGNAL_RUN_COLUMNS: tuple[str, ...] = (
     "ingested_through_ns",
     "final",
     "computed_ns",
+    "ledger_ends",
 )
 NEWEST_RUN_OF_DAY = f"SELECT max(computed_ns) FROM {SIGNAL_RUNS} WHERE date = ?"
 INSERT_SIGNAL_RUN = (

@@ -75,6 +75,7 @@ from pipeline.warehouse import queries as q
 from pipeline.warehouse.base import (
     AppliedMigration,
     AuditJudge,
+    DayInput,
     InDatabaseOutcome,
     InDatabaseRun,
     LoadResult,
@@ -86,6 +87,7 @@ from pipeline.warehouse.base import (
     SignalRun,
     SignalTables,
 )
+from pipeline.warehouse.finality import LedgerFrontier
 from pipeline.warehouse.migrate import apply_migrations, read_applied
 
 if TYPE_CHECKING:
@@ -560,7 +562,6 @@ PARTITION_PROGRESS = (
     f"FROM {q.KAFKA_OFFSETS} WHERE (:topic IS NULL OR kafka_topic = :topic) "
     "GROUP BY kafka_topic, kafka_partition ORDER BY kafka_topic, kafka_partition"
 )
-INGESTED_THROUGH = f"SELECT MAX(max_timestamp_ns) FROM {q.KAFKA_OFFSETS}"
 # Batches whose ingest gate failed and whose trades overlap [start_ns, end_ns).
 FAILED_BATCHES = (
     "SELECT kafka_topic, kafka_partition, start_offset, stop_offset "
@@ -1103,17 +1104,16 @@ class VerticaWarehouse:
             rows = s.execute(PARTITION_PROGRESS, {"topic": topic})
         return [PartitionProgress(str(t), *(int(x) for x in rest)) for t, *rest in rows]
 
-    def ingested_through_ns(self) -> int | None:
-        """Return the latest SIP time of any loaded trade, from the ledger.
+    def ledger_frontier(self) -> LedgerFrontier:
+        """Return every partition's ledger end and latest SIP time, in one statement.
 
         Returns
         -------
-        int | None
-            UTC epoch ns, None when no trade was loaded.
+        LedgerFrontier
+            Judged by :func:`pipeline.warehouse.finality.ingested_through`.
         """
         with self.transaction() as s:
-            value = s.scalar(INGESTED_THROUGH)
-        return None if value is None else int(value)
+            return LedgerFrontier.from_rows(s.execute(q.LEDGER_FRONTIER))
 
     def failed_batches(self, start_ns: int, end_ns: int) -> list[str]:
         """Return the batches whose ingest gate failed and whose trades overlap a window.
@@ -1155,6 +1155,27 @@ class VerticaWarehouse:
         if frame.empty:
             frame = pd.DataFrame({c: [] for c in q.DAY_TRADE_COLUMNS})
         return _day_trade_dtypes(frame)
+
+    def read_day(self, day: date) -> DayInput:
+        """Return the day's regular-hours trades and a ledger frontier read before them.
+
+        Under READ COMMITTED each statement sees what had committed when it began; the
+        ledger row of a batch commits with its trades, so trades read after the frontier
+        include every batch it counts (a batch committing in between is read but not
+        counted, which can only make the day look less final, never more).
+
+        Parameters
+        ----------
+        day
+            The ``trade_date``.
+
+        Returns
+        -------
+        DayInput
+            Trades as :meth:`read_day_trades` returns them, and the ledger frontier.
+        """
+        frontier = self.ledger_frontier()
+        return DayInput(self.read_day_trades(day), frontier)
 
     def publish_signals(self, day: date, frames: SignalTables, run: SignalRun) -> PublishResult:
         """Replace ``day`` in the three signal tables and add its run row, atomically.
@@ -1284,6 +1305,7 @@ class VerticaWarehouse:
                         final=run.final,
                         computed_ns=run.computed_ns,
                         ingested_through_ns=run.ingested_through_ns,
+                        ledger_ends_json=run.ledger_ends_json,
                         quality_passed=True,
                         quality_summary_json=summary_json,
                     )
@@ -1397,6 +1419,7 @@ def _signal_run_params(run: SignalRun, day: date) -> dict[str, Any]:
         "ingested_through_ns": run.ingested_through_ns,
         "final": run.final,
         "computed_ns": run.computed_ns,
+        "ledger_ends": run.ledger_ends_json,
     }
 
 

@@ -25,17 +25,24 @@ def produce(bootstrap: str, topic: str, events: Sequence[Event]) -> None:
 
 
 def produce_raw(
-    bootstrap: str, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+    bootstrap: str,
+    topic: str,
+    key: bytes,
+    value: bytes,
+    headers: list[tuple[str, bytes]],
+    partition: int | None = None,
 ) -> None:
     """Produce one record that did not come from the codec (garbage on the topic)."""
     p = Producer({**client_conf(bootstrap), "enable.idempotence": True, "acks": "all"})
     errors: list[object] = []
+    where = {} if partition is None else {"partition": partition}
     p.produce(
         topic,
         value=value,
         key=key,
         headers=headers,
         on_delivery=lambda err, msg: errors.append(err),
+        **where,
     )
     assert p.flush(30.0) == 0
     assert errors == [None]
@@ -107,3 +114,12 @@ def harness(
         quality=quality or QualityResource(),
     )
     return Harness(defs, instance, bootstrap, topic, url)
+
+
+def kafka_without_broker(topic: str = "polygon-market-data") -> KafkaResource:
+    """A Kafka resource whose broker never answers (port 9, discard), asked for 0.5 s at most.
+
+    For signal runs that read no records: the run then cannot see any partition caught up,
+    and finality rests on what each partition loaded (pipeline/warehouse/finality.py).
+    """
+    return KafkaResource(bootstrap_servers="127.0.0.1:9", topic=topic, metadata_timeout_s=0.5)

@@ -7,11 +7,14 @@ from datetime import date
 import dagster as dg
 import pytest
 
-from assets.resources import QualityResource, WarehouseResource
+from assets.resources import KafkaResource, QualityResource, WarehouseResource
 from assets.signals import signal_tables
+from pipeline.events import Trade
 from pipeline.kafka.offsets import OffsetRange
 from pipeline.microbatch import shape_batch
+from pipeline.nytime import wall_time_ns
 from pipeline.warehouse.duckdb_backend import DuckDBWarehouse
+from tests.assets.support import kafka_without_broker, produce_raw
 from tests.warehouse.factories import as_records, sample_trades
 
 DAY1 = date(2018, 1, 2)
@@ -32,7 +35,11 @@ def loaded(duckdb_file) -> DuckDBWarehouse:
 
 
 def _materialize(
-    url: str, day: date, instance: dg.DagsterInstance, quality: QualityResource | None = None
+    url: str,
+    day: date,
+    instance: dg.DagsterInstance,
+    quality: QualityResource | None = None,
+    kafka: KafkaResource | None = None,
 ) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [signal_tables],
@@ -40,6 +47,7 @@ def _materialize(
         resources={
             "warehouse": WarehouseResource(url=url),
             "quality": quality or QualityResource(),
+            "kafka": kafka or kafka_without_broker(),
         },
         instance=instance,
         raise_on_error=False,
@@ -121,3 +129,53 @@ def test_a_day_holding_a_batch_that_failed_its_gate_is_not_published_until_allow
         allowed = _materialize(url, DAY1, instance, QualityResource(allow_failed_batches=True))
         assert allowed.success
         assert wh.table_counts()["trading_signals"] == len(wh.read_day_trades(DAY1))
+
+
+def _load(wh: DuckDBWarehouse, topic: str, partition: int, trades: list[Trade]) -> None:
+    start = wh.next_offset(topic, partition) or 0
+    records = as_records(trades, topic=topic, partition=partition, start=start)
+    batch = shape_batch(records, OffsetRange(topic, partition, start, start + len(records)))
+    wh.load_batch(batch, expected_start=start, run_id=f"load-{partition}-{start}")
+
+
+def _final(url: str, instance: dg.DagsterInstance, kafka: KafkaResource) -> bool:
+    result = _materialize(url, DAY1, instance, kafka=kafka)
+    assert result.success
+    [mat, *_] = result.asset_materializations_for_node("signal_tables")
+    return bool(mat.metadata["final"].value)
+
+
+@pytest.mark.kafka
+def test_a_day_is_final_only_when_every_partition_is_past_its_close(
+    duckdb_file, kafka_broker, make_kafka_topic
+):
+    """Issue 14.1: one partition loaded into the next day must not make the day final while
+    another is stuck at 14:00 with records still unloaded (the old bound was the maximum
+    over partitions); once that partition has loaded everything Kafka holds it is caught
+    up, and follows the stream's frontier instead of blocking the day forever."""
+    topic = make_kafka_topic(2)
+    kafka = KafkaResource(bootstrap_servers=kafka_broker, topic=topic)
+    wh = DuckDBWarehouse(duckdb_file)
+    wh.migrate()
+    day1, day2 = sample_trades(day=DAY1), sample_trades(day=date(2018, 1, 3))
+    afternoon = [t for t in day1 if t.sip_timestamp_ns >= wall_time_ns(DAY1, 14, 0)]
+    morning = [t for t in day1 if t.sip_timestamp_ns < wall_time_ns(DAY1, 14, 0)]
+    # Partition 0: the afternoon and the whole next day, all of what Kafka holds there.
+    _load(wh, topic, 0, afternoon + day2)
+    # Partition 1 is stuck at 14:00: Kafka holds 3 records, the ledger ends after 1.
+    for _ in range(3):
+        produce_raw(kafka_broker, topic, b"XXX", b"{}", [], partition=1)
+    _load(wh, topic, 1, morning[-1:])
+    url = f"duckdb:///{duckdb_file}"
+    with dg.instance_for_test() as instance:
+        assert not _final(url, instance, kafka)
+        [run] = wh.query_frame("signal_runs_latest", (DAY1, DAY1)).to_dict("records")
+        assert run["ingested_through_ns"] == morning[-1].sip_timestamp_ns
+
+        # The partition loads its last two records (still morning prints): caught up, it
+        # is through the latest time loaded anywhere (the next day), and the day is final.
+        _load(wh, topic, 1, morning[-3:-1])
+        assert wh.next_offset(topic, 1) == 3
+        assert _final(url, instance, kafka)
+        [run] = wh.query_frame("signal_runs_latest", (DAY1, DAY1)).to_dict("records")
+        assert run["ingested_through_ns"] == day2[-1].sip_timestamp_ns

@@ -20,6 +20,7 @@ from pipeline.kafka.offsets import OffsetRange
 from pipeline.microbatch import shape_batch
 from pipeline.report import load_from_dir, render_symbol_day, write_report
 from pipeline.warehouse.duckdb_backend import DuckDBWarehouse
+from tests.assets.support import kafka_without_broker
 from tests.observability.conftest import DAY1, signal_rows
 from tests.warehouse.factories import as_records, sample_trades
 
@@ -102,6 +103,7 @@ def test_each_signals_partition_carries_its_picture_in_dagster(duckdb_file: Path
             resources={
                 "warehouse": WarehouseResource(url=f"duckdb:///{duckdb_file}"),
                 "quality": QualityResource(),
+                "kafka": kafka_without_broker(),
             },
             instance=instance,
         )

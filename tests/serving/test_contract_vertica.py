@@ -41,6 +41,7 @@ def _load_same(whs: list[Warehouse]) -> None:
     from zoneinfo import ZoneInfo
 
     from pipeline.signals.assemble import compute_frames
+    from pipeline.warehouse.finality import ingested_through
     from pipeline.warehouse.provenance import build_signal_run
     from udx.kernels import KERNEL_VERSION, Params
 
@@ -71,7 +72,7 @@ def _load_same(whs: list[Warehouse]) -> None:
                 params=Params().to_dict(),
                 computed_ns=computed,
                 session_close_ns=int(close.timestamp()) * 10**9,
-                ingested_through_ns=wh.ingested_through_ns(),
+                ingested_through_ns=ingested_through(wh.ledger_frontier(), TOPIC, None),
                 quality_passed=True,
             )
             wh.publish_signals(day, frames, run)

@@ -61,6 +61,7 @@ def shifted(n: int, days: int, start_row: int = 0, symbol: str = "XXX") -> list:
 def publish(path: Path, day: date, run_id: str, computed_ns: int | None = None) -> None:
     """Compute and publish one day's signals as the signals asset does."""
     from pipeline.signals.assemble import compute_frames
+    from pipeline.warehouse.finality import ingested_through
     from pipeline.warehouse.provenance import build_signal_run
     from udx.kernels import KERNEL_VERSION, Params
 
@@ -78,7 +79,7 @@ def publish(path: Path, day: date, run_id: str, computed_ns: int | None = None) 
         params=params.to_dict(),
         computed_ns=time.time_ns() if computed_ns is None else computed_ns,
         session_close_ns=int(close.timestamp()) * 10**9,
-        ingested_through_ns=wh.ingested_through_ns(),
+        ingested_through_ns=ingested_through(wh.ledger_frontier(), TOPIC, None),
         quality_passed=True,
     )
     wh.publish_signals(day, frames, run)

@@ -24,6 +24,7 @@ from assets.signals import signal_tables
 from pipeline.quality import SIGNAL_CHECKS, audit_report
 from pipeline.warehouse import vertica_backend as vb
 from pipeline.warehouse.base import InDatabaseRun, SignalAudit, Warehouse
+from tests.assets.support import kafka_without_broker
 from tests.vertica.test_vertica_backend import ENV, RecordingConnection, RecordingCursor
 
 DAY = date(2018, 1, 2)
@@ -197,6 +198,7 @@ def _materialize(broken: bool, instance: dg.DagsterInstance) -> dg.ExecuteInProc
         resources={
             "warehouse": InDatabaseWarehouseResource(url="vertica://", broken=broken),
             "quality": QualityResource(),
+            "kafka": kafka_without_broker(),
         },
         instance=instance,
         raise_on_error=False,

@@ -25,6 +25,7 @@ from pipeline.microbatch import REJECT_COLUMNS, TRADE_COLUMNS, shape_batch
 from pipeline.warehouse import open_warehouse
 from pipeline.warehouse.base import QualityResultRow, QualityVerdict, SignalRun
 from pipeline.warehouse.duckdb_backend import DuckDBWarehouse
+from pipeline.warehouse.finality import PartitionEnd
 from tests.warehouse.factories import as_records, sample_trades
 from tests.warehouse.signal_frames import fake_signal_frames
 
@@ -105,7 +106,9 @@ def test_a_loaded_batch_moves_the_ledger_and_stores_every_trade_once(wh, duckdb_
         trades[-1].sip_timestamp_ns,
         None,
     )
-    assert wh.ingested_through_ns() == trades[-1].sip_timestamp_ns
+    assert wh.ledger_frontier().partitions[(TOPIC, 0)] == PartitionEnd(
+        1000, trades[-1].sip_timestamp_ns
+    )
     [progress] = wh.partition_progress(TOPIC)
     assert (progress.next_offset, progress.n_batches, progress.n_trades) == (1000, 1, 1000)
 
