@@ -10,7 +10,7 @@ from assets.ingest import market_data
 from assets.jobs import ingest_job, signals_job
 from assets.resources import KafkaResource, QualityResource, WarehouseResource
 from assets.schedules import signals_daily_schedule, signals_hourly_schedule
-from assets.sensors import build_market_data_sensor, market_data_sensor
+from assets.sensors import build_market_data_sensor, market_data_sensor, stale_signals_sensor
 from assets.signals import signal_tables
 from pipeline.errors import ConfigError
 from pipeline.settings import Settings, parse_kafka_config
@@ -110,7 +110,8 @@ def build_defs(
         sensors=[
             market_data_sensor
             if sensor_retry_base_s is None
-            else build_market_data_sensor(retry_base_s=sensor_retry_base_s)
+            else build_market_data_sensor(retry_base_s=sensor_retry_base_s),
+            stale_signals_sensor,
         ],
         schedules=[signals_hourly_schedule, signals_daily_schedule],
         resources=resources,

@@ -1,5 +1,7 @@
 """``market_data_sensor``: Kafka high watermarks vs. the warehouse ledger -> microbatch runs.
 
+(And ``stale_signals_sensor``: ledger batches a day's signals run did not read -> a recompute.)
+
 The sensor never consumes messages and never commits offsets: it reads the watermarks
 (one metadata call), the ledger (one query) and the instance's runs, and asks for
 ``stop`` only (architecture.md 4). The run key ``<topic>:<partition>:<stop>`` makes idle
@@ -12,20 +14,25 @@ batch that always fails keeps its start while new trades move its stop.
 # No `from __future__ import annotations`: Dagster reads the parameter annotations
 # (config and resource types) at definition time.
 
+import hashlib
+import json
 import time
+from datetime import date
 
 import dagster as dg
 
 from assets.ingest import START_TAG, STOP_TAG, TP_TAG, tp_tag_value
-from assets.jobs import ingest_job
+from assets.jobs import ingest_job, signals_job
 from assets.resources import KafkaResource, WarehouseResource
 from pipeline.errors import KafkaError, WarehouseLockedError
 from pipeline.microbatch import plan_microbatches
+from pipeline.warehouse.finality import RunRead, TradeBatch, days_to_recompute, parse_ledger_ends
 
 # A microbatch reads at most MICROSTRUCTURE_MAX_RECORDS (200,000) records: seconds of work.
 MICROBATCH_MAX_RUNTIME_S = 900
 
 SENSOR_INTERVAL_S = 15
+STALE_INTERVAL_S = 60
 MAX_ATTEMPTS = 5
 RETRY_BASE_S = 30.0
 RETRY_CAP_S = 600.0
@@ -174,3 +181,64 @@ def microbatch_request(
 
 
 market_data_sensor = build_market_data_sensor()
+
+
+@dg.sensor(
+    name="stale_signals_sensor",
+    job=signals_job,
+    minimum_interval_seconds=STALE_INTERVAL_S,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def stale_signals_sensor(
+    context: dg.SensorEvaluationContext, warehouse: WarehouseResource
+) -> dg.SensorResult | dg.SkipReason:
+    """Recompute a day whose signals run did not read trades loaded into its session since.
+
+    The cursor is the ledger end per partition already looked at, so a tick reads only the
+    batches committed since (one ranged query per partition) and the current runs of the
+    days they touch: its cost follows the new batches, not the history. The rule is
+    :func:`pipeline.warehouse.finality.days_to_recompute`; until the recompute commits,
+    MCP shows the day as not final (the serving catalog applies the same rule).
+    """
+    seen: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
+    try:
+        wh = warehouse.open(read_only=True, lock_timeout_s=SENSOR_LOCK_TIMEOUT_S)
+        frontier = wh.ledger_frontier()
+        batches: list[TradeBatch] = []
+        cursor = dict(seen)
+        for (topic, part), end in sorted(frontier.partitions.items()):
+            key = f"{topic}:{part}"
+            since = seen.get(key, 0)
+            if end.next_offset <= since:
+                continue
+            rows = wh.query_frame("trade_batches_after", (topic, part, since))
+            new = [
+                TradeBatch(str(t), int(p), int(stop), int(lo), int(hi))
+                for t, p, stop, lo, hi in rows.itertuples(index=False)
+            ]
+            batches += new
+            # Rows may have committed after the frontier was read: they were seen too.
+            cursor[key] = max([end.next_offset, *(b.stop for b in new)])
+        days = sorted({d for b in batches for d in b.days()})
+        runs: dict[date, RunRead] = {}
+        if days:
+            latest = wh.query_frame("signal_runs_latest", (days[0], days[-1]))
+            for r in latest.to_dict("records"):
+                # DuckDB hands dates back as Timestamps, which hash unlike the date.
+                d = date.fromisoformat(str(r["date"])[:10])
+                runs[d] = RunRead(bool(r["final"]), parse_ledger_ends(r["ledger_ends"]))
+    except WarehouseLockedError as e:
+        return dg.SkipReason(f"not checked this tick: {e}")
+    due = days_to_recompute(batches, runs, time.time_ns())
+    tag = hashlib.sha256(json.dumps(cursor, sort_keys=True).encode()).hexdigest()[:12]
+    requests = [
+        dg.RunRequest(
+            run_key=f"signals:{d.isoformat()}:stale:{tag}",
+            partition_key=d.isoformat(),
+            tags={"signals/kind": "stale"},
+        )
+        for d in due
+    ]
+    for d in due:
+        context.log.info(f"{d}: trades loaded after its signals run; recomputing")
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))

@@ -339,7 +339,7 @@ def provenance(
                     "date": r.date.isoformat(),
                     "run_id": r.run_id,
                     "kernel_version": r.kernel_version,
-                    "final": r.final,
+                    "final": bool(cat.final(r.date)),
                     "quality_passed": r.quality_passed,
                     "computed": iso_utc(r.computed_ns) or "",
                 }
@@ -402,14 +402,20 @@ def completeness(
                     unchecked += e.n_unchecked
     missing = sorted(d for d in days_with_data if cat.run(d) is None)
     runs = [r for d in days_with_data if (r := cat.run(d)) is not None]
-    final = all(r.final for r in runs) if runs else None
+    final = all(cat.final(r.date) for r in runs) if runs else None
+    stale = sorted(r.date.isoformat() for r in runs if cat.stale(r.date))
     if n_gaps:
         reasons.append(f"{n_gaps} feed gap(s) cover {gap_ns / NS:.1f} s of the window")
     if failed:
         reasons.append(f"{failed} loading batch(es) failed an ingest quality check")
     if need_signals and missing:
         reasons.append("no published signals for " + ", ".join(d.isoformat() for d in missing))
-    if need_signals and final is False:
+    if need_signals and stale:
+        reasons.append(
+            "signals of " + ", ".join(stale) + " were computed before trades loaded since "
+            "(a recompute is due)"
+        )
+    elif need_signals and final is False:
         reasons.append("signals are provisional (computed before the close)")
     if runs and any(r.quality_passed is False for r in runs):
         reasons.append("a day's signals failed the signal quality suite")
@@ -1063,8 +1069,13 @@ class ToolService:
             checks.append(
                 m.QualityCheck(
                     check="signals final (computed after the close)",
-                    passed=run.final,
-                    detail="final" if run.final else "provisional: recomputed until the close",
+                    passed=bool(cat.final(run.date)),
+                    detail="final"
+                    if cat.final(run.date)
+                    else "stale: trades of the session were loaded after this run; "
+                    "a recompute is due"
+                    if cat.stale(run.date)
+                    else "provisional: recomputed until the close",
                 )
             )
         gaps = [

@@ -171,7 +171,8 @@ def write_sample_warehouse(
     n_signals = 0
     new_york = ZoneInfo("America/New_York")
     for day in sorted(set(md_rows["trade_date"])):
-        trades = wh.read_day_trades(day)
+        day_input = wh.read_day(day)
+        trades = day_input.trades
         frames_ = compute_frames(trades, params, passthrough=("kafka_partition", "kafka_offset"))
         close = datetime(day.year, day.month, day.day, 16, tzinfo=new_york)
         run = build_signal_run(
@@ -183,7 +184,8 @@ def write_sample_warehouse(
             params=params.to_dict(),
             computed_ns=time.time_ns(),
             session_close_ns=int(close.timestamp()) * 1_000_000_000,
-            ingested_through_ns=ingested_through(wh.ledger_frontier(), TOPIC, None),
+            ingested_through_ns=ingested_through(day_input.frontier, TOPIC, None),
+            ledger_ends_json=day_input.frontier.ends_json(),
             quality_passed=True,
         )
         wh.publish_signals(day, frames_, run)

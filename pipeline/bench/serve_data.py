@@ -810,7 +810,8 @@ def _publish_day_signals(wh: Any, day: date, computed_ns: int) -> int:
 
     params = Params()
     run_id = f"serve-fixture-signals-{day.isoformat()}"
-    trades = wh.read_day_trades(day)
+    day_input = wh.read_day(day)
+    trades = day_input.trades
     frames = compute_frames(trades, params, passthrough=SIGNAL_PASSTHROUGH)
     report = validate_signals(
         frames,
@@ -832,7 +833,8 @@ def _publish_day_signals(wh: Any, day: date, computed_ns: int) -> int:
         params=params.to_dict(),
         computed_ns=computed_ns,
         session_close_ns=_session_close_ns(day),
-        ingested_through_ns=ingested_through(wh.ledger_frontier(), TOPIC, None),
+        ingested_through_ns=ingested_through(day_input.frontier, TOPIC, None),
+        ledger_ends_json=day_input.frontier.ends_json(),
         quality_passed=report.passed,
         quality_summary_json=report.summary_json(),
     )

@@ -21,6 +21,7 @@ from itertools import pairwise
 from typing import Any
 
 from pipeline.serving.port import gap_applies_to, overlap_ns
+from pipeline.warehouse.finality import parse_ledger_ends, read_by_run
 
 SESSION_MINUTES = 390
 """One New York regular session, 09:30-16:00, in one-minute buckets."""
@@ -41,6 +42,8 @@ class RunInfo:
     quality_summary: str | None
     computed_ns: int
     content_hash: str | None
+    ledger_ends: Mapping[tuple[str, int], int] | None = None
+    """The ledger end per partition of the snapshot the run read (None: not recorded)."""
 
     def to_json(self) -> dict[str, Any]:
         """Return the run as JSON types."""
@@ -54,6 +57,9 @@ class RunInfo:
             "quality_summary": self.quality_summary,
             "computed_ns": self.computed_ns,
             "content_hash": self.content_hash,
+            "ledger_ends": None
+            if self.ledger_ends is None
+            else [[t, p, e] for (t, p), e in sorted(self.ledger_ends.items())],
         }
 
     @staticmethod
@@ -69,6 +75,9 @@ class RunInfo:
             quality_summary=d["quality_summary"],
             computed_ns=int(d["computed_ns"]),
             content_hash=d["content_hash"],
+            ledger_ends=None
+            if d.get("ledger_ends") is None
+            else {(str(t), int(p)): int(e) for t, p, e in d["ledger_ends"]},
         )
 
 
@@ -87,9 +96,9 @@ def run_from_row(row: Sequence[Any]) -> RunInfo:
     """Build a run from a ``signal_runs`` row.
 
     The columns are ``run_id, date, kernel_version, params, final, quality_passed,
-    quality_summary, computed_ns, content_hash`` (the order of ``RUNS_SQL``).
+    quality_summary, computed_ns, content_hash, ledger_ends`` (the order of ``RUNS_SQL``).
     """
-    run_id, d, kv, params, final, qp, qs, computed, ch = row
+    run_id, d, kv, params, final, qp, qs, computed, ch, ends = row
     return RunInfo(
         run_id=str(run_id),
         date=d if isinstance(d, date) else date.fromisoformat(str(d)),
@@ -100,6 +109,7 @@ def run_from_row(row: Sequence[Any]) -> RunInfo:
         quality_summary=None if qs is None else str(qs),
         computed_ns=int(computed),
         content_hash=None if ch is None else str(ch),
+        ledger_ends=parse_ledger_ends(ends),
     )
 
 
@@ -439,6 +449,24 @@ class DayCatalog:
     day: date
     entries: Mapping[str, SymbolDay]
     run: RunInfo | None = None
+    session_loads: Mapping[tuple[str, int], int] = field(default_factory=dict[tuple[str, int], int])
+    """Per partition, the end of the last batch that loaded trades in the day's session."""
+
+    @property
+    def stale(self) -> bool:
+        """Return True when trades of the session were loaded after the run's snapshot."""
+        ends = None if self.run is None else self.run.ledger_ends
+        if ends is None:
+            return False
+        return any(not read_by_run(ends, t, p, stop) for (t, p), stop in self.session_loads.items())
+
+    @property
+    def final(self) -> bool | None:
+        """Return whether the day's signals are final now (None: no run).
+
+        Final when computed, and no session trade loaded since (pipeline/warehouse/finality.py).
+        """
+        return None if self.run is None else self.run.final and not self.stale
 
     def to_json(self) -> dict[str, Any]:
         """Return the day as JSON types."""
@@ -446,6 +474,7 @@ class DayCatalog:
             "day": self.day.isoformat(),
             "run": None if self.run is None else self.run.to_json(),
             "entries": {s: e.to_json() for s, e in sorted(self.entries.items())},
+            "session_loads": [[t, p, e] for (t, p), e in sorted(self.session_loads.items())],
         }
 
     @staticmethod
@@ -456,6 +485,7 @@ class DayCatalog:
             day=day,
             entries={s: SymbolDay.from_json(s, day, e) for s, e in d["entries"].items()},
             run=None if d["run"] is None else RunInfo.from_json(d["run"]),
+            session_loads={(str(t), int(p)): int(e) for t, p, e in d.get("session_loads", ())},
         )
 
 
@@ -524,6 +554,16 @@ class Catalog:
         c = self.days.get(day)
         return None if c is None else c.run
 
+    def final(self, day: date) -> bool | None:
+        """Return whether ``day``'s signals are final now (:attr:`DayCatalog.final`)."""
+        c = self.days.get(day)
+        return None if c is None else c.final
+
+    def stale(self, day: date) -> bool:
+        """Return True when ``day``'s run missed trades loaded after it (``DayCatalog.stale``)."""
+        c = self.days.get(day)
+        return c is not None and c.stale
+
     def entry(self, symbol: str, day: date) -> SymbolDay | None:
         """Return the entry of a symbol-day (None if the catalog has none)."""
         c = self.days.get(day)
@@ -570,6 +610,7 @@ class CatalogBuilder:
         self._days: dict[date, DayCatalog] = dict(base.days)
         self._entries: dict[date, dict[str, SymbolDay]] = {}
         self._runs: dict[date, RunInfo | None] = {}
+        self._loads: dict[date, dict[tuple[str, int], int]] = {}
         self._ledger = dict(base.ledger)
         self._gaps = base.gaps
         self._failed = dict(base.failed_expectations)
@@ -588,19 +629,30 @@ class CatalogBuilder:
 
     def add_batch(self, batch: LedgerBatch, facts: Iterable[TradeFacts]) -> None:
         """Apply one committed ledger batch and what it loaded of each symbol-day."""
+        key = (batch.topic, batch.partition)
         for f in facts:
             entries = self._day_entries(f.day)
             old = entries.get(f.symbol) or SymbolDay(f.symbol, f.day)
             entries[f.symbol] = old.with_batch(f, batch)
             self._touched.add(f.symbol)
             self.changed_days.add(f.day)
-        key = (batch.topic, batch.partition)
+            if f.minutes:
+                # A regular-hours trade: a run that did not read this batch is stale.
+                loads = self._day_loads(f.day)
+                loads[key] = max(batch.stop, loads.get(key, 0))
         pos = self._ledger.get(key)
         self._ledger[key] = LedgerPos(
             next_offset=max(batch.stop, pos.next_offset if pos else 0),
             n_batches=(pos.n_batches if pos else 0) + 1,
             last_commit_ns=max(batch.committed_ns, pos.last_commit_ns if pos else 0),
         )
+
+    def _day_loads(self, day: date) -> dict[tuple[str, int], int]:
+        loads = self._loads.get(day)
+        if loads is None:
+            old = self._days.get(day)
+            loads = self._loads[day] = dict(old.session_loads) if old is not None else {}
+        return loads
 
     def set_run(self, day: date, run: RunInfo | None, signals: Mapping[str, SignalFacts]) -> None:
         """Make ``run`` the day's current run with its per-symbol facts (None: no run)."""
@@ -627,6 +679,7 @@ class CatalogBuilder:
         """Forget a day (retention dropped it from the warehouse)."""
         old = self._days.pop(day, None)
         self._entries.pop(day, None)
+        self._loads.pop(day, None)
         self._runs.pop(day, None)
         if old is not None:
             self._touched.update(old.entries)
@@ -654,8 +707,9 @@ class CatalogBuilder:
         for day, entries in self._entries.items():
             old = days.get(day)
             run = self._runs.get(day, old.run if old else None)
+            loads = self._loads.get(day, old.session_loads if old else {})
             if entries or run is not None:
-                days[day] = DayCatalog(day, dict(entries), run)
+                days[day] = DayCatalog(day, dict(entries), run, dict(loads))
             else:
                 days.pop(day, None)
         for day, run in self._runs.items():

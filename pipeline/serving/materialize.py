@@ -535,7 +535,11 @@ class Materializer:
                 read.failed[b.target] = _failed(conn, b.target)
         # Signal runs: a few rows a day; a changed day's rows are copied symbol by symbol,
         # as many as the read's row budget allows (at least one symbol per read).
-        runs = current_runs(conn.execute(SQL.runs).fetchall())
+        runs_sql = SQL.runs
+        if "ledger_ends" not in tables.get("signal_runs", set()):
+            # A warehouse migrated before 0014: its runs' staleness is not judged.
+            runs_sql = runs_sql.replace("ledger_ends", "NULL AS ledger_ends")
+        runs = current_runs(conn.execute(runs_sql).fetchall())
         self._plan_runs(conn, runs, builder_base)
         for day, copy in sorted(self._run_copies.items()):
             while copy.done < len(copy.counts) and (budget > 0 or read.rows == 0):

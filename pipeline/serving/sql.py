@@ -68,7 +68,7 @@ def statements(prefix: str = "") -> Statements:
         ),
         runs=(
             "SELECT run_id, date, kernel_version, params, final, quality_passed, "  # noqa: S608
-            f"quality_summary, computed_ns, content_hash FROM {p}signal_runs"
+            f"quality_summary, computed_ns, content_hash, ledger_ends FROM {p}signal_runs"
         ),
         failed=(
             f"SELECT suite, expectation, observed FROM {p}quality_results WHERE target = ? "  # noqa: S608

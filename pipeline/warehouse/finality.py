@@ -29,9 +29,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
-from pipeline.nytime import wall_time_ns
+from pipeline.nytime import ny_date, wall_time_ns
 
 # After the close, ingest must be through this much later before a day is final
 # (late prints and the consolidated tape's settling).
@@ -175,11 +175,87 @@ def touches_session(day: date, min_ns: int, max_ns: int) -> bool:
     return min_ns < close_ns and max_ns >= open_ns
 
 
+@dataclass(frozen=True, slots=True)
+class TradeBatch:
+    """A committed ledger batch that inserted trades, with their SIP time range."""
+
+    topic: str
+    partition: int
+    stop: int
+    min_ns: int
+    max_ns: int
+
+    def days(self) -> list[date]:
+        """Return the New York days whose session the batch's time range meets."""
+        first, last = ny_date(self.min_ns), ny_date(self.max_ns)
+        out, d = [], first
+        while d <= last:
+            if touches_session(d, self.min_ns, self.max_ns):
+                out.append(d)
+            d += timedelta(days=1)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class RunRead:
+    """What a day's current signals run read and concluded."""
+
+    final: bool
+    ledger_ends: Mapping[TopicPartition, int] | None
+
+
+def days_to_recompute(
+    batches: Iterable[TradeBatch],
+    runs: Mapping[date, RunRead],
+    now_ns: int,
+    grace_ns: int = DEFAULT_FINAL_GRACE_NS,
+) -> list[date]:
+    """Return the days whose current run missed a batch and is due again (ascending).
+
+    A day is due when a batch loaded trades in its session after its run's snapshot, and
+    either the run was final (it is stale now) or the day's close plus the grace has
+    passed (a past day gets its final run without waiting for a schedule). A day still
+    in session is left to the hourly schedule: recomputing it on every batch would redo
+    the whole day each few seconds. Days without a run, or whose run recorded no ledger
+    ends (stored before ``signal_runs.ledger_ends``), are not judged.
+
+    Parameters
+    ----------
+    batches
+        Ledger batches committed since the last look.
+    runs
+        The current run of each day those batches touch.
+    now_ns
+        The time of the decision (UTC epoch ns).
+    grace_ns
+        The finality grace after the close.
+
+    Returns
+    -------
+    list[date]
+        Days to recompute.
+    """
+    due: set[date] = set()
+    for b in batches:
+        for day in b.days():
+            run = runs.get(day)
+            if run is None or run.ledger_ends is None or day in due:
+                continue
+            if read_by_run(run.ledger_ends, b.topic, b.partition, b.stop):
+                continue
+            if run.final or now_ns >= session_window_ns(day)[1] + grace_ns:
+                due.add(day)
+    return sorted(due)
+
+
 __all__ = [
     "DEFAULT_FINAL_GRACE_NS",
     "LedgerFrontier",
     "PartitionEnd",
+    "RunRead",
     "TopicPartition",
+    "TradeBatch",
+    "days_to_recompute",
     "ingested_through",
     "is_final",
     "parse_ledger_ends",

@@ -356,6 +356,13 @@ SELECT_MIGRATIONS = (
 COUNT: dict[str, str] = {t: f"SELECT count(*) FROM {t}" for t in TABLES}
 
 READS: dict[str, str] = {
+    # One partition's batches that inserted trades, from an offset on (stale_signals_sensor):
+    # (topic, partition, from offset).
+    "trade_batches_after": (
+        "SELECT kafka_topic, kafka_partition, stop_offset, min_timestamp_ns, max_timestamp_ns "
+        f"FROM {KAFKA_OFFSETS} WHERE kafka_topic = ? AND kafka_partition = ? "
+        "AND start_offset >= ? AND n_trades > 0 ORDER BY start_offset"
+    ),
     # Ledger rows, newest first: (topic or NULL, limit).
     "ledger": (
         f"SELECT {_cols(LEDGER_COLUMNS)} FROM {KAFKA_OFFSETS} "

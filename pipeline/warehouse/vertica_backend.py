@@ -598,6 +598,12 @@ COUNT: dict[str, str] = {t: f"SELECT COUNT(*) FROM {t}" for t in q.TABLES}
 # The named reads of queries.READS in Vertica's dialect, with the same names and the same
 # positional parameters (bound here by name in that order).
 READS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "trade_batches_after": (
+        "SELECT kafka_topic, kafka_partition, stop_offset, min_timestamp_ns, max_timestamp_ns "
+        f"FROM {q.KAFKA_OFFSETS} WHERE kafka_topic = :topic AND kafka_partition = :part "
+        "AND start_offset >= :start AND n_trades > 0 ORDER BY start_offset",
+        ("topic", "part", "start"),
+    ),
     "ledger": (
         f"SELECT {_cols(q.LEDGER_COLUMNS)} FROM {q.KAFKA_OFFSETS} "
         "WHERE (:topic IS NULL OR kafka_topic = :topic2) ORDER BY committed_ns DESC LIMIT :lim",

@@ -179,3 +179,64 @@ def test_a_day_is_final_only_when_every_partition_is_past_its_close(
         assert _final(url, instance, kafka)
         [run] = wh.query_frame("signal_runs_latest", (DAY1, DAY1)).to_dict("records")
         assert run["ingested_through_ns"] == day2[-1].sip_timestamp_ns
+
+
+def test_the_stale_signals_sensor_recomputes_a_day_whose_session_changed_after_its_run(
+    duckdb_file,
+):
+    """Issue 14.1: a final day that receives a session trade later (a REST backfill, an
+    unstuck partition) is recomputed by the sensor, once, from a real tick's request."""
+    from dataclasses import replace
+
+    from assets.definitions import build_defs
+
+    topic = "polygon-market-data"
+    url = f"duckdb:///{duckdb_file}"
+    wh = DuckDBWarehouse(duckdb_file)
+    wh.migrate()
+    _load(wh, topic, 0, sample_trades())  # both sample days
+    defs = build_defs(
+        kafka=kafka_without_broker(topic),
+        warehouse=WarehouseResource(url=url),
+        quality=QualityResource(),
+    )
+    sensor = defs.resolve_sensor_def("stale_signals_sensor")
+
+    def tick(instance: dg.DagsterInstance, cursor: str | None):
+        context = dg.build_sensor_context(
+            instance=instance,
+            definitions=defs,
+            resources=dict(defs.resources or {}),
+            cursor=cursor,
+        )
+        return sensor.evaluate_tick(context)
+
+    with dg.instance_for_test() as instance:
+        assert _final(url, instance, kafka_without_broker(topic))
+        first = tick(instance, None)
+        assert list(first.run_requests or []) == []  # the run read every batch there is
+
+        noon = next(
+            t for t in sample_trades(day=DAY1) if t.sip_timestamp_ns > wall_time_ns(DAY1, 12, 0)
+        )
+        late = replace(
+            noon,
+            trade_id="late-1",
+            sequence_number=10**9,
+            sip_timestamp_ns=noon.sip_timestamp_ns + 1,
+        )
+        _load(wh, topic, 0, [late])
+        due = tick(instance, first.cursor)
+        [request] = list(due.run_requests or [])
+        assert request.partition_key == DAY1.isoformat()
+        assert request.tags["signals/kind"] == "stale"
+
+        job = defs.resolve_job_def("signals_job")
+        rerun = job.execute_in_process(
+            partition_key=request.partition_key, instance=instance, tags=request.tags
+        )
+        assert rerun.success
+        [run] = wh.query_frame("signal_runs_latest", (DAY1, DAY1)).to_dict("records")
+        assert run["final"]
+        assert run["n_trades"] == len(wh.read_day_trades(DAY1))
+        assert list(tick(instance, due.cursor).run_requests or []) == []

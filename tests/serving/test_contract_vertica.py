@@ -58,7 +58,8 @@ def _load_same(whs: list[Warehouse]) -> None:
     computed = time.time_ns()
     for day in days:
         for wh in whs:
-            trades = wh.read_day_trades(day)
+            day_input = wh.read_day(day)
+            trades = day_input.trades
             frames = compute_frames(
                 trades, Params(), passthrough=("kafka_partition", "kafka_offset")
             )
@@ -72,7 +73,8 @@ def _load_same(whs: list[Warehouse]) -> None:
                 params=Params().to_dict(),
                 computed_ns=computed,
                 session_close_ns=int(close.timestamp()) * 10**9,
-                ingested_through_ns=ingested_through(wh.ledger_frontier(), TOPIC, None),
+                ingested_through_ns=ingested_through(day_input.frontier, TOPIC, None),
+                ledger_ends_json=day_input.frontier.ends_json(),
                 quality_passed=True,
             )
             wh.publish_signals(day, frames, run)

@@ -66,7 +66,8 @@ def publish(path: Path, day: date, run_id: str, computed_ns: int | None = None) 
     from udx.kernels import KERNEL_VERSION, Params
 
     wh = DuckDBWarehouse(path)
-    trades = wh.read_day_trades(day)
+    day_input = wh.read_day(day)
+    trades = day_input.trades
     params = Params()
     frames = compute_frames(trades, params, passthrough=("kafka_partition", "kafka_offset"))
     close = datetime(day.year, day.month, day.day, 16, tzinfo=NY)
@@ -79,7 +80,8 @@ def publish(path: Path, day: date, run_id: str, computed_ns: int | None = None) 
         params=params.to_dict(),
         computed_ns=time.time_ns() if computed_ns is None else computed_ns,
         session_close_ns=int(close.timestamp()) * 10**9,
-        ingested_through_ns=ingested_through(wh.ledger_frontier(), TOPIC, None),
+        ingested_through_ns=ingested_through(day_input.frontier, TOPIC, None),
+        ledger_ends_json=day_input.frontier.ends_json(),
         quality_passed=True,
     )
     wh.publish_signals(day, frames, run)
@@ -464,3 +466,29 @@ def test_the_materializer_process_exits_when_its_server_is_gone(
         server.stdout.close()
         if alive():
             os.kill(child, 9)
+
+
+def test_a_final_day_that_gets_a_late_session_trade_is_served_not_final_until_recomputed(
+    served_copy: Path, tmp_path: Path
+) -> None:
+    """Issue 14.1: trades loaded into a day's session after its final run (a late backfill,
+    an unstuck partition) make the day not final in every answer until a run reads them."""
+    day = date(2018, 1, 2)
+    m = Materializer(served_copy, tmp_path / "store")
+
+    def catalog():
+        assert settle(m)[-1] in {"published", "idle"}
+        return StorePort(served_copy, store=tmp_path / "store", materialize="off").view().catalog
+
+    assert catalog().final(day) is True
+    load(served_copy, shifted(1, days=-1, start_row=2000))  # a 2018-01-02 session print
+    late = catalog()
+    assert late.stale(day)
+    assert late.final(day) is False
+    assert late.final(date(2018, 1, 3)) is False  # provisional, and not stale
+    assert not late.stale(date(2018, 1, 3))
+    publish(served_copy, day, "recomputed")
+    again = catalog()
+    assert again.final(day) is True
+    assert not again.stale(day)
+    m.close()

@@ -475,6 +475,7 @@ READ_ARGS: dict[str, tuple[Any, ...]] = {
     "day_completeness": (DAY,),
     "feed_gap_states": (0,),
     "quality_results": ("ingest", "ingest", 20),
+    "trade_batches_after": ("polygon-market-data", 0, 100),
 }
 
 

@@ -10,6 +10,9 @@ from pipeline.nytime import wall_time_ns
 from pipeline.warehouse.finality import (
     LedgerFrontier,
     PartitionEnd,
+    RunRead,
+    TradeBatch,
+    days_to_recompute,
     ingested_through,
     is_final,
     parse_ledger_ends,
@@ -81,3 +84,48 @@ def test_ledger_ends_round_trip_and_tell_a_read_batch_from_a_later_one():
 )
 def test_a_batch_touches_a_day_when_its_time_range_meets_the_session(lo, hi, touches):
     assert touches_session(DAY, lo, hi) is touches
+
+
+def _batch(stop: int, lo: int, hi: int, partition: int = 0) -> TradeBatch:
+    return TradeBatch(T, partition, stop, lo, hi)
+
+
+def test_a_day_is_due_when_a_batch_its_run_did_not_read_lands_in_its_session():
+    late = _batch(120, wall_time_ns(DAY, 15, 0), wall_time_ns(DAY, 15, 1))
+    read = _batch(100, wall_time_ns(DAY, 15, 0), wall_time_ns(DAY, 15, 1))
+    final_run = {DAY: RunRead(True, {(T, 0): 100})}
+    now = wall_time_ns(DAY, 10, 0)  # even before the close: a final run went stale
+    assert days_to_recompute([late], final_run, now) == [DAY]
+    assert days_to_recompute([read], final_run, now) == []
+    # After-hours prints do not change the signals.
+    evening = _batch(130, wall_time_ns(DAY, 17, 0), wall_time_ns(DAY, 18, 0))
+    assert days_to_recompute([evening], final_run, now) == []
+    # A partition the run never saw.
+    assert days_to_recompute([_batch(5, *_session(), partition=3)], final_run, now) == [DAY]
+
+
+def _session() -> tuple[int, int]:
+    return wall_time_ns(DAY, 10, 0), wall_time_ns(DAY, 11, 0)
+
+
+def test_a_provisional_day_waits_for_its_close_plus_the_grace_then_is_due():
+    provisional = {DAY: RunRead(False, {(T, 0): 100})}
+    late = _batch(120, *_session())
+    assert days_to_recompute([late], provisional, wall_time_ns(DAY, 14, 0)) == []
+    assert days_to_recompute([late], provisional, wall_time_ns(DAY, 16, 14)) == []
+    assert days_to_recompute([late], provisional, wall_time_ns(DAY, 16, 15)) == [DAY]
+
+
+def test_days_without_a_run_or_without_recorded_ends_are_not_judged():
+    late = _batch(120, *_session())
+    now = wall_time_ns(DAY, 20, 0)
+    assert days_to_recompute([late], {}, now) == []
+    assert days_to_recompute([late], {DAY: RunRead(True, None)}, now) == []
+
+
+def test_a_batch_spanning_days_touches_each_session_it_meets():
+    nxt = date(2018, 1, 3)
+    b = _batch(9, wall_time_ns(DAY, 15, 0), wall_time_ns(nxt, 9, 45))
+    assert b.days() == [DAY, nxt]
+    overnight = _batch(9, wall_time_ns(DAY, 18, 0), wall_time_ns(nxt, 8, 0))
+    assert overnight.days() == []
