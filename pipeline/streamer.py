@@ -24,10 +24,12 @@ Kafka client's bounded queue; the parser then waits without blocking the event l
 frame queue fills, and the policy above applies; with the idempotent producer nothing
 queued is lost or duplicated when the broker returns.
 
-**Gaps** (:mod:`pipeline.feed.gaps`). Every outage (and a restart: the last record in
-Kafka tells where the previous run stopped) becomes one gap per subscription. A trade
-gap with a REST source is recorded as ``pending`` when it closes, backfilled, then
-recorded again with the same ``gap_id`` and its outcome (``backfilled``/``failed``). A
+**Gaps** (:mod:`pipeline.feed.gaps`). Every outage becomes one gap per subscription; a
+restart (the last record in Kafka tells where the previous run stopped) one gap per
+symbol, each with its own window. A trade gap with a REST source is recorded as
+``pending`` when it closes, backfilled, then recorded again with the same ``gap_id`` and
+its outcome (``backfilled``/``failed``); one whose window exceeds ``max_backfill_s`` is
+recorded ``failed`` at once, with the reason, and counted in ``repairs_failed``. A
 :class:`~pipeline.feed.dedup.Guard` per repaired symbol, seeded from the recent frames
 and the Kafka tail, keeps prints that arrive both live and from REST to one record.
 
@@ -605,9 +607,13 @@ class Streamer:
                     )
                 )
                 continue
-            problem = self._unrepairable(g, stopping=stopping)
-            if problem is not None:
-                self._emit_gap(self._gap_record(g, "not_attempted", detail=problem))
+            verdict = self._unrepairable(g, stopping=stopping)
+            if verdict is not None:
+                repair, problem = verdict
+                if repair == "failed":
+                    self.stats.repairs_failed += 1
+                    logger.warning("gap %s cannot be repaired: %s", g.gap_id, problem)
+                self._emit_gap(self._gap_record(g, repair, detail=problem))
                 continue
             self._emit_gap(self._gap_record(g, "pending"))
             restart = self.recovery is not None and g.detected_ns == self._restart_detected_ns
@@ -621,22 +627,31 @@ class Streamer:
             # or many symbols at once must not rescan the ring per symbol).
             self._seed_from_ring(seeded, window_from)
 
-    def _unrepairable(self, g: ClosedGap, *, stopping: bool) -> str | None:
+    def _unrepairable(self, g: ClosedGap, *, stopping: bool) -> tuple[Repair, str] | None:
+        """Return the outcome and reason of a trade gap that gets no backfill (None: it gets one).
+
+        ``not_attempted``: there is nothing to ask (no REST source, no window, no symbol).
+        ``failed``: a repair is due but cannot be done (its window exceeds the limit).
+        """
         if self.rest is None:
-            return "no REST source configured (--rest-url)"
+            return "not_attempted", "no REST source configured (--rest-url)"
         if g.repair_from_ns is None:
-            return "no event before the outage: the window has no start"
-        if g.repair_to_ns is None:
-            # Stopping while the feed had not resumed: nothing more will arrive live, so
-            # the window runs to whatever the provider has now.
-            return None if stopping else "the window has no end"
-        if g.repair_to_ns - g.repair_from_ns > self.max_backfill_ns:
-            return (
-                f"window of {(g.repair_to_ns - g.repair_from_ns) / 1e9:.0f} s exceeds "
+            return "not_attempted", "no event before the outage: the window has no start"
+        if not g.symbols:
+            return "not_attempted", "no symbol known for a wildcard subscription"
+        to_ns = g.repair_to_ns
+        if to_ns is None:
+            if not stopping:
+                return "not_attempted", "the window has no end"
+            # Stopping while the feed had not resumed: nothing more will arrive live, so the
+            # window runs to whatever the provider has now, at least to the SIP time seen.
+            to_ns = max(g.repair_from_ns, self._book.stream_clock() or g.repair_from_ns)
+        if to_ns - g.repair_from_ns > self.max_backfill_ns:
+            at_least = "at least " if g.repair_to_ns is None else ""
+            return "failed", (
+                f"window of {at_least}{(to_ns - g.repair_from_ns) / 1e9:.0f} s exceeds "
                 f"--max-backfill-s {self.max_backfill_ns / 1e9:.0f}"
             )
-        if not g.symbols:
-            return "no symbol known for a wildcard subscription"
         return None
 
     def _queue_job(self, g: ClosedGap, seeds: Sequence[Fields] = ()) -> dict[str, Guard]:
@@ -645,9 +660,8 @@ class Streamer:
         to_ns = g.repair_to_ns if g.repair_to_ns is not None else _OPEN_END
         guards: list[Guard] = []
         fresh: dict[str, Guard] = {}
+        start = g.repair_from_ns
         for sym in g.symbols:
-            start = g.repair_from(sym)
-            assert start is not None
             guard = self._guards.get(sym)
             if guard is None:
                 guard = self._guards[sym] = Guard(sym, start, to_ns)
@@ -703,9 +717,7 @@ class Streamer:
         produced = 0
         try:
             for guard in job.guards:
-                start = g.repair_from(guard.symbol)
-                assert start is not None
-                async for page in rest.pages(guard.symbol, start, g.repair_to_ns):
+                async for page in rest.pages(guard.symbol, g.repair_from_ns, g.repair_to_ns):
                     recs: list[tuple[bytes, bytes, int | None]] = []
                     receipt_ns = self.clock.now_ns()
                     for f in page.trades:

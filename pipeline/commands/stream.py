@@ -129,7 +129,8 @@ def register(sub: Any) -> None:
         "--max-backfill-s",
         type=float,
         default=6 * 3600.0,
-        help="longest window asked from REST (default 6 h)",
+        help="longest window asked from REST (default 6 h); a longer one is recorded as a "
+        "failed gap with the reason",
     )
     p.add_argument(
         "--message-timeout-s",

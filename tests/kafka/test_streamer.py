@@ -516,6 +516,99 @@ def test_a_restart_resumes_from_the_kafka_tail_and_repairs_the_downtime(
     ]
 
 
+def test_a_wildcard_restart_repairs_each_symbol_and_fails_only_the_illiquid_ones_window(
+    kafka_broker: str, kafka_topic: str
+) -> None:
+    """Issue 14.9: with ``*``, one symbol that last traded 7 h before the restart pushed the
+    single restart window past --max-backfill-s (6 h): no symbol was backfilled."""
+    from pipeline.feed.rest import RestTrades
+    from pipeline.streamer import recover_from_kafka
+
+    ticks = _ticks(12_000)  # 3 s of session: the second run resumes while it is live
+    illiquid = Trade("ILL", ticks[0].sip_timestamp_ns - 7 * 3600 * 10**9, 3.0, 1, 4, "i1", 1, (), 0)
+    source = [illiquid, *ticks]
+
+    async def go() -> tuple[object, object]:
+        srv = ReplayServer(source, api_key="k", rate=4000, shared_timeline=True, frame_events=20)
+        async with srv, RestTrades(srv.rest_url, "k") as rest:
+            await Streamer(
+                source=WebSocketSource(srv.url),
+                producer=EventProducer(kafka_broker, kafka_topic),
+                api_key="k",
+                symbols=["*"],
+                max_events=800,
+            ).run()
+            await asyncio.sleep(0.2)  # down while the session goes on
+            recovery = await asyncio.to_thread(recover_from_kafka, kafka_broker, kafka_topic)
+            second = Streamer(
+                source=WebSocketSource(srv.url),
+                producer=EventProducer(kafka_broker, kafka_topic),
+                api_key="k",
+                symbols=["*"],
+                rest=rest,
+                recovery=recovery,
+            )
+            stopper = asyncio.create_task(_stop_when_done(second, srv))
+            stats = await second.run()
+            await stopper
+            return stats, recovery
+
+    second, recovery = run(go())
+    assert set(recovery.last_by_symbol) == {"AAA", "BBB", "CCC", "ILL"}  # type: ignore[attr-defined]
+    events = _all_events(kafka_broker, kafka_topic)
+    sources = _exactly_once(source, events)
+    assert sources["rest"] == second.backfilled > 0  # type: ignore[attr-defined]
+    restart_gaps = [e for e in events if isinstance(e, Gap) and "restart" in e.reason]
+    assert sorted((g.subscription, g.repair) for g in restart_gaps) == [
+        *((f"T.{s}", r) for s in ("AAA", "BBB", "CCC") for r in ("backfilled", "pending")),
+        ("T.ILL", "failed"),
+    ]
+    [ill] = [g for g in restart_gaps if g.subscription == "T.ILL"]
+    assert "exceeds --max-backfill-s 21600" in ill.repair_detail
+    assert ill.last_before_ns == illiquid.sip_timestamp_ns
+    assert second.repairs_failed == 1  # type: ignore[attr-defined]
+    assert second.gap_records["failed"] == 1  # type: ignore[attr-defined]
+
+
+def test_a_restart_gap_still_open_at_stop_fails_a_window_past_the_limit_and_repairs_the_rest(
+    kafka_broker: str, kafka_topic: str
+) -> None:
+    """Issue 14.9: a window without an end (the stream stopped before the feed resumed) was
+    backfilled whatever its length: --max-backfill-s was not checked."""
+    from pipeline.feed.rest import RestTrades
+    from pipeline.streamer import Recovery
+
+    ticks = _ticks(30, symbols=("AAA",))
+    last = ticks[9].sip_timestamp_ns
+    recovery = Recovery(
+        before_sip=last, last_by_symbol={"AAA": last, "ILL": last - 7 * 3600 * 10**9}
+    )
+    recorded = RecordedSource([[CONNECTED, AUTHED]], ends=["normal"])
+
+    async def go() -> object:
+        async with ReplayServer(ticks, api_key="k") as srv, RestTrades(srv.rest_url, "k") as rest:
+            return await Streamer(
+                source=recorded,
+                producer=EventProducer(kafka_broker, kafka_topic),
+                api_key="k",
+                symbols=["*"],
+                exit_on_close=True,
+                rest=rest,
+                recovery=recovery,
+            ).run()
+
+    stats = run(go())
+    gaps = [e for e in _all_events(kafka_broker, kafka_topic) if isinstance(e, Gap)]
+    assert sorted((g.subscription, g.repair, g.backfilled) for g in gaps) == [
+        ("T.AAA", "backfilled", 30),
+        ("T.AAA", "pending", 0),
+        ("T.ILL", "failed", 0),
+    ]
+    [ill] = [g for g in gaps if g.subscription == "T.ILL"]
+    assert "window of at least 25201 s exceeds --max-backfill-s 21600" in ill.repair_detail
+    assert stats.repairs_failed == 1  # type: ignore[attr-defined]
+
+
 def test_the_silence_watchdog_notices_a_stalled_session_through_a_rest_probe(
     kafka_broker: str, kafka_topic: str
 ) -> None:
