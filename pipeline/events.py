@@ -96,8 +96,10 @@ class Gap:
     disconnect and ``first_after_ns`` the first one after it (None if unknown).
     The repair fields say what the streamer did about it: ``repair`` is
     ``pending`` (a backfill is about to run; a record with the outcome and the same
-    ``gap_id`` follows), ``backfilled``, ``failed``, ``not_attempted`` (no REST
-    source configured) or ``unsupported`` (quotes and aggregates are not backfilled);
+    ``gap_id`` follows), ``backfilled``, ``failed`` (the backfill failed, or the window
+    exceeds ``--max-backfill-s``; ``repair_detail`` says which), ``not_attempted`` (no REST
+    source configured, or no window or symbol to ask for) or ``unsupported`` (quotes and
+    aggregates are not backfilled);
     ``[repair_from_ns, repair_to_ns]`` is the SIP window asked from REST and
     ``backfilled`` the number of trades it added.
     """

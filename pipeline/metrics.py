@@ -244,9 +244,18 @@ def _counter(name: str, doc: str, label: str | None, values: dict[str, float] | 
     return fam
 
 
-def _gauge(name: str, doc: str, value: float) -> Metric:
-    fam = GaugeMetricFamily(name, doc)
-    fam.add_metric([], value)
+def _gauge(
+    name: str, doc: str, value: dict[str, float] | float, label: str | None = None
+) -> Metric:
+    if label is None:
+        fam = GaugeMetricFamily(name, doc)
+        assert isinstance(value, int | float)
+        fam.add_metric([], float(value))
+        return fam
+    fam = GaugeMetricFamily(name, doc, labels=[label])
+    assert isinstance(value, dict)
+    for k, v in sorted(value.items()):
+        fam.add_metric([k], float(v))
     return fam
 
 
@@ -330,6 +339,20 @@ class StreamMetrics(Collector):
         yield _gauge(n("queue_depth", "frames"), "Frames waiting for the parser.", s.queue_depth)
         yield _gauge(n("queue_capacity", "frames"), "Bound of the frame queue.", s.queue_capacity)
         yield _gauge(
+            n("buffer", "bytes"),
+            "Bytes held by a bounded buffer (queue: frames waiting for the parser; ring: recent "
+            "frames kept for dedup seeds; dedup: the repair guards' keys, estimated).",
+            s.buffer_bytes,
+            "buffer",
+        )
+        yield _gauge(
+            n("buffer_limit", "bytes"),
+            "Byte bound of a buffer (queue: the slow-consumer policy applies; ring: oldest "
+            "frames forgotten; dedup: a repair reaching it fails).",
+            s.buffer_limit_bytes,
+            "buffer",
+        )
+        yield _gauge(
             n("kafka_in_flight", "messages"),
             "Records produced and not yet acknowledged.",
             s.in_flight,
@@ -373,6 +396,8 @@ class StreamSnapshot:
     connected: float
     last_frame_age_s: float
     open_gaps: float
+    buffer_bytes: dict[str, float]
+    buffer_limit_bytes: dict[str, float]
 
 
 @dataclass

@@ -94,6 +94,11 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "MASSIVE_API_KEY / POLYGON_API_KEY": ("(unset)", "provider API key (MASSIVE_ first)"),
     "MICROSTRUCTURE_SYMBOLS": ("", "comma list of symbols to stream"),
     "MICROSTRUCTURE_QUEUE_SIZE": ("10000", "bounded frame queue between socket reader and parser"),
+    "MICROSTRUCTURE_QUEUE_BYTES": (
+        "268435456",
+        "the same queue's bound in frame bytes (256 MiB); the slow-consumer policy applies at "
+        "either bound",
+    ),
     "MCP_AUTH_TOKEN": ("(unset)", "bearer token required by the MCP HTTP transport"),
     "MICROSTRUCTURE_MCP_HOST": ("127.0.0.1", "MCP HTTP bind address"),
     "MICROSTRUCTURE_MCP_PORT": ("8765", "MCP HTTP port"),
@@ -173,6 +178,7 @@ class Settings:
     api_key: Secret
     symbols: tuple[str, ...]
     queue_size: int
+    queue_bytes: int
     mcp_auth_token: Secret
     mcp_host: str
     mcp_port: int
@@ -255,6 +261,7 @@ class Settings:
             api_key=Secret(api_key),
             symbols=symbols,
             queue_size=_env_int(e, "MICROSTRUCTURE_QUEUE_SIZE", 10_000, minimum=1),
+            queue_bytes=_env_int(e, "MICROSTRUCTURE_QUEUE_BYTES", 256 << 20, minimum=1),
             mcp_auth_token=Secret(e.get("MCP_AUTH_TOKEN", "")),
             mcp_host=e.get("MICROSTRUCTURE_MCP_HOST", "") or "127.0.0.1",
             mcp_port=_env_int(e, "MICROSTRUCTURE_MCP_PORT", 8765, minimum=1),

@@ -15,7 +15,8 @@ Stages (integrations.md 1.5, 1.6; architecture.md section 7):
   reports as they arrive (latency histograms SIP -> receipt -> ack).
 - **Repair worker**: backfills closed gap windows from REST v3 through the same producer.
 
-**Slow consumer.** The frame queue is bounded. When it is full the reader waits
+**Slow consumer.** The frame queue is bounded in frames and in bytes
+(:mod:`pipeline.feed.buffers`). When either bound is reached the reader waits
 (``block``, the default) and the time is counted; with ``max_blocked_s`` (or policy
 ``disconnect``) the streamer also hangs up, so the provider stops buffering for us and
 the outage becomes a gap that the backfill repairs. A received frame is never dropped:
@@ -24,10 +25,18 @@ Kafka client's bounded queue; the parser then waits without blocking the event l
 frame queue fills, and the policy above applies; with the idempotent producer nothing
 queued is lost or duplicated when the broker returns.
 
-**Gaps** (:mod:`pipeline.feed.gaps`). Every outage (and a restart: the last record in
-Kafka tells where the previous run stopped) becomes one gap per subscription. A trade
-gap with a REST source is recorded as ``pending`` when it closes, backfilled, then
-recorded again with the same ``gap_id`` and its outcome (``backfilled``/``failed``). A
+**Memory.** Every buffer is bounded in bytes, and its level is a metric
+(``buffer_bytes{buffer}``): the frame queue (``queue_bytes``, the policy above), the ring
+of recent frames (``ring_bytes``: it forgets its oldest), and the dedup guards' keys
+(``dedup_bytes``: a repair that finds them at the bound stops, and its gap is recorded
+``failed`` with the reason, instead of producing prints it can no longer tell apart).
+
+**Gaps** (:mod:`pipeline.feed.gaps`). Every outage becomes one gap per subscription; a
+restart (the last record in Kafka tells where the previous run stopped) one gap per
+symbol, each with its own window. A trade gap with a REST source is recorded as
+``pending`` when it closes, backfilled, then recorded again with the same ``gap_id`` and
+its outcome (``backfilled``/``failed``); one whose window exceeds ``max_backfill_s`` is
+recorded ``failed`` at once, with the reason, and counted in ``repairs_failed``. A
 :class:`~pipeline.feed.dedup.Guard` per repaired symbol, seeded from the recent frames
 and the Kafka tail, keeps prints that arrive both live and from REST to one record.
 
@@ -51,7 +60,8 @@ from pipeline.clock import Clock, SystemClock
 from pipeline.errors import ConfigError, FeedError, ParseError
 from pipeline.events import FeedStatus, Gap, Reject, Repair
 from pipeline.feed import messages as m
-from pipeline.feed.dedup import Guard
+from pipeline.feed.buffers import FrameQueue, FrameRing
+from pipeline.feed.dedup import Guard, KeyBudget
 from pipeline.feed.gaps import ClosedGap, GapBook
 from pipeline.feed.parse import Fields, parse_frame_fields, reason_code
 from pipeline.feed.rest import BackfillError, RestTrades
@@ -94,6 +104,7 @@ class StreamStats:
     delivered: int = 0
     queue_depth: int = 0
     queue_high_water: int = 0
+    queue_bytes_high_water: int = 0
     blocked_s: float = 0.0
     producer_blocked_s: float = 0.0
     slow_consumer_drops: int = 0
@@ -122,6 +133,10 @@ class Recovery:
 class _Job:
     gap: ClosedGap
     guards: list[Guard]
+
+
+class _DedupFull(Exception):
+    """The guards' keys reached ``dedup_bytes``: a repair cannot go on without duplicates."""
 
 
 def recover_from_kafka(
@@ -267,7 +282,10 @@ class Streamer:
     clock
         Receipt times and idle detection.
     queue_size
-        Bound of the frame queue between reader and parser.
+        Bound of the frame queue between reader and parser, in frames.
+    queue_bytes
+        Bound of the same queue in frame bytes (the slow-consumer policy applies at
+        either bound).
     max_events
         Stop reading once this many trades have been parsed (None = no limit).
     idle_exit_s
@@ -302,8 +320,11 @@ class Streamer:
         Widening of repair windows for prints published late.
     close_after_s
         SIP time after a resumption that closes a quiet symbol's gap.
-    ring_frames
-        Recent frames kept to seed dedup guards.
+    ring_frames, ring_bytes
+        Recent frames kept to seed dedup guards: at most this many, of at most this many
+        bytes.
+    dedup_bytes
+        Memory the dedup guards' keys may take (a repair that finds it spent fails).
     repair_drain_s
         Bound on queued repairs at stop.
     max_backfill_s
@@ -320,6 +341,7 @@ class Streamer:
         kinds: Sequence[str] = (m.CHANNEL_TRADES,),
         clock: Clock | None = None,
         queue_size: int = 10_000,
+        queue_bytes: int = 256 << 20,
         max_events: int | None = None,
         idle_exit_s: float | None = None,
         exit_on_close: bool = False,
@@ -339,6 +361,8 @@ class Streamer:
         late_margin_s: float = 1.0,
         close_after_s: float = 5.0,
         ring_frames: int = 2048,
+        ring_bytes: int = 64 << 20,
+        dedup_bytes: int = 256 << 20,
         repair_drain_s: float = 120.0,
         max_backfill_s: float = 6 * 3600.0,
     ) -> None:
@@ -350,8 +374,17 @@ class Streamer:
             raise FeedError("no symbols to stream: pass --symbols or set MICROSTRUCTURE_SYMBOLS")
         if slow_consumer not in ("block", "disconnect"):
             raise ConfigError(f"slow-consumer policy {slow_consumer!r} must be block or disconnect")
-        if queue_size < 1:
-            raise ConfigError(f"queue size is {queue_size} and must be at least 1")
+        for name, value in (
+            ("queue size", queue_size),
+            ("queue bytes", queue_bytes),
+            ("ring bytes", ring_bytes),
+        ):
+            if value < 1:
+                raise ConfigError(f"{name} is {value} and must be at least 1")
+        try:
+            self._dedup = KeyBudget(dedup_bytes)
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
         self.source = source
         self.producer = producer
         self.clock: Clock = clock or SystemClock()
@@ -372,10 +405,10 @@ class Streamer:
         self.repair_drain_s = repair_drain_s
         self.max_backfill_ns = round(max_backfill_s * NS_PER_S)
         self.stats = StreamStats()
-        self._queue: asyncio.Queue[_QueueItem] = asyncio.Queue(maxsize=queue_size)
+        self._queue: FrameQueue[_QueueItem] = FrameQueue(queue_size, queue_bytes)
         self._stop = asyncio.Event()
         self._last_frame_mono_ns = self.clock.monotonic_ns()
-        self._ring: deque[tuple[str | bytes, int]] = deque(maxlen=max(1, ring_frames))
+        self._ring = FrameRing(max(1, ring_frames), ring_bytes)
         self._book = GapBook(
             self.channels,
             late_margin_ns=self.late_margin_ns,
@@ -407,8 +440,9 @@ class Streamer:
     # -- reader side -----------------------------------------------------------------------------
     async def _enqueue(self, frame: str | bytes, receipt_ns: int) -> None:
         st = self.stats
+        size = len(frame)
         st.frames += 1
-        st.frame_bytes += len(frame)
+        st.frame_bytes += size
         mono = self.clock.monotonic_ns()
         self._last_frame_mono_ns = mono
         wd = self.watchdog
@@ -416,35 +450,40 @@ class Streamer:
             is_status = ("status" in frame) if isinstance(frame, str) else (b"status" in frame)
             wd.on_frame(mono, data=not is_status)
         q = self._queue
-        if q.full():
-            await self._enqueue_blocked(frame, receipt_ns)
+        bound = q.full_for(size)
+        if bound is not None:
+            await self._enqueue_blocked(frame, receipt_ns, size, bound)
         else:
-            q.put_nowait((frame, receipt_ns))
-        depth = q.qsize()
-        if depth > st.queue_high_water:
-            st.queue_high_water = depth
+            q.put_nowait((frame, receipt_ns), size)
 
-    async def _enqueue_blocked(self, frame: str | bytes, receipt_ns: int) -> None:
-        """Wait for room; hang up per the slow-consumer policy, but never drop the frame."""
+    async def _enqueue_blocked(
+        self, frame: str | bytes, receipt_ns: int, size: int, bound: str
+    ) -> None:
+        """Wait for room; hang up per the slow-consumer policy, but never drop the frame.
+
+        The policy is the same whichever bound (``frames`` or ``bytes``) is reached.
+        """
         q = self._queue
         t0 = self.clock.monotonic_ns()
         limit = 0.0 if self.slow_consumer == "disconnect" else self.max_blocked_s
         if limit is not None:
+            level = q.describe()  # at the moment it filled (the wait drains it)
             try:
                 if limit > 0:
-                    await asyncio.wait_for(q.put((frame, receipt_ns)), limit)
+                    await asyncio.wait_for(q.wait_room(size), limit)
+                    q.put_nowait((frame, receipt_ns), size)
                     self.stats.blocked_s += (self.clock.monotonic_ns() - t0) / 1e9
                     return
             except TimeoutError:
                 pass
             self.stats.slow_consumer_drops += 1
             reason = (
-                f"slow consumer: frame queue full ({self.queue_size} frames) "
+                f"slow consumer: frame queue full ({bound} bound: {level}) "
                 f"for {(self.clock.monotonic_ns() - t0) / 1e9:.1f} s"
             )
             # Hang up in the background: the socket read loop is the one waiting here.
             self._hangup_task = asyncio.create_task(self.supervisor.request_reconnect(reason))
-        await q.put((frame, receipt_ns))
+        await q.put((frame, receipt_ns), size)
         self.stats.blocked_s += (self.clock.monotonic_ns() - t0) / 1e9
 
     async def _on_disconnect(self, d: Disconnect) -> None:
@@ -605,9 +644,13 @@ class Streamer:
                     )
                 )
                 continue
-            problem = self._unrepairable(g, stopping=stopping)
-            if problem is not None:
-                self._emit_gap(self._gap_record(g, "not_attempted", detail=problem))
+            verdict = self._unrepairable(g, stopping=stopping)
+            if verdict is not None:
+                repair, problem = verdict
+                if repair == "failed":
+                    self.stats.repairs_failed += 1
+                    logger.warning("gap %s cannot be repaired: %s", g.gap_id, problem)
+                self._emit_gap(self._gap_record(g, repair, detail=problem))
                 continue
             self._emit_gap(self._gap_record(g, "pending"))
             restart = self.recovery is not None and g.detected_ns == self._restart_detected_ns
@@ -621,22 +664,31 @@ class Streamer:
             # or many symbols at once must not rescan the ring per symbol).
             self._seed_from_ring(seeded, window_from)
 
-    def _unrepairable(self, g: ClosedGap, *, stopping: bool) -> str | None:
+    def _unrepairable(self, g: ClosedGap, *, stopping: bool) -> tuple[Repair, str] | None:
+        """Return the outcome and reason of a trade gap that gets no backfill (None: it gets one).
+
+        ``not_attempted``: there is nothing to ask (no REST source, no window, no symbol).
+        ``failed``: a repair is due but cannot be done (its window exceeds the limit).
+        """
         if self.rest is None:
-            return "no REST source configured (--rest-url)"
+            return "not_attempted", "no REST source configured (--rest-url)"
         if g.repair_from_ns is None:
-            return "no event before the outage: the window has no start"
-        if g.repair_to_ns is None:
-            # Stopping while the feed had not resumed: nothing more will arrive live, so
-            # the window runs to whatever the provider has now.
-            return None if stopping else "the window has no end"
-        if g.repair_to_ns - g.repair_from_ns > self.max_backfill_ns:
-            return (
-                f"window of {(g.repair_to_ns - g.repair_from_ns) / 1e9:.0f} s exceeds "
+            return "not_attempted", "no event before the outage: the window has no start"
+        if not g.symbols:
+            return "not_attempted", "no symbol known for a wildcard subscription"
+        to_ns = g.repair_to_ns
+        if to_ns is None:
+            if not stopping:
+                return "not_attempted", "the window has no end"
+            # Stopping while the feed had not resumed: nothing more will arrive live, so the
+            # window runs to whatever the provider has now, at least to the SIP time seen.
+            to_ns = max(g.repair_from_ns, self._book.stream_clock() or g.repair_from_ns)
+        if to_ns - g.repair_from_ns > self.max_backfill_ns:
+            at_least = "at least " if g.repair_to_ns is None else ""
+            return "failed", (
+                f"window of {at_least}{(to_ns - g.repair_from_ns) / 1e9:.0f} s exceeds "
                 f"--max-backfill-s {self.max_backfill_ns / 1e9:.0f}"
             )
-        if not g.symbols:
-            return "no symbol known for a wildcard subscription"
         return None
 
     def _queue_job(self, g: ClosedGap, seeds: Sequence[Fields] = ()) -> dict[str, Guard]:
@@ -645,12 +697,11 @@ class Streamer:
         to_ns = g.repair_to_ns if g.repair_to_ns is not None else _OPEN_END
         guards: list[Guard] = []
         fresh: dict[str, Guard] = {}
+        start = g.repair_from_ns
         for sym in g.symbols:
-            start = g.repair_from(sym)
-            assert start is not None
             guard = self._guards.get(sym)
             if guard is None:
-                guard = self._guards[sym] = Guard(sym, start, to_ns)
+                guard = self._guards[sym] = Guard(sym, start, to_ns, self._dedup)
             else:
                 guard.widen(start, to_ns)
             self._guard_users[sym] += 1
@@ -667,7 +718,7 @@ class Streamer:
     def _seed_from_ring(self, guards: Mapping[str, Guard], window_from: int) -> None:
         """Remember the prints of recent (already produced) frames inside the guards' windows."""
         older = 0
-        for frame, receipt_ns in reversed(self._ring):
+        for frame, receipt_ns in self._ring.newest_first():
             newest: int | None = None
             for it in parse_frame_fields(frame, receipt_ns, max_frame_bytes=self.max_frame_bytes):
                 if type(it) is tuple and it[0] == "T":
@@ -701,11 +752,18 @@ class Streamer:
         assert rest is not None
         assert g.repair_from_ns is not None
         produced = 0
+        budget = self._dedup
         try:
             for guard in job.guards:
-                start = g.repair_from(guard.symbol)
-                assert start is not None
-                async for page in rest.pages(guard.symbol, start, g.repair_to_ns):
+                async for page in rest.pages(guard.symbol, g.repair_from_ns, g.repair_to_ns):
+                    if budget.exhausted:
+                        # Its prints could no longer be remembered: going on would let a
+                        # later copy of them through. Stop; the gap says why.
+                        raise _DedupFull(
+                            f"dedup memory bound reached (--dedup-bytes {budget.limit_bytes:,}; "
+                            f"{budget.keys:,} keys held): {produced:,} trades backfilled, the "
+                            f"rest of the window from {guard.symbol} on not repaired"
+                        )
                     recs: list[tuple[bytes, bytes, int | None]] = []
                     receipt_ns = self.clock.now_ns()
                     for f in page.trades:
@@ -728,7 +786,7 @@ class Streamer:
                         )
                         produced += len(recs)
                         self.stats.backfilled += len(recs)
-        except BackfillError as e:
+        except (BackfillError, _DedupFull) as e:
             self.stats.repairs_failed += 1
             logger.warning("backfill of %s failed: %s", g.gap_id, e)
             self._emit_gap(
@@ -749,7 +807,7 @@ class Streamer:
         horizon = 30 * NS_PER_S
         for sym in [s for s, g in self._guards.items() if self._guard_users[s] <= 0]:
             if clock > self._guards[sym].to_ns + self.late_margin_ns + horizon:
-                del self._guards[sym]
+                self._guards.pop(sym).release()
                 del self._guard_users[sym]
 
     # -- control ---------------------------------------------------------------------------------
@@ -764,6 +822,8 @@ class Streamer:
         st.sent = self.producer.sent
         st.delivered = self.producer.delivered
         st.queue_depth = self._queue.qsize()
+        st.queue_high_water = self._queue.high_water_frames
+        st.queue_bytes_high_water = self._queue.high_water_bytes
         st.elapsed_s = (self.clock.monotonic_ns() - self._t0_ns) / 1e9
         return st
 
@@ -790,6 +850,16 @@ class Streamer:
             frame_bytes=float(st.frame_bytes),
             queue_depth=float(self._queue.qsize()),
             queue_capacity=float(self.queue_size),
+            buffer_bytes={
+                "queue": float(self._queue.bytes),
+                "ring": float(self._ring.bytes),
+                "dedup": float(self._dedup.bytes),
+            },
+            buffer_limit_bytes={
+                "queue": float(self._queue.max_bytes),
+                "ring": float(self._ring.max_bytes),
+                "dedup": float(self._dedup.limit_bytes),
+            },
             in_flight=float(self.producer.in_flight),
             connected=1.0 if self.supervisor.connected else 0.0,
             last_frame_age_s=(self.clock.monotonic_ns() - self._last_frame_mono_ns) / 1e9,

@@ -70,14 +70,36 @@ def register(sub: Any) -> None:
         "--queue-size",
         type=int,
         default=None,
-        help="frame queue bound (default $MICROSTRUCTURE_QUEUE_SIZE)",
+        help="frame queue bound in frames (default $MICROSTRUCTURE_QUEUE_SIZE)",
+    )
+    p.add_argument(
+        "--queue-bytes",
+        type=int,
+        default=None,
+        help="frame queue bound in bytes (default $MICROSTRUCTURE_QUEUE_BYTES, 256 MiB); "
+        "the slow-consumer policy applies at either bound",
+    )
+    p.add_argument(
+        "--ring-bytes",
+        type=int,
+        default=64 << 20,
+        help="recent frames kept to seed the dedup of a repair, in bytes (default 64 MiB; "
+        "also at most 2,048 frames); past it the oldest are forgotten",
+    )
+    p.add_argument(
+        "--dedup-bytes",
+        type=int,
+        default=256 << 20,
+        help="memory of the repairs' dedup keys (default 256 MiB, ~1.4 M prints); a repair "
+        "that reaches it stops and its gap is recorded failed with the reason",
     )
     p.add_argument(
         "--slow-consumer",
         choices=("block", "disconnect"),
         default="block",
-        help="when the frame queue is full: block (wait; hang up after --max-blocked-s if "
-        "given) or disconnect at once; either way the outage is a gap that is backfilled",
+        help="when the frame queue is full (frames or bytes): block (wait; hang up after "
+        "--max-blocked-s if given) or disconnect at once; either way the outage is a gap that "
+        "is backfilled",
     )
     p.add_argument(
         "--max-blocked-s", type=float, default=None, help="with block: hang up after S seconds"
@@ -129,7 +151,8 @@ def register(sub: Any) -> None:
         "--max-backfill-s",
         type=float,
         default=6 * 3600.0,
-        help="longest window asked from REST (default 6 h)",
+        help="longest window asked from REST (default 6 h); a longer one is recorded as a "
+        "failed gap with the reason",
     )
     p.add_argument(
         "--message-timeout-s",
@@ -209,6 +232,7 @@ def summary_dict(st: Any, latency: Any) -> dict[str, Any]:
         "elapsed_s": round(st.elapsed_s, 3),
         "trades_per_s": round(st.trades / st.elapsed_s, 1) if st.elapsed_s > 0 else None,
         "queue_high_water": st.queue_high_water,
+        "queue_bytes_high_water": st.queue_bytes_high_water,
         "blocked_s": round(st.blocked_s, 3),
         "producer_blocked_s": round(st.producer_blocked_s, 3),
         "slow_consumer_drops": st.slow_consumer_drops,
@@ -353,6 +377,9 @@ def _stream(args: argparse.Namespace, early_stop: list[str]) -> int:
         kinds=kinds,
         clock=clock,
         queue_size=args.queue_size or settings.queue_size,
+        queue_bytes=args.queue_bytes or settings.queue_bytes,
+        ring_bytes=args.ring_bytes,
+        dedup_bytes=args.dedup_bytes,
         max_events=args.max_events,
         idle_exit_s=args.idle_exit_s,
         exit_on_close=args.exit_on_close,

@@ -14,6 +14,13 @@ During the session the campaign
 - restarts the broker at ``--broker-restart-at-s`` (SIGTERM, then start on the same
   data directory and ports): the streamer buffers, then waits, then resumes.
 
+The streamer subscribes to ``T.*``, and one of the ``--events`` prints is by an
+*illiquid* ticker (``ILLQ``): the session's first event, stamped an hour before the
+others, and its last one. At the kill -9, ILLQ's last trade in Kafka is an hour older
+than everyone else's, and the streamer runs with ``--max-backfill-s`` 30 min: the
+restart must give each symbol its own window, fail ILLQ's alone (it missed nothing) and
+backfill the rest (issue 14.9: one window for all symbols lost every symbol's downtime).
+
 Either fault waits for the other to be over (a streamer that is starting reads Kafka; a
 kill right after Kafka's return would only test the start-up). A fault the session ended
 before is reported and fails the campaign.
@@ -57,7 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the campaign's options (``--json`` is added by the ``faults`` command)."""
     parser.add_argument("--events", type=int, default=60_000, help="prints in the session")
     parser.add_argument("--rate", type=float, default=2_000.0, help="events/s (2,000)")
-    parser.add_argument("--symbols", type=int, default=20, help="tickers (20)")
+    parser.add_argument(
+        "--symbols", type=int, default=20, help="liquid tickers (20), plus one illiquid"
+    )
     parser.add_argument("--drop-every-s", type=float, default=4.0, help="disconnect period")
     parser.add_argument(
         "--broker-restart-at-s",
@@ -107,14 +116,38 @@ class Outcome:
         }
 
 
-def _stream_cmd(url: str, symbols: list[str]) -> list[str]:
+ILLIQUID = "ILLQ"
+ILLIQUID_SILENCE_NS = 3600 * 1_000_000_000  # its first print's age at the others' first
+MAX_BACKFILL_S = 1800.0  # longer than any downtime here, shorter than ILLQ's silence
+
+
+def _with_illiquid(trades: list[Any]) -> list[Any]:
+    """Return ``trades`` with an illiquid ticker's two prints first and last (same count)."""
+    from dataclasses import replace
+
+    first, last = trades[0], trades[-1]
+    return [
+        replace(
+            first,
+            symbol=ILLIQUID,
+            sip_timestamp_ns=first.sip_timestamp_ns - ILLIQUID_SILENCE_NS,
+            trade_id="1",
+        ),
+        *trades[1:-1],
+        replace(last, symbol=ILLIQUID, trade_id="2"),
+    ]
+
+
+def _stream_cmd(url: str) -> list[str]:
     return [
         sys.executable,
         "-m",
         "pipeline.cli",
         "stream",
         "--symbols",
-        ",".join(symbols),
+        "*",
+        "--max-backfill-s",
+        str(MAX_BACKFILL_S),
         "--url",
         url,
         "--topic",
@@ -158,8 +191,7 @@ async def _campaign(args: argparse.Namespace, workdir: Path, out: Outcome) -> No
         await asyncio.to_thread(
             ensure_topic, broker.bootstrap, TOPIC, args.partitions, timeout_s=60.0
         )
-        trades = synthetic_trades(args.events, args.symbols, seed=11)
-        symbols = sorted({t.symbol for t in trades})
+        trades = _with_illiquid(synthetic_trades(args.events, args.symbols, seed=11))
         srv = ReplayServer(
             trades, api_key=API_KEY, rate=args.rate, shared_timeline=True, frame_events=50
         )
@@ -182,7 +214,7 @@ async def _campaign(args: argparse.Namespace, workdir: Path, out: Outcome) -> No
                 stdout = (workdir / f"stream-{log_no}.out").open("wb")
                 stderr = (workdir / f"stream-{log_no}.err").open("wb")
                 proc = await asyncio.create_subprocess_exec(
-                    *_stream_cmd(srv.url, symbols), env=env, stdout=stdout, stderr=stderr
+                    *_stream_cmd(srv.url), env=env, stdout=stdout, stderr=stderr
                 )
                 stdout.close()
                 stderr.close()

@@ -13,6 +13,14 @@ Several failed attempts before any data are one outage (one gap), and an outage 
 happens while gaps of the previous one are still open closes those first (the feed was
 live in between, so their window ended at the previous resumption).
 
+A **restart** (:meth:`GapBook.restart`) knows each symbol's last trade in Kafka, and
+symbols differ by hours (an illiquid one last printed long before the liquid ones). Its
+gaps are therefore per symbol, each window starting at that symbol's own last trade: a
+``T.*`` subscription becomes one ``T.SYM`` gap per symbol known from the tail (gap id
+``<detected>:T.*:SYM``), all ending at the subscription's first trade after the restart.
+A window too long to repair then fails alone, visibly, instead of stretching every
+symbol's window past the backfill limit.
+
 A gap still open when the stream stops (the feed had not resumed) keeps no end
 (``repair_to_ns`` None): the streamer then repairs it up to the provider's latest trade,
 since nothing more will arrive live.
@@ -51,13 +59,6 @@ class ClosedGap:
     repair_from_ns: int | None
     repair_to_ns: int | None
     symbols: tuple[str, ...]  # what to backfill (the symbol, or every known one for "*")
-    from_by_symbol: Mapping[str, int] | None = None  # per-symbol starts (restarts)
-
-    def repair_from(self, symbol: str) -> int | None:
-        """Return the window start for ``symbol`` (restarts know it per symbol)."""
-        if self.from_by_symbol is not None and symbol in self.from_by_symbol:
-            return self.from_by_symbol[symbol]
-        return self.repair_from_ns
 
     @property
     def seconds(self) -> float:
@@ -78,7 +79,7 @@ class _Outage:
     attempts: int = 1
     resume_sip: int | None = None
     max_after_sip: int | None = None
-    from_by_symbol: dict[str, int] | None = None
+    restart_last: dict[str, int] | None = None  # a restart's last trade per symbol (Kafka)
 
 
 @dataclass
@@ -174,9 +175,11 @@ class GapBook:
 
         Unlike a live outage, where the feed had delivered everything up to the stream
         clock, a killed run may have had each partition acknowledged up to a different
-        point. Each symbol's window therefore starts at its own last record in Kafka
-        (a symbol's acknowledged records are a prefix of what was produced); a symbol
-        with nothing in the tail starts at the earliest of those.
+        point, and an illiquid symbol's last trade may be hours older than the others'.
+        Each symbol's gap and window therefore start at its own last record in Kafka (a
+        symbol's acknowledged records are a prefix of what was produced), a wildcard
+        subscription's too (one gap per symbol); a subscribed symbol with nothing in the
+        tail starts at the earliest of those.
 
         Parameters
         ----------
@@ -201,7 +204,7 @@ class GapBook:
             last_by_channel={ch: self._last_for(ch) for ch in self.channels},
             known_symbols=tuple(sorted(trades)),
             open_channels=set(self.channels),
-            from_by_symbol={sym: sip - self.late_margin_ns for sym, sip in last_by_symbol.items()},
+            restart_last=dict(last_by_symbol),
         )
 
     def on_data(self, kind: str, symbol: str, sip: int) -> list[ClosedGap]:
@@ -232,7 +235,7 @@ class GapBook:
         for ch in (f"{kind}.*", f"{kind}.{symbol}"):
             if ch in out.open_channels:
                 out.open_channels.discard(ch)
-                closed.append(self._closed(out, ch, sip))
+                closed.extend(self._close(out, ch, sip))
         if out.open_channels and out.max_after_sip - out.resume_sip >= self.close_after_ns:
             closed.extend(self._close_remaining(out))
         if not out.open_channels:
@@ -248,35 +251,61 @@ class GapBook:
         return self._close_remaining(out)
 
     def _close_remaining(self, out: _Outage) -> list[ClosedGap]:
-        closed = [self._closed(out, ch, None) for ch in sorted(out.open_channels)]
+        closed: list[ClosedGap] = []
+        for ch in sorted(out.open_channels):
+            closed.extend(self._close(out, ch, None))
         out.open_channels.clear()
         return closed
 
-    def _closed(self, out: _Outage, channel: str, first_after: int | None) -> ClosedGap:
+    def _close(self, out: _Outage, channel: str, first_after: int | None) -> list[ClosedGap]:
+        """Close ``channel``'s gap: one gap, or one per symbol for a restart's ``T.*``."""
+        kind, _, sym = channel.partition(".")
+        last = out.restart_last
+        if last is None or kind != CHANNEL_TRADES:
+            return [self._closed(out, channel, first_after, out.before_sip)]
+        if sym != "*":
+            # A subscribed symbol with nothing in the tail starts at the earliest one.
+            before = last.get(sym, out.before_sip)
+            return [self._closed(out, channel, first_after, before, last.get(sym))]
+        # The subscription's first trade after the restart ends every symbol's gap: from
+        # there on the wildcard delivered each of them live.
+        end = first_after if first_after is not None else out.resume_sip
+        return [
+            self._closed(
+                out, f"{kind}.{s}", end, last[s], last[s], f"{out.detected_ns}:{channel}:{s}"
+            )
+            for s in out.known_symbols
+            if s in last
+        ]
+
+    def _closed(
+        self,
+        out: _Outage,
+        channel: str,
+        first_after: int | None,
+        before_sip: int | None,
+        last_before: int | None = None,
+        gap_id: str | None = None,
+    ) -> ClosedGap:
         kind, _, sym = channel.partition(".")
         end = first_after if first_after is not None else out.resume_sip
-        window_from = None if out.before_sip is None else out.before_sip - self.late_margin_ns
+        window_from = None if before_sip is None else before_sip - self.late_margin_ns
         window_to = None if end is None else end - end % NS_PER_MS + NS_PER_MS - 1
         if window_from is not None and window_to is not None and window_to < window_from:
             window_to = window_from
         symbols: tuple[str, ...] = out.known_symbols if sym == "*" else (sym,)
-        by_symbol = out.from_by_symbol
-        if by_symbol is not None and window_from is not None:
-            starts = [by_symbol.get(s, window_from) for s in symbols]
-            window_from = min(starts, default=window_from)
         return ClosedGap(
             channel=channel,
             kind=kind,
             symbol=sym,
-            last_before_ns=out.last_by_channel.get(channel),
+            last_before_ns=out.last_by_channel.get(channel) if last_before is None else last_before,
             first_after_ns=first_after,
             reason=out.reason if out.attempts == 1 else f"{out.reason} ({out.attempts} attempts)",
             detected_ns=out.detected_ns,
-            gap_id=f"{out.detected_ns}:{channel}",
+            gap_id=gap_id or f"{out.detected_ns}:{channel}",
             repair_from_ns=window_from,
             repair_to_ns=window_to,
             symbols=symbols,
-            from_by_symbol=by_symbol,
         )
 
 

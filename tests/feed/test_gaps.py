@@ -93,9 +93,40 @@ def test_a_restart_starts_each_symbols_window_at_its_own_last_record() -> None:
     [aaa] = book.on_data("T", "AAA", 40 * S)
     [bbb] = book.on_data("T", "BBB", 41 * S)
     [ccc] = book.on_data("T", "CCC", 42 * S)
-    assert aaa.repair_from("AAA") == 29 * S
-    assert bbb.repair_from("BBB") == 19 * S
-    assert (ccc.repair_from("CCC"), ccc.last_before_ns) == (19 * S, None)  # unknown: earliest
+    assert aaa.repair_from_ns == 29 * S
+    assert bbb.repair_from_ns == 19 * S
+    assert (ccc.repair_from_ns, ccc.last_before_ns) == (19 * S, None)  # unknown: earliest
+
+
+def test_a_wildcard_restart_gives_each_symbol_its_own_gap_and_window() -> None:
+    """Issue 14.9: one illiquid symbol's old last trade set the window of every symbol."""
+    hour = 3600 * S
+    book = GapBook(["T.*"], late_margin_ns=S)
+    book.restart("restart", 9, 7 * hour, {"AAA": 7 * hour, "BBB": 7 * hour - 2 * S, "ILL": hour})
+    gaps = book.on_data("T", "BBB", 7 * hour + 10 * S)
+    assert not book.open
+    assert [(g.channel, g.symbols, g.last_before_ns, g.repair_from_ns) for g in gaps] == [
+        ("T.AAA", ("AAA",), 7 * hour, 7 * hour - S),
+        ("T.BBB", ("BBB",), 7 * hour - 2 * S, 7 * hour - 3 * S),
+        ("T.ILL", ("ILL",), hour, hour - S),
+    ]
+    # Every piece ends at the subscription's first trade after the restart: from there on
+    # the wildcard delivered every symbol live.
+    assert {(g.first_after_ns, g.repair_to_ns) for g in gaps} == {
+        (7 * hour + 10 * S, 7 * hour + 10 * S + MS - 1)
+    }
+    assert [g.gap_id for g in gaps] == ["9:T.*:AAA", "9:T.*:BBB", "9:T.*:ILL"]
+    assert {g.reason for g in gaps} == {"restart"}
+
+
+def test_a_wildcard_restart_stopped_before_any_trade_keeps_per_symbol_gaps_without_an_end() -> None:
+    book = GapBook(["T.*"], late_margin_ns=S)
+    book.restart("restart", 9, 30 * S, {"AAA": 30 * S, "ILL": 10 * S})
+    gaps = book.close_all()
+    assert [(g.channel, g.repair_from_ns, g.repair_to_ns) for g in gaps] == [
+        ("T.AAA", 29 * S, None),
+        ("T.ILL", 9 * S, None),
+    ]
 
 
 def test_close_all_at_stop_leaves_unresumed_gaps_without_an_end() -> None:

@@ -516,6 +516,99 @@ def test_a_restart_resumes_from_the_kafka_tail_and_repairs_the_downtime(
     ]
 
 
+def test_a_wildcard_restart_repairs_each_symbol_and_fails_only_the_illiquid_ones_window(
+    kafka_broker: str, kafka_topic: str
+) -> None:
+    """Issue 14.9: with ``*``, one symbol that last traded 7 h before the restart pushed the
+    single restart window past --max-backfill-s (6 h): no symbol was backfilled."""
+    from pipeline.feed.rest import RestTrades
+    from pipeline.streamer import recover_from_kafka
+
+    ticks = _ticks(12_000)  # 3 s of session: the second run resumes while it is live
+    illiquid = Trade("ILL", ticks[0].sip_timestamp_ns - 7 * 3600 * 10**9, 3.0, 1, 4, "i1", 1, (), 0)
+    source = [illiquid, *ticks]
+
+    async def go() -> tuple[object, object]:
+        srv = ReplayServer(source, api_key="k", rate=4000, shared_timeline=True, frame_events=20)
+        async with srv, RestTrades(srv.rest_url, "k") as rest:
+            await Streamer(
+                source=WebSocketSource(srv.url),
+                producer=EventProducer(kafka_broker, kafka_topic),
+                api_key="k",
+                symbols=["*"],
+                max_events=800,
+            ).run()
+            await asyncio.sleep(0.2)  # down while the session goes on
+            recovery = await asyncio.to_thread(recover_from_kafka, kafka_broker, kafka_topic)
+            second = Streamer(
+                source=WebSocketSource(srv.url),
+                producer=EventProducer(kafka_broker, kafka_topic),
+                api_key="k",
+                symbols=["*"],
+                rest=rest,
+                recovery=recovery,
+            )
+            stopper = asyncio.create_task(_stop_when_done(second, srv))
+            stats = await second.run()
+            await stopper
+            return stats, recovery
+
+    second, recovery = run(go())
+    assert set(recovery.last_by_symbol) == {"AAA", "BBB", "CCC", "ILL"}  # type: ignore[attr-defined]
+    events = _all_events(kafka_broker, kafka_topic)
+    sources = _exactly_once(source, events)
+    assert sources["rest"] == second.backfilled > 0  # type: ignore[attr-defined]
+    restart_gaps = [e for e in events if isinstance(e, Gap) and "restart" in e.reason]
+    assert sorted((g.subscription, g.repair) for g in restart_gaps) == [
+        *((f"T.{s}", r) for s in ("AAA", "BBB", "CCC") for r in ("backfilled", "pending")),
+        ("T.ILL", "failed"),
+    ]
+    [ill] = [g for g in restart_gaps if g.subscription == "T.ILL"]
+    assert "exceeds --max-backfill-s 21600" in ill.repair_detail
+    assert ill.last_before_ns == illiquid.sip_timestamp_ns
+    assert second.repairs_failed == 1  # type: ignore[attr-defined]
+    assert second.gap_records["failed"] == 1  # type: ignore[attr-defined]
+
+
+def test_a_restart_gap_still_open_at_stop_fails_a_window_past_the_limit_and_repairs_the_rest(
+    kafka_broker: str, kafka_topic: str
+) -> None:
+    """Issue 14.9: a window without an end (the stream stopped before the feed resumed) was
+    backfilled whatever its length: --max-backfill-s was not checked."""
+    from pipeline.feed.rest import RestTrades
+    from pipeline.streamer import Recovery
+
+    ticks = _ticks(30, symbols=("AAA",))
+    last = ticks[9].sip_timestamp_ns
+    recovery = Recovery(
+        before_sip=last, last_by_symbol={"AAA": last, "ILL": last - 7 * 3600 * 10**9}
+    )
+    recorded = RecordedSource([[CONNECTED, AUTHED]], ends=["normal"])
+
+    async def go() -> object:
+        async with ReplayServer(ticks, api_key="k") as srv, RestTrades(srv.rest_url, "k") as rest:
+            return await Streamer(
+                source=recorded,
+                producer=EventProducer(kafka_broker, kafka_topic),
+                api_key="k",
+                symbols=["*"],
+                exit_on_close=True,
+                rest=rest,
+                recovery=recovery,
+            ).run()
+
+    stats = run(go())
+    gaps = [e for e in _all_events(kafka_broker, kafka_topic) if isinstance(e, Gap)]
+    assert sorted((g.subscription, g.repair, g.backfilled) for g in gaps) == [
+        ("T.AAA", "backfilled", 30),
+        ("T.AAA", "pending", 0),
+        ("T.ILL", "failed", 0),
+    ]
+    [ill] = [g for g in gaps if g.subscription == "T.ILL"]
+    assert "window of at least 25201 s exceeds --max-backfill-s 21600" in ill.repair_detail
+    assert stats.repairs_failed == 1  # type: ignore[attr-defined]
+
+
 def test_the_silence_watchdog_notices_a_stalled_session_through_a_rest_probe(
     kafka_broker: str, kafka_topic: str
 ) -> None:
@@ -681,3 +774,112 @@ def test_a_2_mib_frame_of_trades_is_parsed_and_every_trade_delivered(
     assert (stats.trades, stats.delivered, stats.reject_total) == (20_000, 20_000, 0)  # type: ignore[attr-defined]
     delivered = [e for e in _events(kafka_broker, kafka_topic) if isinstance(e, Trade)]
     assert len({_key(t) for t in delivered}) == 20_000
+
+
+def test_a_flood_of_large_frames_hits_the_byte_bound_and_the_policy_hangs_up_losing_nothing(
+    kafka_broker: str, kafka_topic: str
+) -> None:
+    """Issue 14.10: the frame queue was bounded by count only (10,000 frames of up to
+    16 MiB). Here bursts of 400 prints in one SIP millisecond go out as ~40 KB frames and
+    fill a 100 KB bound at 3 frames of 10,000."""
+    from pipeline.feed.rest import RestTrades
+    from pipeline.feed.supervisor import Backoff
+
+    t0 = 1_700_000_000_000_000_000
+    source = [
+        Trade(s, t0 + b * 100_000_000, 10.0, 1 + k % 9, 4 + k % 3, f"{b}-{k}", 1, (), k)
+        for b in range(10)
+        for k in range(400)
+        for s in ("AAA", "BBB", "CCC")[k % 3 : k % 3 + 1]
+    ]
+    levels: list[float] = []
+
+    async def sample(streamer: Streamer) -> None:
+        while True:  # what the /metrics endpoint reads, at scrape time
+            levels.append(streamer.metrics_snapshot().buffer_bytes["queue"])
+            await asyncio.sleep(0.005)
+
+    async def go() -> tuple[object, Streamer]:
+        srv = ReplayServer(source, api_key="k", speed=1.0, shared_timeline=True, frame_events=400)
+        async with srv, RestTrades(srv.rest_url, "k") as rest:
+            streamer = Streamer(
+                source=WebSocketSource(srv.url),
+                # One message in the Kafka client at a time: the parser is far slower than
+                # the feed, so frames pile up in the queue.
+                producer=EventProducer(kafka_broker, kafka_topic, queue_max_messages=1),
+                api_key="k",
+                symbols=["*"],
+                queue_size=10_000,
+                queue_bytes=100_000,
+                slow_consumer="disconnect",
+                rest=rest,
+                backoff=Backoff(initial_s=0.05, max_s=0.1),
+                close_after_s=0.1,
+            )
+            sampler = asyncio.create_task(sample(streamer))
+            stopper = asyncio.create_task(_stop_when_done(streamer, srv))
+            stats = await streamer.run()
+            await stopper
+            sampler.cancel()
+            return stats, streamer
+
+    stats, streamer = run(go(), timeout_s=120.0)
+    assert stats.slow_consumer_drops >= 1  # type: ignore[attr-defined]
+    assert stats.queue_high_water < 10  # type: ignore[attr-defined]
+    assert 100_000 - 40_000 < stats.queue_bytes_high_water <= 100_000  # type: ignore[attr-defined]
+    assert 0 < max(levels) <= 100_000
+    assert streamer.metrics_snapshot().buffer_limit_bytes["queue"] == 100_000
+    events = _all_events(kafka_broker, kafka_topic)
+    hangups = [e for e in events if isinstance(e, Gap) and "slow consumer" in e.reason]
+    assert hangups
+    assert all("bytes bound" in g.reason for g in hangups)
+    sources = _exactly_once(source, events)  # nothing lost, nothing twice
+    assert sources["rest"] > 0
+
+
+def test_a_repair_that_reaches_the_dedup_bound_stops_and_its_gap_fails_with_the_reason(
+    kafka_broker: str, kafka_topic: str
+) -> None:
+    """Issue 14.10: the repair guards kept every print of a window (up to 6 h) in memory."""
+    from pipeline.feed.dedup import KEY_BYTES
+    from pipeline.feed.rest import RestTrades
+
+    async def no_wait(_: float) -> None:
+        return None
+
+    missed = [
+        Trade("AAA", 2_000_000_000 + k * 1_000_000, 1.5, 10, 4, f"m{k}", 1, (), k)
+        for k in range(1000)
+    ]
+    t1 = '[{"ev":"T","sym":"AAA","i":"1","x":4,"p":1.5,"s":10,"t":1000,"q":1}]'
+    t2 = '[{"ev":"T","sym":"AAA","i":"2","x":4,"p":1.5,"s":10,"t":5000,"q":5}]'
+    recorded = RecordedSource(
+        [[CONNECTED, AUTHED, t1], [CONNECTED, AUTHED, t2]], ends=["error", "normal"]
+    )
+
+    async def go() -> tuple[object, Streamer]:
+        async with (
+            ReplayServer(missed, api_key="k") as srv,
+            RestTrades(srv.rest_url, "k", limit=100) as rest,
+        ):
+            streamer = Streamer(
+                source=recorded,
+                producer=EventProducer(kafka_broker, kafka_topic),
+                api_key="k",
+                symbols=["AAA"],
+                exit_on_close=True,
+                sleep=no_wait,
+                rest=rest,
+                dedup_bytes=250 * KEY_BYTES,
+            )
+            return await streamer.run(), streamer
+
+    stats, streamer = run(go())
+    assert stats.repairs_failed == 1  # type: ignore[attr-defined]
+    [pending, failed] = [e for e in _all_events(kafka_broker, kafka_topic) if isinstance(e, Gap)]
+    assert (pending.repair, failed.repair, failed.gap_id) == ("pending", "failed", pending.gap_id)
+    # Three pages of 100 were taken (the third found 200 keys + the seeds under the bound);
+    # the fourth found it spent.
+    assert failed.backfilled == stats.backfilled == 300  # type: ignore[attr-defined]
+    assert "dedup memory bound reached (--dedup-bytes 48,000" in failed.repair_detail
+    assert streamer.metrics_snapshot().buffer_bytes["dedup"] > 0

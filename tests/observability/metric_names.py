@@ -49,6 +49,8 @@ def stream_families() -> list[Metric]:
         connected=1.0,
         last_frame_age_s=0.0,
         open_gaps=0.0,
+        buffer_bytes={"queue": 0.0},
+        buffer_limit_bytes={"queue": 1.0},
     )
     return list(StreamMetrics(lambda: snap, latency).collect())
 
