@@ -11,6 +11,7 @@ from pipeline.errors import KafkaError
 from pipeline.kafka.offsets import OffsetRange
 from pipeline.microbatch import shape_batch
 from pipeline.quality import validate_batch
+from pipeline.warehouse.topic_identity import TopicIncarnation, check_topic_identity
 
 INGEST_GROUP = "ingest"
 TP_TAG = "ingest/tp"
@@ -44,9 +45,15 @@ def market_data(
 
     Each run reads ``[ledger end, stop_offset)`` of one partition, runs the ingest gates
     and writes trades, quotes, aggregates, rejects, gaps (with their repair state), verdict
-    and ledger row in one warehouse transaction.
+    and ledger row in one warehouse transaction. A topic recreated under the ledger's name
+    (another Kafka topic id) fails the run with ``TopicRecreatedError`` and writes nothing.
     """
     wh = warehouse.open()
+    # The topic's identity, before anything is read: the ledger's offsets are the offsets
+    # of the topic it loaded, and a recreated topic's must not be read from the old end.
+    incarnation = wh.topic_incarnation(kafka.topic)
+    topic_id = kafka.topic_id()
+    check_topic_identity(incarnation, topic_id)
     start = wh.next_offset(kafka.topic, config.partition)
     if start is None:
         start = kafka.watermarks()[config.partition][0]
@@ -62,12 +69,20 @@ def market_data(
     batch = shape_batch(
         kafka.read_range(offsets), offsets, future_tolerance_s=kafka.future_tolerance_s
     )
+    # Recreated while the range was read: the records may be the new topic's. Checked again
+    # after the read (the load transaction checks the ledger's side once more).
+    epoch = 0 if incarnation is None else incarnation.epoch
+    check_topic_identity(TopicIncarnation(kafka.topic, epoch, topic_id), kafka.topic_id())
     warehouse.fault_point("after_read")
     # The gates judge the batch; it commits either way (its bad records are already
     # rejects) and a failed verdict blocks the signals of the days it holds.
     report = validate_batch(batch, quality.known_symbols, quality.max_reject_ratio)
     loaded = wh.load_batch(
-        batch, expected_start=start, run_id=context.run.run_id, quality=report.verdict()
+        batch,
+        expected_start=start,
+        run_id=context.run.run_id,
+        quality=report.verdict(),
+        topic_id=topic_id,
     )
     advisory = "committed"
     try:

@@ -14,7 +14,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from pipeline.errors import InjectedFault
-from pipeline.kafka import consumer
+from pipeline.kafka import broker, consumer
 from pipeline.kafka.offsets import OffsetRange
 from pipeline.microbatch import RecordColumns
 from pipeline.settings import parse_kafka_config
@@ -84,7 +84,7 @@ def _fault_hook(at: str, kill: bool) -> Callable[[str], None]:
 
 
 class KafkaResource(dg.ConfigurableResource):
-    """The market-data topic on a Kafka cluster: watermarks, exact range reads, advisory commits."""
+    """The market-data topic on a Kafka cluster: watermarks, topic id, range reads, commits."""
 
     bootstrap_servers: str
     topic: str
@@ -113,6 +113,21 @@ class KafkaResource(dg.ConfigurableResource):
         """
         return consumer.watermarks(
             self.bootstrap_servers, self.topic, self.metadata_timeout_s, self._conf()
+        )
+
+    def topic_id(self) -> str | None:
+        """Return Kafka's id of the topic (new when the topic is deleted and recreated).
+
+        Returns
+        -------
+        str | None
+            The id; None when the cluster has no topic ids (Kafka before 2.8).
+        """
+        return broker.topic_id(
+            self.bootstrap_servers,
+            self.topic,
+            extra_conf=self._conf(),
+            timeout_s=self.metadata_timeout_s,
         )
 
     def read_range(self, offsets: OffsetRange) -> RecordColumns:

@@ -3,8 +3,10 @@
 (And ``stale_signals_sensor``: ledger batches a day's signals run did not read -> a recompute.)
 
 The sensor never consumes messages and never commits offsets: it reads the watermarks
-(one metadata call), the ledger (one query) and the instance's runs, and asks for
-``stop`` only (architecture.md 4). The run key ``<topic>:<partition>:<stop>`` makes idle
+and the topic id (two metadata calls), the ledger (two small queries) and the instance's
+runs, and asks for ``stop`` only (architecture.md 4). A topic whose Kafka id is not the
+ledger's (deleted and recreated) is not planned: the skip reason names both ids and the
+command that acknowledges the new topic. The run key ``<topic>:<partition>:<stop>`` makes idle
 ticks free; a partition with a queued or running run is skipped, and a failed range is
 re-requested as ``<key>:retry<n>`` with capped backoff until it is declared stuck.
 Attempts are counted per start offset (the ledger position a run was planned from): a
@@ -24,9 +26,10 @@ import dagster as dg
 from assets.ingest import START_TAG, STOP_TAG, TP_TAG, tp_tag_value
 from assets.jobs import ingest_job, signals_job
 from assets.resources import KafkaResource, WarehouseResource
-from pipeline.errors import KafkaError, WarehouseLockedError
+from pipeline.errors import KafkaError, TopicRecreatedError, WarehouseLockedError
 from pipeline.microbatch import plan_microbatches
 from pipeline.warehouse.finality import RunRead, TradeBatch, days_to_recompute, parse_ledger_ends
+from pipeline.warehouse.topic_identity import check_topic_identity
 
 # A microbatch reads at most MICROSTRUCTURE_MAX_RECORDS (200,000) records: seconds of work.
 MICROBATCH_MAX_RUNTIME_S = 900
@@ -89,9 +92,16 @@ def build_market_data_sensor(
         """Request one microbatch run per lagging topic-partition (upper offset only)."""
         try:
             marks = kafka.watermarks()
-            ledger = warehouse.open(lock_timeout_s=SENSOR_LOCK_TIMEOUT_S).next_offsets(kafka.topic)
+            wh = warehouse.open(lock_timeout_s=SENSOR_LOCK_TIMEOUT_S)
+            # A recreated topic (another Kafka topic id than the ledger's) is not planned:
+            # its runs would fail until an operator acknowledges it, so say so instead.
+            check_topic_identity(wh.topic_incarnation(kafka.topic), kafka.topic_id())
+            ledger = wh.next_offsets(kafka.topic)
         except (KafkaError, WarehouseLockedError) as e:
             return dg.SkipReason(f"not planned this tick: {e}")
+        except TopicRecreatedError as e:
+            context.log.error(str(e))
+            return dg.SkipReason(str(e))
         planned, warnings = plan_microbatches(marks, ledger, kafka.max_records)
         for w in warnings:
             context.log.warning(w)
@@ -209,6 +219,10 @@ def stale_signals_sensor(
         for (topic, part), end in sorted(frontier.partitions.items()):
             key = f"{topic}:{part}"
             since = seen.get(key, 0)
+            if end.next_offset < since:
+                # The ledger went back: the topic was recreated and acknowledged, and its
+                # partitions load from their new start again.
+                since = 0
             if end.next_offset <= since:
                 continue
             rows = wh.query_frame("trade_batches_after", (topic, part, since))

@@ -77,3 +77,12 @@ class WarehouseLockedError(WarehouseError):
 
 class InjectedFault(PipelineError):
     """A failure injected on purpose at a named step (crash-point tests, ``faults``)."""
+
+
+class TopicRecreatedError(PipelineError):
+    """Kafka's topic under the ledger's name is not the one the ledger loaded (new topic id).
+
+    Loading that topic stops until an operator runs ``microstructure kafka
+    acknowledge-topic``: continuing at the old ledger end would skip the new topic's first
+    offsets without a trace.
+    """

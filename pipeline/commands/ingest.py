@@ -175,6 +175,12 @@ def run_ingest(
     -------
     IngestSummary
         Counts over every run, and partitions still lagging at the end.
+
+    Raises
+    ------
+    TopicRecreatedError
+        If the topic's Kafka id is not the ledger's (after the runs: the sensor planned none
+        for it); ``microstructure kafka acknowledge-topic`` is the way on.
     """
     import dagster as dg
 
@@ -217,9 +223,18 @@ def run_ingest(
     marks = consumer.watermarks(
         settings.bootstrap_servers, settings.topic, 10.0, settings.kafka_extra
     )
+    from pipeline.kafka.broker import topic_id
     from pipeline.warehouse import open_warehouse
+    from pipeline.warehouse.topic_identity import check_topic_identity
 
-    ledger = open_warehouse(settings.warehouse_url, read_only=True).next_offsets(settings.topic)
+    wh = open_warehouse(settings.warehouse_url, read_only=True)
+    # A recreated topic is not "caught up" and not merely lagging: the sensor planned
+    # nothing for it, and the shell must see the failure (TopicRecreatedError, exit 1).
+    check_topic_identity(
+        wh.topic_incarnation(settings.topic),
+        topic_id(settings.bootstrap_servers, settings.topic, extra_conf=settings.kafka_extra),
+    )
+    ledger = wh.next_offsets(settings.topic)
     summary.lagging = {
         p: high - ledger.get(p, low)
         for p, (low, high) in marks.items()

@@ -21,8 +21,8 @@ The broker runs from the jars on Maven Central with the machine's Java 17
    gets ``PR_SET_PDEATHSIG`` so the JVM dies with the process that started it,
    even on ``kill -9``.
 
-The admin helpers (:func:`ensure_topic`, :func:`cluster_status`) work against any
-cluster, so an external ``KAFKA_BOOTSTRAP_SERVERS`` cluster uses them without a
+The admin helpers (:func:`ensure_topic`, :func:`topic_id`, :func:`cluster_status`) work
+against any cluster, so an external ``KAFKA_BOOTSTRAP_SERVERS`` cluster uses them without a
 local broker.
 """
 
@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaError as _LibKafkaError
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaException, TopicCollection
 from confluent_kafka.admin import (  # the documented import path; the stubs re-export it quietly
     AdminClient,
     NewTopic,  # pyright: ignore[reportPrivateImportUsage]
@@ -265,6 +265,58 @@ def delete_topic(
         if isinstance(err, _LibKafkaError) and err.code() == _LibKafkaError.UNKNOWN_TOPIC_OR_PART:
             return
         raise KafkaError(f"cannot delete topic {topic!r} on {bootstrap}: {e}") from e
+
+
+# Kafka's "no topic id" (brokers before 2.8 have none): the all-zero UUID, base64-encoded.
+NO_TOPIC_ID = "AAAAAAAAAAAAAAAAAAAAAA"
+
+
+def topic_id(
+    bootstrap: str,
+    topic: str,
+    *,
+    extra_conf: Mapping[str, str] | None = None,
+    timeout_s: float = 10.0,
+) -> str | None:
+    """Return Kafka's id of ``topic``, which changes when the topic is deleted and recreated.
+
+    The warehouse ledger stores it with every batch, so that a topic recreated under the
+    same name is told apart from the one loaded so far (:mod:`pipeline.warehouse.topic_identity`).
+
+    Parameters
+    ----------
+    bootstrap
+        Bootstrap servers.
+    topic
+        Topic name.
+    extra_conf
+        Extra librdkafka settings.
+    timeout_s
+        Bound of the request.
+
+    Returns
+    -------
+    str | None
+        The id as Kafka's tools print it (base64 of the UUID, 22 characters); None when the
+        cluster has no topic ids (Kafka before 2.8).
+
+    Raises
+    ------
+    KafkaError
+        If the topic does not exist or the cluster does not answer in time.
+    """
+    admin = _admin(bootstrap, extra_conf)
+    futures = admin.describe_topics(TopicCollection([topic]), request_timeout=timeout_s)
+    try:
+        described = futures[topic].result(timeout=timeout_s)
+    except KafkaException as e:
+        raise KafkaError(f"cannot describe topic {topic!r} on {bootstrap}: {e}") from e
+    except TimeoutError as e:  # concurrent.futures.TimeoutError is TimeoutError on 3.11
+        raise KafkaError(
+            f"describing topic {topic!r} on {bootstrap} timed out after {timeout_s} s"
+        ) from e
+    text = str(described.topic_id)
+    return None if text == NO_TOPIC_ID else text
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,10 @@ The contract every backend keeps (architecture.md section 4):
 - offsets are data: :meth:`Warehouse.load_batch` writes a microbatch's trades, quotes,
   aggregates, rejects, gaps and its ledger row in ONE transaction; a second loader of the
   same range raises :class:`~pipeline.errors.OffsetConflict` and leaves nothing behind;
+- offsets belong to one topic: each ledger row records Kafka's topic id and the epoch of
+  the topic name (:mod:`pipeline.warehouse.topic_identity`); a batch of another topic id
+  than the current epoch's raises :class:`~pipeline.errors.TopicRecreatedError`, and only
+  :meth:`Warehouse.acknowledge_topic` starts a new epoch;
 - a trade is stored once per dedup key ``(symbol, trade_date, exchange, trf_id,
   trade_id)``, whether it is repeated inside a batch or across batches; likewise a quote
   per ``(symbol, sip_timestamp_ns, sequence_number)`` (one without a sequence number has
@@ -24,6 +28,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from pipeline.warehouse.topic_identity import TopicIncarnation
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -260,11 +266,18 @@ class Warehouse(Protocol):
         ...
 
     def next_offset(self, topic: str, partition: int) -> int | None:
-        """Return the first offset not yet loaded (``max(stop_offset)``), None if never loaded."""
+        """Return the first offset not yet loaded in the topic's current epoch, None if none.
+
+        ``max(stop_offset)`` of the epoch's rows (:meth:`topic_incarnation`).
+        """
         ...
 
     def next_offsets(self, topic: str) -> dict[int, int]:
-        """Return :meth:`next_offset` of every partition the ledger knows, in one query."""
+        """Return :meth:`next_offset` of every partition of the current epoch the ledger knows."""
+        ...
+
+    def topic_incarnation(self, topic: str) -> TopicIncarnation | None:
+        """Return the ledger's current epoch of ``topic`` and its Kafka id, None if never loaded."""
         ...
 
     def load_batch(
@@ -274,11 +287,26 @@ class Warehouse(Protocol):
         expected_start: int,
         run_id: str,
         quality: QualityVerdict | None = None,
+        topic_id: str | None = None,
     ) -> LoadResult:
         """Write a microbatch and its ledger row in one transaction.
 
         Raises :class:`~pipeline.errors.OffsetConflict` (and changes nothing) when the
-        ledger no longer ends at ``expected_start`` or another loader wrote the range.
+        ledger no longer ends at ``expected_start`` or another loader wrote the range, and
+        :class:`~pipeline.errors.TopicRecreatedError` (changing nothing) when ``topic_id``
+        (Kafka's id of the topic read) is not the current epoch's. None: the caller does not
+        know the id; the row records none and nothing is compared.
+        """
+        ...
+
+    def acknowledge_topic(
+        self, topic: str, topic_id: str, start_offsets: Mapping[int, int]
+    ) -> TopicIncarnation:
+        """Start a new epoch of ``topic``: ``topic_id`` loads from ``start_offsets`` on.
+
+        One zero-span ledger row per partition, in one transaction; earlier rows stay as
+        history. Returns the current incarnation unchanged when it already has ``topic_id``.
+        Raises :class:`~pipeline.errors.WarehouseError` when the topic was never loaded.
         """
         ...
 

@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -44,6 +44,12 @@ from pipeline.warehouse.base import (
 )
 from pipeline.warehouse.finality import LedgerFrontier
 from pipeline.warehouse.migrate import apply_migrations, read_applied
+from pipeline.warehouse.topic_identity import (
+    TopicIncarnation,
+    acknowledgement_rows,
+    check_topic_identity,
+    incarnation_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -327,7 +333,7 @@ class DuckDBWarehouse:
     # --- offsets and microbatches --------------------------------------------------------
 
     def next_offset(self, topic: str, partition: int) -> int | None:
-        """Return ``max(stop_offset)`` of a topic-partition, None when nothing was loaded.
+        """Return the first offset not yet loaded of a topic-partition.
 
         Parameters
         ----------
@@ -337,14 +343,17 @@ class DuckDBWarehouse:
         Returns
         -------
         int | None
-            The first offset not yet loaded.
+            ``max(stop_offset)`` of the ledger, or where the current epoch's
+            acknowledgement starts the partition; None when neither has a row of it.
         """
         with self.transaction() as s:
-            value = s.scalar(q.NEXT_OFFSET, (topic, partition))
+            inc = _incarnation(s, topic)
+            epoch = 0 if inc is None else inc.epoch
+            value = s.scalar(q.NEXT_OFFSET, (topic, topic, epoch, partition))
         return None if value is None else int(value)
 
     def next_offsets(self, topic: str) -> dict[int, int]:
-        """Return the next offset of every partition of ``topic`` the ledger knows.
+        """Return the next offset of every partition of ``topic``'s current epoch.
 
         Parameters
         ----------
@@ -357,8 +366,67 @@ class DuckDBWarehouse:
             Partition -> first offset not yet loaded.
         """
         with self.transaction() as s:
-            rows = s.execute(q.NEXT_OFFSETS, (topic,))
+            inc = _incarnation(s, topic)
+            epoch = 0 if inc is None else inc.epoch
+            rows = s.execute(q.NEXT_OFFSETS, (topic, topic, epoch))
         return {int(p): int(o) for p, o in rows}
+
+    def topic_incarnation(self, topic: str) -> TopicIncarnation | None:
+        """Return the ledger's current epoch of ``topic`` and the Kafka id recorded for it.
+
+        Parameters
+        ----------
+        topic
+            The topic.
+
+        Returns
+        -------
+        TopicIncarnation | None
+            None when the ledger has no row of the topic.
+        """
+        with self.transaction() as s:
+            return _incarnation(s, topic)
+
+    def acknowledge_topic(
+        self, topic: str, topic_id: str, start_offsets: Mapping[int, int]
+    ) -> TopicIncarnation:
+        """Start a new epoch of ``topic``: ``topic_id`` loads from ``start_offsets`` on.
+
+        Parameters
+        ----------
+        topic
+            The topic name.
+        topic_id
+            Kafka's id of the topic now under that name.
+        start_offsets
+            ``{partition: first offset to load}`` of the new epoch.
+
+        Returns
+        -------
+        TopicIncarnation
+            The new epoch; the current one unchanged when it already has ``topic_id``.
+
+        Raises
+        ------
+        WarehouseError
+            If the ledger never loaded ``topic`` (nothing to acknowledge).
+        """
+        with self.transaction() as s:
+            current = _incarnation(s, topic)
+            if current is None:
+                raise WarehouseError(
+                    f"the ledger has no row of topic {topic!r}: nothing to acknowledge "
+                    "(a topic never loaded starts at its low watermark)"
+                )
+            if current.topic_id == topic_id:
+                return current
+            now = time.time_ns()
+            # The old topic's rows become history, whole, in this transaction.
+            s.execute(q.MOVE_LEDGER_TO_HISTORY, (current.epoch, now, topic))
+            s.execute(q.DELETE_LEDGER_OF_TOPIC, (topic,))
+            for row in acknowledgement_rows(current, topic_id, start_offsets, now):
+                s.execute(q.INSERT_TOPIC_EPOCH, [row[c] for c in q.TOPIC_EPOCH_COLUMNS])
+        return TopicIncarnation(topic, current.epoch + 1, topic_id)
 
     def load_batch(
         self,
@@ -367,6 +435,7 @@ class DuckDBWarehouse:
         expected_start: int,
         run_id: str,
         quality: QualityVerdict | None = None,
+        topic_id: str | None = None,
     ) -> LoadResult:
         """Write trades, quotes, aggregates, rejects, gaps, quality rows and the ledger row.
 
@@ -382,6 +451,9 @@ class DuckDBWarehouse:
             The Dagster run (or command) id, stored on the ledger row.
         quality
             The ingest suite's verdict, stored on the ledger row.
+        topic_id
+            Kafka's id of the topic the batch was read from, stored on the ledger row and
+            compared with the current epoch's (None: not known, nothing compared).
 
         Returns
         -------
@@ -394,6 +466,8 @@ class DuckDBWarehouse:
         OffsetConflict
             If the ledger moved since ``expected_start`` was read, or another loader
             committed the same range first. Nothing is written.
+        TopicRecreatedError
+            If ``topic_id`` is not the id of the topic's current epoch. Nothing is written.
         """
         rng = batch.range
         if rng.start != expected_start:
@@ -405,7 +479,9 @@ class DuckDBWarehouse:
                 conn.execute(f"SET threads = {int(self.load_threads)}")
             conn.execute("BEGIN TRANSACTION")
             try:
-                result = self._load_in_transaction(conn, batch, expected_start, run_id, quality)
+                result = self._load_in_transaction(
+                    conn, batch, expected_start, run_id, quality, topic_id
+                )
                 self._fault("before_commit")
                 conn.execute("COMMIT")
             except duckdb.ConstraintException as e:
@@ -443,10 +519,15 @@ class DuckDBWarehouse:
         expected_start: int,
         run_id: str,
         quality: QualityVerdict | None,
+        topic_id: str | None,
     ) -> LoadResult:
         rng = batch.range
+        inc = _incarnation(DuckDBSession(conn), rng.topic)
+        if topic_id is not None:
+            check_topic_identity(inc, topic_id)
+        epoch = 0 if inc is None else inc.epoch
         # fetchall, not fetchone: DuckDB refuses register() while a result is unfinished.
-        rows = conn.execute(q.NEXT_OFFSET, [rng.topic, rng.partition]).fetchall()
+        rows = conn.execute(q.NEXT_OFFSET, [rng.topic, rng.topic, epoch, rng.partition]).fetchall()
         current = None if not rows or rows[0][0] is None else int(rows[0][0])
         if current is not None and current != expected_start:
             raise OffsetConflict(
@@ -515,6 +596,7 @@ class DuckDBWarehouse:
                 n_quote_duplicates,
                 n_aggregates,
                 n_aggregate_duplicates,
+                topic_id,
             ],
         ).fetchall()
         return LoadResult(
@@ -782,6 +864,18 @@ class DuckDBWarehouse:
             raise WarehouseError(f"no named read {name!r}; known: {sorted(q.READS)}") from None
         with self.transaction() as s:
             return s.frame(sql, params)
+
+
+def _incarnation(s: DuckDBSession, topic: str) -> TopicIncarnation | None:
+    """Return the topic's current epoch and its recorded Kafka id (None: never loaded)."""
+    latest = s.execute(q.LATEST_EPOCH, (topic,))
+    [(n_rows, ledger_id)] = s.execute(q.LEDGER_TOPIC_ID, (topic,))
+    return incarnation_of(
+        topic,
+        (int(latest[0][0]), str(latest[0][1])) if latest else None,
+        int(n_rows),
+        None if ledger_id is None else str(ledger_id),
+    )
 
 
 def _insert_frame(

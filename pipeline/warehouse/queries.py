@@ -24,6 +24,8 @@ from pipeline.microbatch import (
 # MCP server's reads.
 MARKET_DATA = "market_data"
 KAFKA_OFFSETS = "kafka_offsets"
+KAFKA_TOPIC_EPOCHS = "kafka_topic_epochs"
+KAFKA_OFFSETS_HISTORY = "kafka_offsets_history"
 REJECTS = "market_data_rejects"
 FEED_GAPS = "feed_gaps"
 FEED_GAP_STATE = "feed_gap_state"
@@ -51,6 +53,8 @@ TABLES: tuple[str, ...] = (
     QUALITY_RESULTS,
     MARKET_QUOTES,
     MARKET_AGGREGATES,
+    KAFKA_TOPIC_EPOCHS,
+    KAFKA_OFFSETS_HISTORY,
 )
 
 # Registered (in-transaction) relation names of the batch being loaded.
@@ -159,12 +163,39 @@ def _placeholders(n: int) -> str:
 
 # --- offset ledger -------------------------------------------------------------------------
 
-NEXT_OFFSET = (
-    f"SELECT max(stop_offset) FROM {KAFKA_OFFSETS} WHERE kafka_topic = ? AND kafka_partition = ?"
+# The topic's identity (pipeline.warehouse.topic_identity): its latest acknowledged epoch
+# and the id acknowledged then (no row: epoch 0), (topic); the ledger's rows of it and the id
+# they recorded, (topic).
+LATEST_EPOCH = (
+    f"SELECT topic_epoch, kafka_topic_id FROM {KAFKA_TOPIC_EPOCHS} WHERE kafka_topic = ? "
+    "ORDER BY topic_epoch DESC LIMIT 1"
 )
+LEDGER_TOPIC_ID = f"SELECT count(*), max(kafka_topic_id) FROM {KAFKA_OFFSETS} WHERE kafka_topic = ?"
+# Next offsets: the end of the ledger's rows, or where the current epoch's acknowledgement
+# says a partition starts (its rows are always at or past that). (topic, topic, epoch[,
+# partition]).
+_ENDS = (
+    f"SELECT kafka_partition, stop_offset FROM {KAFKA_OFFSETS} WHERE kafka_topic = ? "
+    f"UNION ALL SELECT kafka_partition, start_offset FROM {KAFKA_TOPIC_EPOCHS} "
+    "WHERE kafka_topic = ? AND topic_epoch = ?"
+)
+NEXT_OFFSET = f"SELECT max(e.stop_offset) FROM ({_ENDS}) AS e WHERE e.kafka_partition = ?"
 NEXT_OFFSETS = (
-    f"SELECT kafka_partition, max(stop_offset) FROM {KAFKA_OFFSETS} "
-    "WHERE kafka_topic = ? GROUP BY kafka_partition ORDER BY kafka_partition"
+    f"SELECT e.kafka_partition, max(e.stop_offset) FROM ({_ENDS}) AS e "
+    "GROUP BY e.kafka_partition ORDER BY e.kafka_partition"
+)
+TOPIC_EPOCH_COLUMNS: tuple[str, ...] = (
+    "kafka_topic",
+    "topic_epoch",
+    "kafka_partition",
+    "kafka_topic_id",
+    "start_offset",
+    "previous_topic_id",
+    "acknowledged_ns",
+)
+INSERT_TOPIC_EPOCH = (
+    f"INSERT INTO {KAFKA_TOPIC_EPOCHS} ({_cols(TOPIC_EPOCH_COLUMNS)}) "
+    f"VALUES ({_placeholders(len(TOPIC_EPOCH_COLUMNS))})"
 )
 LEDGER_COLUMNS: tuple[str, ...] = (
     "kafka_topic",
@@ -186,10 +217,25 @@ LEDGER_COLUMNS: tuple[str, ...] = (
     "n_quote_duplicates",
     "n_aggregates",
     "n_aggregate_duplicates",
+    "kafka_topic_id",
 )
 INSERT_LEDGER = (
     f"INSERT INTO {KAFKA_OFFSETS} ({_cols(LEDGER_COLUMNS)}) "
     f"VALUES ({_placeholders(len(LEDGER_COLUMNS))})"
+)
+# The acknowledgement of a recreated topic moves its ledger rows to the history, in one
+# transaction: (epoch, superseded_ns, topic), then DELETE_LEDGER_OF_TOPIC (topic).
+_HISTORY_COLUMNS = (*LEDGER_COLUMNS, "topic_epoch", "superseded_ns")
+MOVE_LEDGER_TO_HISTORY = (
+    f"INSERT INTO {KAFKA_OFFSETS_HISTORY} ({_cols(_HISTORY_COLUMNS)}) "
+    f"SELECT {_cols(LEDGER_COLUMNS)}, ?, ? FROM {KAFKA_OFFSETS} WHERE kafka_topic = ?"
+)
+DELETE_LEDGER_OF_TOPIC = f"DELETE FROM {KAFKA_OFFSETS} WHERE kafka_topic = ?"
+# Readers of every batch ever committed (the quality gate of signals, the ingest horizon)
+# read the history too: its trades are in market_data.
+ALL_LEDGER = (
+    f"(SELECT {_cols(LEDGER_COLUMNS)} FROM {KAFKA_OFFSETS} UNION ALL "
+    f"SELECT {_cols(LEDGER_COLUMNS)} FROM {KAFKA_OFFSETS_HISTORY})"
 )
 PARTITION_PROGRESS = (
     "SELECT kafka_topic, kafka_partition, max(stop_offset), count(*), sum(n_messages), "
@@ -205,7 +251,7 @@ LEDGER_FRONTIER = (
 # Batches whose ingest gate failed and whose trades overlap [start_ns, end_ns).
 FAILED_BATCHES = (
     "SELECT kafka_topic, kafka_partition, start_offset, stop_offset "
-    f"FROM {KAFKA_OFFSETS} WHERE quality_passed = false "
+    f"FROM {ALL_LEDGER} AS l WHERE quality_passed = false "
     "AND max_timestamp_ns >= ? AND min_timestamp_ns < ? "
     "ORDER BY kafka_topic, kafka_partition, start_offset"
 )

@@ -89,6 +89,12 @@ from pipeline.warehouse.base import (
 )
 from pipeline.warehouse.finality import LedgerFrontier
 from pipeline.warehouse.migrate import apply_migrations, read_applied
+from pipeline.warehouse.topic_identity import (
+    TopicIncarnation,
+    acknowledgement_rows,
+    check_topic_identity,
+    incarnation_of,
+)
 
 if TYPE_CHECKING:
     import sqlalchemy
@@ -544,13 +550,41 @@ def insert_trades_sql() -> str:
     )
 
 
+LATEST_EPOCH = (
+    f"SELECT topic_epoch, kafka_topic_id FROM {q.KAFKA_TOPIC_EPOCHS} WHERE kafka_topic = :topic "
+    "ORDER BY topic_epoch DESC LIMIT 1"
+)
+LEDGER_TOPIC_ID = (
+    "SELECT COUNT(*) AS n_rows, MAX(kafka_topic_id) AS kafka_topic_id "
+    f"FROM {q.KAFKA_OFFSETS} WHERE kafka_topic = :topic"
+)
+_ENDS = (
+    f"SELECT kafka_partition, stop_offset FROM {q.KAFKA_OFFSETS} WHERE kafka_topic = :topic "
+    f"UNION ALL SELECT kafka_partition, start_offset FROM {q.KAFKA_TOPIC_EPOCHS} "
+    "WHERE kafka_topic = :topic AND topic_epoch = :epoch"
+)
 NEXT_OFFSET = (
-    f"SELECT MAX(stop_offset) FROM {q.KAFKA_OFFSETS} "
-    "WHERE kafka_topic = :topic AND kafka_partition = :kafka_partition"
+    f"SELECT MAX(e.stop_offset) AS next_offset FROM ({_ENDS}) AS e "
+    "WHERE e.kafka_partition = :kafka_partition"
 )
 NEXT_OFFSETS = (
-    f"SELECT kafka_partition, MAX(stop_offset) FROM {q.KAFKA_OFFSETS} "
-    "WHERE kafka_topic = :topic GROUP BY kafka_partition ORDER BY kafka_partition"
+    f"SELECT e.kafka_partition, MAX(e.stop_offset) AS next_offset FROM ({_ENDS}) AS e "
+    "GROUP BY e.kafka_partition ORDER BY e.kafka_partition"
+)
+MOVE_LEDGER_TO_HISTORY = (
+    f"INSERT INTO {q.KAFKA_OFFSETS_HISTORY} "
+    f"({_cols((*q.LEDGER_COLUMNS, 'topic_epoch', 'superseded_ns'))}) "
+    f"SELECT {_cols(q.LEDGER_COLUMNS)}, :epoch, :superseded_ns FROM {q.KAFKA_OFFSETS} "
+    "WHERE kafka_topic = :topic"
+)
+DELETE_LEDGER_OF_TOPIC = f"DELETE FROM {q.KAFKA_OFFSETS} WHERE kafka_topic = :topic"
+_ALL_LEDGER = (
+    f"(SELECT {_cols(q.LEDGER_COLUMNS)} FROM {q.KAFKA_OFFSETS} UNION ALL "
+    f"SELECT {_cols(q.LEDGER_COLUMNS)} FROM {q.KAFKA_OFFSETS_HISTORY})"
+)
+INSERT_TOPIC_EPOCH = (
+    f"INSERT INTO {q.KAFKA_TOPIC_EPOCHS} ({_cols(q.TOPIC_EPOCH_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + c for c in q.TOPIC_EPOCH_COLUMNS)})"
 )
 INSERT_LEDGER = (
     f"INSERT INTO {q.KAFKA_OFFSETS} ({_cols(q.LEDGER_COLUMNS)}) "
@@ -565,7 +599,7 @@ PARTITION_PROGRESS = (
 # Batches whose ingest gate failed and whose trades overlap [start_ns, end_ns).
 FAILED_BATCHES = (
     "SELECT kafka_topic, kafka_partition, start_offset, stop_offset "
-    f"FROM {q.KAFKA_OFFSETS} WHERE quality_passed = false "
+    f"FROM {_ALL_LEDGER} AS l WHERE quality_passed = false "
     "AND max_timestamp_ns >= :start_ns AND min_timestamp_ns < :end_ns "
     "ORDER BY kafka_topic, kafka_partition, start_offset"
 )
@@ -920,7 +954,15 @@ class VerticaWarehouse:
             The first offset not yet loaded.
         """
         with self.transaction() as s:
-            value = s.scalar(NEXT_OFFSET, {"topic": topic, "kafka_partition": partition})
+            inc = _incarnation(s, topic)
+            value = s.scalar(
+                NEXT_OFFSET,
+                {
+                    "topic": topic,
+                    "kafka_partition": partition,
+                    "epoch": 0 if inc is None else inc.epoch,
+                },
+            )
         return None if value is None else int(value)
 
     def next_offsets(self, topic: str) -> dict[int, int]:
@@ -937,8 +979,82 @@ class VerticaWarehouse:
             Partition -> first offset not yet loaded.
         """
         with self.transaction() as s:
-            rows = s.execute(NEXT_OFFSETS, {"topic": topic})
+            inc = _incarnation(s, topic)
+            rows = s.execute(
+                NEXT_OFFSETS, {"topic": topic, "epoch": 0 if inc is None else inc.epoch}
+            )
         return {int(p): int(o) for p, o in rows}
+
+    def topic_incarnation(self, topic: str) -> TopicIncarnation | None:
+        """Return the ledger's current epoch of ``topic`` and the Kafka id recorded for it.
+
+        Parameters
+        ----------
+        topic
+            The topic.
+
+        Returns
+        -------
+        TopicIncarnation | None
+            None when the ledger has no row of the topic.
+        """
+        with self.transaction() as s:
+            return _incarnation(s, topic)
+
+    def acknowledge_topic(
+        self, topic: str, topic_id: str, start_offsets: Mapping[int, int]
+    ) -> TopicIncarnation:
+        """Start a new epoch of ``topic``: ``topic_id`` loads from ``start_offsets`` on.
+
+        Parameters
+        ----------
+        topic
+            The topic name.
+        topic_id
+            Kafka's id of the topic now under that name.
+        start_offsets
+            ``{partition: first offset to load}`` of the new epoch.
+
+        Returns
+        -------
+        TopicIncarnation
+            The new epoch; the current one unchanged when it already has ``topic_id``.
+
+        Raises
+        ------
+        WarehouseError
+            If the ledger never loaded ``topic`` (nothing to acknowledge).
+        OffsetConflict
+            If another acknowledgement started the same epoch first (ENABLED key).
+        """
+        self._writable("acknowledge_topic")
+        try:
+            with self.transaction() as s:
+                current = _incarnation(s, topic)
+                if current is None:
+                    raise WarehouseError(
+                        f"the ledger has no row of topic {topic!r}: nothing to acknowledge "
+                        "(a topic never loaded starts at its low watermark)"
+                    )
+                if current.topic_id == topic_id:
+                    return current
+                new = TopicIncarnation(topic, current.epoch + 1, topic_id)
+                now = time.time_ns()
+                # The old topic's rows become history, whole, in this transaction.
+                s.execute(
+                    MOVE_LEDGER_TO_HISTORY,
+                    {"epoch": current.epoch, "superseded_ns": now, "topic": topic},
+                )
+                s.execute(DELETE_LEDGER_OF_TOPIC, {"topic": topic})
+                for row in acknowledgement_rows(current, topic_id, start_offsets, now):
+                    s.execute(INSERT_TOPIC_EPOCH, row)
+        except verrors.Error as e:
+            if is_unique_violation(e):
+                raise OffsetConflict(
+                    f"another acknowledgement of {topic!r} started the next epoch first: {e}"
+                ) from e
+            raise
+        return new
 
     def load_batch(
         self,
@@ -947,6 +1063,7 @@ class VerticaWarehouse:
         expected_start: int,
         run_id: str,
         quality: QualityVerdict | None = None,
+        topic_id: str | None = None,
     ) -> LoadResult:
         """Write trades, quotes, aggregates, rejects, gaps, quality rows and the ledger row.
 
@@ -963,6 +1080,9 @@ class VerticaWarehouse:
             The Dagster run (or command) id, stored on the ledger row.
         quality
             The ingest suite's verdict, stored on the ledger row.
+        topic_id
+            Kafka's id of the topic the batch was read from, stored on the ledger row and
+            compared with the current epoch's (None: not known, nothing compared).
 
         Returns
         -------
@@ -974,6 +1094,8 @@ class VerticaWarehouse:
         OffsetConflict
             If the ledger moved since ``expected_start`` was read, or another loader
             committed the same range first (ENABLED key). Nothing is written.
+        TopicRecreatedError
+            If ``topic_id`` is not the id of the topic's current epoch. Nothing is written.
         WarehouseError
             If Vertica rejects a row or a statement fails; rolled back, with Vertica's text.
         """
@@ -990,7 +1112,9 @@ class VerticaWarehouse:
                 for ddl in CREATE_STAGES:
                     session.execute(ddl)
                 conn.commit()
-                result = self._load_in_transaction(session, batch, expected_start, run_id, quality)
+                result = self._load_in_transaction(
+                    session, batch, expected_start, run_id, quality, topic_id
+                )
                 self._fault("before_commit")
                 conn.commit()
             except OffsetConflict:
@@ -1014,9 +1138,16 @@ class VerticaWarehouse:
         expected_start: int,
         run_id: str,
         quality: QualityVerdict | None,
+        topic_id: str | None,
     ) -> LoadResult:
         rng = batch.range
-        current = s.scalar(NEXT_OFFSET, {"topic": rng.topic, "kafka_partition": rng.partition})
+        inc = _incarnation(s, rng.topic)
+        if topic_id is not None:
+            check_topic_identity(inc, topic_id)
+        epoch = 0 if inc is None else inc.epoch
+        current = s.scalar(
+            NEXT_OFFSET, {"topic": rng.topic, "kafka_partition": rng.partition, "epoch": epoch}
+        )
         if current is not None and int(current) != expected_start:
             raise OffsetConflict(
                 f"ledger of {rng.topic}:{rng.partition} ends at {current}, not at "
@@ -1074,6 +1205,7 @@ class VerticaWarehouse:
                 "n_quote_duplicates": n_quote_duplicates,
                 "n_aggregates": n_aggregates,
                 "n_aggregate_duplicates": n_aggregate_duplicates,
+                "kafka_topic_id": topic_id,
             },
         )
         return LoadResult(
@@ -1384,6 +1516,19 @@ class VerticaWarehouse:
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
+
+
+def _incarnation(s: VerticaSession, topic: str) -> TopicIncarnation | None:
+    """Return the topic's current epoch and its recorded Kafka id (None: never loaded)."""
+    latest = s.execute(LATEST_EPOCH, {"topic": topic})
+    ledger = s.execute(LEDGER_TOPIC_ID, {"topic": topic})
+    n_rows, ledger_id = ledger[0] if ledger else (0, None)
+    return incarnation_of(
+        topic,
+        (int(latest[0][0]), str(latest[0][1])) if latest else None,
+        int(n_rows),
+        None if ledger_id is None else str(ledger_id),
+    )
 
 
 def _rollback(conn: Any) -> None:

@@ -26,12 +26,13 @@ from vertica_python import errors as verrors
 from vertica_python.vertica.cursor import Cursor as DriverCursor
 from vertica_python.vertica.messages import ErrorResponse
 
-from pipeline.errors import ConfigError, OffsetConflict, WarehouseError
+from pipeline.errors import ConfigError, OffsetConflict, TopicRecreatedError, WarehouseError
 from pipeline.kafka.offsets import OffsetRange
 from pipeline.microbatch import shape_batch
 from pipeline.settings import Settings
 from pipeline.warehouse import open_warehouse
 from pipeline.warehouse import vertica_backend as vb
+from pipeline.warehouse.topic_identity import TopicIncarnation
 from tests.vertica.test_sql import parse_problems
 from tests.warehouse.factories import (
     as_records,
@@ -258,8 +259,14 @@ class RecordingCursor:
     def execute(self, sql: str, params: Any = None, use_prepared_statements: bool = False) -> None:
         self.conn.log.append(("execute", sql))
         self._maybe_fail(sql)
-        if sql.startswith("SELECT MAX(stop_offset)"):
-            self.description, self._rows = [("max",)], [[None]]
+        # An empty ledger, answered as Vertica would: aggregates give one row, a filtered
+        # ORDER BY ... LIMIT none.
+        if sql.startswith("SELECT MAX("):
+            self.description, self._rows = [("next_offset",)], [[None]]
+        elif sql.startswith("SELECT COUNT(*) AS n_rows"):
+            self.description, self._rows = [("n_rows",), ("kafka_topic_id",)], [[0, None]]
+        elif sql.startswith("SELECT topic_epoch"):
+            self.description, self._rows = [("topic_epoch",), ("kafka_topic_id",)], []
         elif sql.startswith("INSERT"):
             self.description, self._rows = [("OUTPUT",)], [[3]]
         else:
@@ -332,14 +339,16 @@ def test_a_load_is_copy_no_commit_then_dedup_then_ledger_then_one_commit() -> No
     assert kinds == [
         *(("execute", ddl[:40]) for ddl in vb.CREATE_STAGES),
         ("commit", ""),
-        ("execute", "SELECT MAX(stop_offset) FROM kafka_offse"),
+        ("execute", "SELECT topic_epoch, kafka_topic_id FROM "),
+        ("execute", "SELECT COUNT(*) AS n_rows, MAX(kafka_top"),
+        ("execute", "SELECT MAX(e.stop_offset) AS next_offset"),
         ("copy", "COPY market_data_stage"),
         ("execute", "INSERT INTO market_data"),
         ("execute", "INSERT INTO kafka_offsets"),
         ("commit", ""),
         ("close", ""),
     ]
-    assert log[5][1].endswith("NO COMMIT")
+    assert log[7][1].endswith("NO COMMIT")
 
 
 def test_quotes_bars_and_gap_repairs_load_in_the_same_transaction_as_the_trades() -> None:
@@ -352,7 +361,8 @@ def test_quotes_bars_and_gap_repairs_load_in_the_same_transaction_as_the_trades(
     # The stand-in answers 3 rows to every INSERT.
     assert (result.n_trades, result.n_quotes, result.n_aggregates, result.n_gaps) == (3, 3, 3, 2)
     assert (result.n_quote_duplicates, result.n_aggregate_duplicates) == (0, 0)
-    work = [(k, s.split(" (")[0]) for k, s in log[len(vb.CREATE_STAGES) + 2 : -2]]
+    # After the stage DDL, its commit and the three ledger reads.
+    work = [(k, s.split(" (")[0]) for k, s in log[len(vb.CREATE_STAGES) + 4 : -2]]
     assert work == [
         ("copy", "COPY market_data_stage"),
         ("execute", "INSERT INTO market_data"),
@@ -591,3 +601,109 @@ def test_the_shaping_sizes_are_the_sizes_of_the_vertica_ddl() -> None:
     ddl = _ddl_sizes()
     assert {t: {c: ddl[t][c] for c in cols} for t, cols in VARCHAR_BYTES.items()} == VARCHAR_BYTES
     assert ddl["market_data_stage"]["symbol"] == VARCHAR_BYTES["market_data"]["symbol"]
+
+
+# --- topic identity (issue 14.5), against the binding stand-in ---------------------------------
+
+OLD_ID, NEW_ID = "Xc1vKz9eQmWJ3bq2Y7t0Aw", "pT4n0rS8R2eC6vLm1kQ9bA"
+
+
+def _ledger_replies(
+    n_rows: int, ledger_id: str | None, epoch: tuple[int, str] | None = None
+) -> dict[str, tuple[list[str], list[list[Any]]]]:
+    """What Vertica answers to the identity reads for a ledger in this state."""
+    return {
+        "SELECT topic_epoch, kafka_topic_id FROM kafka_topic_epochs": (
+            ["topic_epoch", "kafka_topic_id"],
+            [] if epoch is None else [list(epoch)],
+        ),
+        "SELECT COUNT(*) AS n_rows": (["n_rows", "kafka_topic_id"], [[n_rows, ledger_id]]),
+        "SELECT MAX(e.stop_offset)": (["next_offset"], [[3 if n_rows else None]]),
+    }
+
+
+def _three_trades_from(start: int):
+    return shape_batch(
+        as_records(sample_trades(3), start=start),
+        OffsetRange("polygon-market-data", 0, start, start + 3),
+    )
+
+
+def test_a_batch_of_a_recreated_topic_is_refused_inside_the_transaction_and_nothing_written():
+    log: list[tuple[str, str]] = []
+    wh = _reading_warehouse(log, _ledger_replies(1, OLD_ID))
+    with pytest.raises(TopicRecreatedError) as info:
+        wh.load_batch(_three_trades_from(3), expected_start=3, run_id="r", topic_id=NEW_ID)
+    assert OLD_ID in str(info.value)
+    assert NEW_ID in str(info.value)
+    assert "microstructure kafka acknowledge-topic --topic polygon-market-data" in str(info.value)
+    after_stages = log[[k for k, _ in log].index("commit") + 1 :]
+    assert [k for k, _ in after_stages] == ["execute", "execute", "rollback", "close"]
+    assert not any(k == "copy" or s.startswith("INSERT") for k, s in log)
+
+
+def test_rows_without_a_topic_id_are_adopted_and_the_new_row_records_it():
+    """Rows written before migration 0012 (NULL id) belong to whatever topic loads next."""
+    log: list[tuple[str, str]] = []
+    wh = _reading_warehouse(log, _ledger_replies(1, None))
+    wh.load_batch(_three_trades_from(3), expected_start=3, run_id="r", topic_id=NEW_ID)
+    [ledger] = [s for k, s in log if k == "execute" and s.startswith("INSERT INTO kafka_offsets")]
+    assert ledger.endswith(f"'{NEW_ID}')")
+    statements = [s for k, s in log if k == "execute" and s.startswith("SELECT")]
+    # The next offset is read from the ledger and the current epoch (0: never acknowledged).
+    assert "WHERE kafka_topic = 'polygon-market-data' AND topic_epoch = 0" in statements[-1]
+    assert all(parse_problems(s) == [] for s in statements)
+    assert log[-2:] == [("commit", ""), ("close", "")]
+
+
+def test_acknowledging_a_topic_moves_its_ledger_to_history_and_starts_the_next_epoch():
+    log: list[tuple[str, str]] = []
+    wh = _reading_warehouse(log, _ledger_replies(4, OLD_ID))
+    new = wh.acknowledge_topic("polygon-market-data", NEW_ID, {0: 0, 1: 0})
+    assert (new.epoch, new.topic_id) == (1, NEW_ID)
+    writes = [s for k, s in log if k == "execute" and not s.startswith("SELECT")]
+    assert [w.split(" (")[0].split(" WHERE")[0] for w in writes] == [
+        "INSERT INTO kafka_offsets_history",
+        "DELETE FROM kafka_offsets",
+        "INSERT INTO kafka_topic_epochs",
+        "INSERT INTO kafka_topic_epochs",
+    ]
+    move, delete = writes[0], writes[1]
+    assert "FROM kafka_offsets WHERE kafka_topic = 'polygon-market-data'" in move
+    assert delete == "DELETE FROM kafka_offsets WHERE kafka_topic = 'polygon-market-data'"
+    assert f"'polygon-market-data', 1, 1, '{NEW_ID}', 0, '{OLD_ID}', " in writes[3]
+    for statement in writes:
+        assert not re.search(r"(?<!:):[a-z_]", statement), statement
+        assert parse_problems(statement) == [], statement
+    assert log[-2:] == [("commit", ""), ("close", "")]
+
+
+def test_a_second_acknowledgement_of_the_same_epoch_gets_offset_conflict_and_rolls_back():
+    log: list[tuple[str, str]] = []
+    error = vertica_error(
+        "23505",
+        "Duplicate key values: 'kafka_topic=polygon-market-data,topic_epoch=1,kafka_partition=0'"
+        " -- violates constraint 'public.kafka_topic_epochs.pk_kafka_topic_epochs'",
+        "INSERT",
+    )
+    wh = _reading_warehouse(
+        log, _ledger_replies(4, OLD_ID), fail_on="INSERT INTO kafka_topic_epochs", error=error
+    )
+    with pytest.raises(OffsetConflict, match="another acknowledgement"):
+        wh.acknowledge_topic("polygon-market-data", NEW_ID, {0: 0})
+    assert log[-2:] == [("rollback", ""), ("close", "")]
+    assert ("commit", "") not in log
+
+
+def test_an_acknowledged_epoch_starts_where_the_acknowledgement_says():
+    log: list[tuple[str, str]] = []
+    replies = _ledger_replies(0, None, epoch=(2, NEW_ID))
+    replies["SELECT e.kafka_partition"] = (["kafka_partition", "next_offset"], [[0, 0], [1, 7]])
+    wh = _reading_warehouse(log, replies)
+    assert wh.topic_incarnation("polygon-market-data") == TopicIncarnation(
+        "polygon-market-data", 2, NEW_ID
+    )
+    assert wh.next_offsets("polygon-market-data") == {0: 0, 1: 7}
+    sent = [s for k, s in log if k == "execute" and s.startswith("SELECT e.kafka_partition")]
+    assert "AND topic_epoch = 2" in sent[0]
+    assert parse_problems(sent[0]) == []
