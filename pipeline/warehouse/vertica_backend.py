@@ -542,6 +542,18 @@ def insert_trades_sql() -> str:
     )
 
 
+# Loads take turns between their dedup anti-joins and COMMIT (issue 14.6). Vertica enforces
+# no key on market_data, and under READ COMMITTED an anti-join does not see the rows another
+# load has inserted but not committed, so the same trade arriving on two partitions at once
+# (after partitions were added, or from a second producer) was stored twice. The INSERT
+# VALIDATE (IV) lock is held by one session at a time until its COMMIT or ROLLBACK and is
+# compatible with the I locks of COPY and INSERT; every load takes it on the ledger (the same
+# lock the ledger's ENABLED key takes at its INSERT anyway, only earlier), so a second load
+# waits here and its anti-joins, statements that start after the first load committed, see
+# the first load's rows. Readers take no lock under READ COMMITTED and are not blocked.
+# Costs and the alternatives weighed (an ENABLED key on market_data, dedup at signal time):
+# docs/vertica.md section 2.
+LOCK_LOADS = f"LOCK TABLE {q.KAFKA_OFFSETS} IN INSERT VALIDATE MODE"
 NEXT_OFFSET = (
     f"SELECT MAX(stop_offset) FROM {q.KAFKA_OFFSETS} "
     "WHERE kafka_topic = :topic AND kafka_partition = :kafka_partition"
@@ -1015,18 +1027,30 @@ class VerticaWarehouse:
                 f"ledger of {rng.topic}:{rng.partition} ends at {current}, not at "
                 f"{expected_start}: another loader moved it; {rng} was not loaded"
             )
+        # The batch streams into the session's own stages first: loads of all partitions
+        # do that part, the bulk of the work, at the same time.
+        staged = [
+            (stage, columns(), frame, insert)
+            for stage, columns, frame, insert in (
+                (STAGE_TRADES, _trade_columns, batch.trades, insert_trades_sql),
+                (STAGE_QUOTES, _quote_columns, batch.quotes, insert_quotes_sql),
+                (STAGE_AGGREGATES, _aggregate_columns, batch.aggregates, insert_aggregates_sql),
+            )
+            if len(frame)
+        ]
+        for stage, cols, frame, _ in staged:
+            s.copy(stage, cols, frame)
+        # Then one load at a time from here to COMMIT, so that each anti-join sees every
+        # row another load inserted (see LOCK_LOADS).
+        s.execute(LOCK_LOADS)
         loaded_ns = time.time_ns()
-        n_inserted = 0
-        if len(batch.trades):
-            s.copy(STAGE_TRADES, _trade_columns(), batch.trades)
-            n_inserted = _count(s.execute(insert_trades_sql(), {"loaded_ns": loaded_ns}))
-        n_quotes = n_aggregates = 0
-        if len(batch.quotes):
-            s.copy(STAGE_QUOTES, _quote_columns(), batch.quotes)
-            n_quotes = _count(s.execute(insert_quotes_sql(), {"loaded_ns": loaded_ns}))
-        if len(batch.aggregates):
-            s.copy(STAGE_AGGREGATES, _aggregate_columns(), batch.aggregates)
-            n_aggregates = _count(s.execute(insert_aggregates_sql(), {"loaded_ns": loaded_ns}))
+        inserted = {
+            stage: _count(s.execute(insert(), {"loaded_ns": loaded_ns}))
+            for stage, _, _, insert in staged
+        }
+        n_inserted = inserted.get(STAGE_TRADES, 0)
+        n_quotes = inserted.get(STAGE_QUOTES, 0)
+        n_aggregates = inserted.get(STAGE_AGGREGATES, 0)
         if len(batch.rejects):
             s.copy(
                 q.REJECTS,

@@ -413,6 +413,14 @@ def test_copy_statements_end_with_no_commit_and_parse_without_it(table: str) -> 
     assert parse_problems(sql.removesuffix(" NO COMMIT")) == []
 
 
+def test_the_load_lock_is_the_documented_lock_table_form_sqlfluff_cannot_parse() -> None:
+    """sqlfluff 4.5's vertica dialect has no LOCK statement; the grammar is Vertica's
+    (docs.vertica.com 24.x, LOCK TABLE): ``LOCK [TABLE] table IN lock-type MODE [NOWAIT]``,
+    INSERT VALIDATE among the lock types."""
+    assert parse_problems(vb.LOCK_LOADS) != []
+    assert vb.LOCK_LOADS == "LOCK TABLE kafka_offsets IN INSERT VALIDATE MODE"
+
+
 # --- serving (0011): the signals projection, the rejects view, the MCP role's grants ----------
 
 

@@ -11,10 +11,12 @@ Edition images were withdrawn in 2025), so the Vertica half is opt-in.
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -22,7 +24,7 @@ from pipeline.errors import OffsetConflict, WarehouseError
 from pipeline.kafka.offsets import OffsetRange
 from pipeline.microbatch import shape_batch
 from pipeline.warehouse import open_warehouse
-from pipeline.warehouse.base import InDatabaseRun, SignalAudit, SignalRun, Warehouse
+from pipeline.warehouse.base import InDatabaseRun, LoadResult, SignalAudit, SignalRun, Warehouse
 from tests.warehouse.factories import (
     as_records,
     repaired_gap,
@@ -110,6 +112,40 @@ def test_a_trade_repeated_in_a_later_batch_is_stored_once(warehouse: Warehouse) 
     result = warehouse.load_batch(_batch(trades[5:], start=10), expected_start=10, run_id="b")
     assert (result.n_trades, result.n_duplicates) == (0, 5)
     assert warehouse.table_counts()["market_data"] == 10
+    assert warehouse.query_frame("duplicate_trade_keys").empty
+
+
+def test_one_trade_on_two_partitions_loaded_at_once_is_stored_once(warehouse: Warehouse) -> None:
+    """Issue 14.6: the partition-0 load is held open before its COMMIT while partition 1,
+    carrying one of its trades again, loads. On DuckDB the second load waits for the file;
+    on Vertica for the load lock (LOCK_LOADS), so its anti-join sees the first's rows."""
+    trades = sample_trades(6)
+    first, second = _batch(trades[:4], partition=0), _batch([trades[3], *trades[4:]], partition=1)
+    held, release = threading.Event(), threading.Event()
+    results: dict[str, LoadResult] = {}
+
+    def hold(step: str) -> None:
+        if step == "before_commit" and threading.current_thread().name == "first":
+            held.set()
+            release.wait(60.0)
+
+    def load(name: str, batch) -> None:
+        results[name] = warehouse.load_batch(batch, expected_start=0, run_id=name)
+
+    cast(Any, warehouse).fault_hook = hold
+    one = threading.Thread(target=load, args=("first", first), name="first")
+    one.start()
+    assert held.wait(60.0)
+    two = threading.Thread(target=load, args=("second", second), name="second")
+    two.start()
+    two.join(2.0)  # the second load runs until it must wait for the first (or ends)
+    release.set()
+    one.join(60.0)
+    two.join(60.0)
+    cast(Any, warehouse).fault_hook = None
+    assert (results["first"].n_trades, results["first"].n_duplicates) == (4, 0)
+    assert (results["second"].n_trades, results["second"].n_duplicates) == (2, 1)
+    assert warehouse.table_counts()["market_data"] == 6
     assert warehouse.query_frame("duplicate_trade_keys").empty
 
 
