@@ -442,6 +442,26 @@ CREATE_STAGE_AGGREGATES = (
 CREATE_STAGES: tuple[str, ...] = (CREATE_STAGE_TRADES, CREATE_STAGE_QUOTES, CREATE_STAGE_AGGREGATES)
 
 
+# The day's regular-hours trades, staged once per signal computation (issue 14.3): one
+# INSERT ... SELECT reads market_data, a single statement and so one committed state, and
+# input_offsets, the three UDx inserts and the audit all read this session-private copy.
+# Each of them used to re-read market_data under READ COMMITTED while loads kept
+# committing, so the three tables could come from different trades and intraday audits
+# failed. ON COMMIT PRESERVE ROWS: nothing inside the transaction, not even a statement that
+# commits implicitly, can empty the day under the UDx (an emptied stage would compute, audit
+# and publish an empty day); the connection is the computation's own and closes after it.
+# Segmented and ordered like market_data, so the UDx's PARTITION BY symbol stays node-local.
+SIGNAL_DAY_TRADES = "signal_day_trades"
+SIGNAL_DAY_TRADES_PROJECTION = (
+    "ORDER BY symbol, timestamp_ns, kafka_partition, kafka_offset "
+    "SEGMENTED BY HASH(symbol) ALL NODES"
+)
+CREATE_SIGNAL_DAY_TRADES = (
+    f"CREATE LOCAL TEMPORARY TABLE IF NOT EXISTS {SIGNAL_DAY_TRADES} ("
+    "symbol VARCHAR(16), trade_date DATE, timestamp_ns INT, price FLOAT, size INT, "
+    "exchange INT, kafka_partition INT, kafka_offset INT"
+    f") ON COMMIT PRESERVE ROWS {SIGNAL_DAY_TRADES_PROJECTION}"
+)
 SIGNAL_INPUT_OFFSETS = "signal_input_offsets"
 CREATE_SIGNAL_INPUT_OFFSETS = (
     f"CREATE LOCAL TEMPORARY TABLE IF NOT EXISTS {SIGNAL_INPUT_OFFSETS} "
@@ -1235,11 +1255,14 @@ class VerticaWarehouse:
         """Compute ``day`` inside Vertica with the UDx and publish it, audited, atomically.
 
         The Vertica path of the signal assets (DuckDB computes the frames in Python and
-        calls :meth:`publish_signals`). One transaction is the stage: delete the day,
-        ``INSERT ... SELECT batch_microstructure*(...) OVER (PARTITION BY symbol,
-        trade_date ...)`` into the three tables (``udx/vertica/signals.sql``), count the
-        audit on the uncommitted rows, and only if ``accept`` passes it add the
-        ``signal_runs`` row and COMMIT. Readers keep the last good day until then.
+        calls :meth:`publish_signals`). One transaction is the stage: copy the day's
+        regular-hours trades once into the session's ``signal_day_trades`` (one statement,
+        so one committed state of ``market_data`` while loads keep committing), delete the
+        day, ``INSERT ... SELECT batch_microstructure*(...) OVER (PARTITION BY symbol,
+        trade_date ...)`` from that copy into the three tables (``udx/vertica/signals.sql``),
+        count the audit on the uncommitted rows and the same copy, and only if ``accept``
+        passes it add the ``signal_runs`` row and COMMIT. Readers keep the last good day
+        until then.
 
         Parameters
         ----------
@@ -1268,10 +1291,13 @@ class VerticaWarehouse:
         try:
             with self.connect() as conn:
                 s = VerticaSession(conn)
+                s.execute(CREATE_SIGNAL_DAY_TRADES)
                 s.execute(CREATE_SIGNAL_INPUT_OFFSETS)
                 conn.commit()
                 try:
-                    offsets = s.execute(sql["input_offsets"], {"day": day})
+                    # The one read of market_data; every statement below reads the stage.
+                    s.execute(sql["stage_day_trades"], {"day": day})
+                    offsets = s.execute(sql["input_offsets"])
                     per_symbol, overall = _input_offsets(offsets)
                     s.copy(
                         SIGNAL_INPUT_OFFSETS,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any, cast
@@ -263,3 +263,76 @@ def test_signals_computed_in_the_database_match_the_kernels_or_are_refused(
     assert dict(zip(stored["trading_signal"], stored["n"].astype(int), strict=True)) == {
         str(k): int(v) for k, v in in_python.items()
     }
+
+
+class _LoadBeforeNextStatement:
+    """A vertica-python connection whose cursors let ``load`` commit once, right after the
+    statement containing ``marker`` and before the next one (the first has been drained)."""
+
+    def __init__(self, conn: Any, marker: str, load: Callable[[], None]) -> None:
+        self._conn, self._marker, self._armed = conn, marker, False
+        self._load: Callable[[], None] | None = load
+
+    def cursor(self) -> Any:
+        outer, cur = self, self._conn.cursor()
+
+        class Cursor:
+            def execute(self, sql: str, *args: Any, **kwargs: Any) -> Any:
+                if outer._armed and outer._load is not None:
+                    load, outer._load = outer._load, None
+                    load()
+                outer._armed = outer._armed or outer._marker in sql
+                return cur.execute(sql, *args, **kwargs)
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(cur, name)
+
+        return Cursor()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def test_in_database_signals_compute_from_one_set_of_trades_while_a_load_commits(
+    warehouse: Warehouse,
+) -> None:
+    """Issue 14.3: a load commits between the statements of the signal transaction; every
+    table and the audit must still describe the trades that were there when it began."""
+    if not warehouse.computes_signals_in_database:
+        pytest.skip("DuckDB reads the day once, in one statement (read_day_trades)")
+    from pipeline.warehouse.vertica_backend import VerticaWarehouse
+    from udx.kernels import KERNEL_VERSION
+
+    assert isinstance(warehouse, VerticaWarehouse)
+    day = sample_trades(None, day=DAY1)
+    warehouse.load_batch(_batch(day[:300]), expected_start=0, run_id="a")
+    before = len(warehouse.read_day_trades(DAY1))
+    stored = warehouse.table_counts()["market_data"]
+    loader = VerticaWarehouse(warehouse.config)
+
+    def load() -> None:
+        loader.load_batch(_batch(day[300:600], partition=1), expected_start=0, run_id="b")
+
+    connect = warehouse._connect
+    warehouse._connect = lambda **kw: _LoadBeforeNextStatement(
+        connect(**kw), "INSERT INTO signal_day_trades", load
+    )
+    audits: list[SignalAudit] = []
+
+    def judge(audit: SignalAudit) -> tuple[bool, str | None]:
+        audits.append(audit)
+        return True, None
+
+    run = InDatabaseRun(
+        run_id="db1", kernel_version=KERNEL_VERSION, params_json="{}", final=False, computed_ns=1
+    )
+    try:
+        outcome = warehouse.publish_signals_in_database(DAY1, run, judge)
+    finally:
+        warehouse._connect = connect
+    assert warehouse.table_counts()["market_data"] > stored  # the load did commit meanwhile
+    (audit,) = audits
+    assert audit.n_rth_trades == audit.n_signal_rows == before
+    assert outcome.published is not None
+    assert outcome.published.n_trade_signals == before
+    assert warehouse.table_counts()["trading_signals"] == before
