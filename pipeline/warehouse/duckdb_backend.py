@@ -179,6 +179,22 @@ class FileLocks:
 
 _FILE_LOCKS = FileLocks()
 
+# Loads of one file take turns within this process too (issue 14.6). Other processes wait
+# for the file lock, but threads of one process share DuckDB's database instance and run
+# their transactions side by side; each dedup anti-join then misses the other's uncommitted
+# rows, and one trade arriving on two partitions at once was stored twice. Reentrant: a load
+# started from inside another's fault hook (the tests' way to commit a rival in between) is
+# the same thread and runs, as a second process's load would have before the first commit.
+_LOAD_TURNS: dict[Path, threading.RLock] = {}
+_LOAD_TURNS_GUARD = threading.Lock()
+
+
+def _load_turn(path: Path) -> threading.RLock:
+    """Return the lock that loads of ``path`` in this process hold until their COMMIT."""
+    key = Path(os.path.realpath(path))
+    with _LOAD_TURNS_GUARD:
+        return _LOAD_TURNS.setdefault(key, threading.RLock())
+
 
 class DuckDBWarehouse:
     """The :class:`~pipeline.warehouse.base.Warehouse` on an embedded DuckDB file.
@@ -474,7 +490,7 @@ class DuckDBWarehouse:
             raise OffsetConflict(
                 f"batch {rng} does not start at the expected offset {expected_start}"
             )
-        with self.connect() as conn:
+        with _load_turn(self.path), self.connect() as conn:
             if self.load_threads:
                 conn.execute(f"SET threads = {int(self.load_threads)}")
             conn.execute("BEGIN TRANSACTION")

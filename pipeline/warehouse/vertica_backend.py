@@ -450,6 +450,26 @@ CREATE_STAGE_AGGREGATES = (
 CREATE_STAGES: tuple[str, ...] = (CREATE_STAGE_TRADES, CREATE_STAGE_QUOTES, CREATE_STAGE_AGGREGATES)
 
 
+# The day's regular-hours trades, staged once per signal computation (issue 14.3): one
+# INSERT ... SELECT reads market_data, a single statement and so one committed state, and
+# input_offsets, the three UDx inserts and the audit all read this session-private copy.
+# Each of them used to re-read market_data under READ COMMITTED while loads kept
+# committing, so the three tables could come from different trades and intraday audits
+# failed. ON COMMIT PRESERVE ROWS: nothing inside the transaction, not even a statement that
+# commits implicitly, can empty the day under the UDx (an emptied stage would compute, audit
+# and publish an empty day); the connection is the computation's own and closes after it.
+# Segmented and ordered like market_data, so the UDx's PARTITION BY symbol stays node-local.
+SIGNAL_DAY_TRADES = "signal_day_trades"
+SIGNAL_DAY_TRADES_PROJECTION = (
+    "ORDER BY symbol, timestamp_ns, kafka_partition, kafka_offset "
+    "SEGMENTED BY HASH(symbol) ALL NODES"
+)
+CREATE_SIGNAL_DAY_TRADES = (
+    f"CREATE LOCAL TEMPORARY TABLE IF NOT EXISTS {SIGNAL_DAY_TRADES} ("
+    "symbol VARCHAR(16), trade_date DATE, timestamp_ns INT, price FLOAT, size INT, "
+    "exchange INT, kafka_partition INT, kafka_offset INT"
+    f") ON COMMIT PRESERVE ROWS {SIGNAL_DAY_TRADES_PROJECTION}"
+)
 SIGNAL_INPUT_OFFSETS = "signal_input_offsets"
 CREATE_SIGNAL_INPUT_OFFSETS = (
     f"CREATE LOCAL TEMPORARY TABLE IF NOT EXISTS {SIGNAL_INPUT_OFFSETS} "
@@ -563,6 +583,18 @@ _ENDS = (
     f"UNION ALL SELECT kafka_partition, start_offset FROM {q.KAFKA_TOPIC_EPOCHS} "
     "WHERE kafka_topic = :topic AND topic_epoch = :epoch"
 )
+# Loads take turns between their dedup anti-joins and COMMIT (issue 14.6). Vertica enforces
+# no key on market_data, and under READ COMMITTED an anti-join does not see the rows another
+# load has inserted but not committed, so the same trade arriving on two partitions at once
+# (after partitions were added, or from a second producer) was stored twice. The INSERT
+# VALIDATE (IV) lock is held by one session at a time until its COMMIT or ROLLBACK and is
+# compatible with the I locks of COPY and INSERT; every load takes it on the ledger (the same
+# lock the ledger's ENABLED key takes at its INSERT anyway, only earlier), so a second load
+# waits here and its anti-joins, statements that start after the first load committed, see
+# the first load's rows. Readers take no lock under READ COMMITTED and are not blocked.
+# Costs and the alternatives weighed (an ENABLED key on market_data, dedup at signal time):
+# docs/vertica.md section 2.
+LOCK_LOADS = f"LOCK TABLE {q.KAFKA_OFFSETS} IN INSERT VALIDATE MODE"
 NEXT_OFFSET = (
     f"SELECT MAX(e.stop_offset) AS next_offset FROM ({_ENDS}) AS e "
     "WHERE e.kafka_partition = :kafka_partition"
@@ -1153,18 +1185,30 @@ class VerticaWarehouse:
                 f"ledger of {rng.topic}:{rng.partition} ends at {current}, not at "
                 f"{expected_start}: another loader moved it; {rng} was not loaded"
             )
+        # The batch streams into the session's own stages first: loads of all partitions
+        # do that part, the bulk of the work, at the same time.
+        staged = [
+            (stage, columns(), frame, insert)
+            for stage, columns, frame, insert in (
+                (STAGE_TRADES, _trade_columns, batch.trades, insert_trades_sql),
+                (STAGE_QUOTES, _quote_columns, batch.quotes, insert_quotes_sql),
+                (STAGE_AGGREGATES, _aggregate_columns, batch.aggregates, insert_aggregates_sql),
+            )
+            if len(frame)
+        ]
+        for stage, cols, frame, _ in staged:
+            s.copy(stage, cols, frame)
+        # Then one load at a time from here to COMMIT, so that each anti-join sees every
+        # row another load inserted (see LOCK_LOADS).
+        s.execute(LOCK_LOADS)
         loaded_ns = time.time_ns()
-        n_inserted = 0
-        if len(batch.trades):
-            s.copy(STAGE_TRADES, _trade_columns(), batch.trades)
-            n_inserted = _count(s.execute(insert_trades_sql(), {"loaded_ns": loaded_ns}))
-        n_quotes = n_aggregates = 0
-        if len(batch.quotes):
-            s.copy(STAGE_QUOTES, _quote_columns(), batch.quotes)
-            n_quotes = _count(s.execute(insert_quotes_sql(), {"loaded_ns": loaded_ns}))
-        if len(batch.aggregates):
-            s.copy(STAGE_AGGREGATES, _aggregate_columns(), batch.aggregates)
-            n_aggregates = _count(s.execute(insert_aggregates_sql(), {"loaded_ns": loaded_ns}))
+        inserted = {
+            stage: _count(s.execute(insert(), {"loaded_ns": loaded_ns}))
+            for stage, _, _, insert in staged
+        }
+        n_inserted = inserted.get(STAGE_TRADES, 0)
+        n_quotes = inserted.get(STAGE_QUOTES, 0)
+        n_aggregates = inserted.get(STAGE_AGGREGATES, 0)
         if len(batch.rejects):
             s.copy(
                 q.REJECTS,
@@ -1370,11 +1414,14 @@ class VerticaWarehouse:
         """Compute ``day`` inside Vertica with the UDx and publish it, audited, atomically.
 
         The Vertica path of the signal assets (DuckDB computes the frames in Python and
-        calls :meth:`publish_signals`). One transaction is the stage: delete the day,
-        ``INSERT ... SELECT batch_microstructure*(...) OVER (PARTITION BY symbol,
-        trade_date ...)`` into the three tables (``udx/vertica/signals.sql``), count the
-        audit on the uncommitted rows, and only if ``accept`` passes it add the
-        ``signal_runs`` row and COMMIT. Readers keep the last good day until then.
+        calls :meth:`publish_signals`). One transaction is the stage: copy the day's
+        regular-hours trades once into the session's ``signal_day_trades`` (one statement,
+        so one committed state of ``market_data`` while loads keep committing), delete the
+        day, ``INSERT ... SELECT batch_microstructure*(...) OVER (PARTITION BY symbol,
+        trade_date ...)`` from that copy into the three tables (``udx/vertica/signals.sql``),
+        count the audit on the uncommitted rows and the same copy, and only if ``accept``
+        passes it add the ``signal_runs`` row and COMMIT. Readers keep the last good day
+        until then.
 
         Parameters
         ----------
@@ -1403,10 +1450,13 @@ class VerticaWarehouse:
         try:
             with self.connect() as conn:
                 s = VerticaSession(conn)
+                s.execute(CREATE_SIGNAL_DAY_TRADES)
                 s.execute(CREATE_SIGNAL_INPUT_OFFSETS)
                 conn.commit()
                 try:
-                    offsets = s.execute(sql["input_offsets"], {"day": day})
+                    # The one read of market_data; every statement below reads the stage.
+                    s.execute(sql["stage_day_trades"], {"day": day})
+                    offsets = s.execute(sql["input_offsets"])
                     per_symbol, overall = _input_offsets(offsets)
                     s.copy(
                         SIGNAL_INPUT_OFFSETS,

@@ -13,6 +13,7 @@ warehouse computes the signals itself. The server's side runs in the opt-in cont
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import date
 from typing import Any
 
@@ -25,6 +26,8 @@ from pipeline.quality import SIGNAL_CHECKS, audit_report
 from pipeline.warehouse import vertica_backend as vb
 from pipeline.warehouse.base import InDatabaseRun, SignalAudit, Warehouse
 from tests.assets.support import kafka_without_broker
+from tests.support.vertica_standin import parse_vertica
+from tests.vertica.sessions import bind
 from tests.vertica.test_vertica_backend import ENV, RecordingConnection, RecordingCursor
 
 DAY = date(2018, 1, 2)
@@ -144,6 +147,7 @@ def test_an_accepted_audit_adds_the_run_row_and_commits_once_after_the_udx_inser
     steps = _steps(log)
     inserts = [s for s in steps if s.startswith("INSERT INTO")]
     assert inserts == [
+        "INSERT INTO signal_day_trades",
         "INSERT INTO trading_signals",
         "INSERT INTO symbol_day_metrics",
         "INSERT INTO trade_intensity",
@@ -172,6 +176,74 @@ def test_a_refused_audit_rolls_back_and_writes_no_run_row() -> None:
     assert steps.count("commit") == 1
     assert steps.index("commit") < steps.index("INSERT INTO trading_signals")
     assert "rollback" in steps[steps.index("INSERT INTO trade_intensity") :]
+
+
+# --- issue 14.3: one set of trades while loads keep committing ---------------------------------
+
+
+class ConcurrentLoadsCursor(AuditCursor):
+    """READ COMMITTED while a load commits to ``market_data`` after every statement.
+
+    Each statement that reads ``market_data`` sees the commit current when it starts (one
+    statement, one committed state); a statement reading a session-local temporary table
+    sees the commit that the statement which filled it read. Records, per statement, the
+    commits of ``market_data`` it was computed from.
+    """
+
+    epoch: list[int]
+    temp_filled: dict[str, int]
+    read: list[tuple[str, set[int]]]
+
+    def execute(self, sql: str, params: Any = None, use_prepared_statements: bool = False) -> None:
+        text = bind(sql, params)
+        created = re.match(r"\s*CREATE LOCAL TEMPORARY TABLE IF NOT EXISTS (\w+)", text)
+        if created:
+            self.temp_filled.setdefault(created.group(1), -1)
+        elif re.match(r"\s*(SELECT|INSERT|WITH)\b", text):
+            tables = {parts[-1] for parts in parse_vertica(text.strip()).tables}
+            seen = {self.epoch[0] for t in tables if t == "market_data"}
+            # (-1: a temporary table holding no trades, such as the offsets JSON per symbol)
+            seen |= {self.temp_filled[t] for t in tables if self.temp_filled.get(t, -1) >= 0}
+            into = re.match(r"\s*INSERT INTO (\w+)", text)
+            if into and into.group(1) in self.temp_filled and seen:
+                (self.temp_filled[into.group(1)],) = seen
+            if seen:
+                self.read.append((" ".join(text.split()[:3]), seen))
+        super().execute(sql, params, use_prepared_statements)
+        self.epoch[0] += 1  # meanwhile, a load commits
+
+
+def test_every_statement_computes_from_one_committed_set_of_trades_while_loads_commit() -> None:
+    """Issue 14.3: input_offsets, the three UDx inserts and the audit each re-read
+    market_data, so with loads committing in between they described different trades."""
+    log: list[tuple[str, str]] = []
+    epoch, temp_filled, read = [1], {}, []
+
+    class Conn(RecordingConnection):
+        def cursor(self) -> ConcurrentLoadsCursor:
+            cur = ConcurrentLoadsCursor(self)
+            cur.epoch, cur.temp_filled, cur.read = epoch, temp_filled, read
+            return cur
+
+    config = vb.VerticaConfig.from_url("vertica://", ENV)
+    wh = vb.VerticaWarehouse(config, connect=lambda **_: Conn(log, None, None))
+    outcome = wh.publish_signals_in_database(DAY, RUN, lambda a: (True, None))
+    assert outcome.published is not None
+    steps = [step for step, _ in read]
+    for needed in (
+        "SELECT symbol, kafka_partition,",  # input_offsets
+        "INSERT INTO trading_signals",
+        "INSERT INTO symbol_day_metrics",
+        "INSERT INTO trade_intensity",
+        "SELECT d.n_rth_trades, d.n_rth_symbols,",  # the audit
+    ):
+        assert any(s.startswith(needed.rsplit(" ", 1)[0]) for s in steps), (needed, steps)
+    snapshots = set().union(*(seen for _, seen in read))
+    assert len(snapshots) == 1, read
+    # The one read of market_data is a single statement inside the publishing transaction.
+    first_commit = [k for k, _ in log].index("commit")
+    direct = [sql for k, sql in log[first_commit:] if k == "execute" and "market_data" in sql]
+    assert len(direct) == 1, direct
 
 
 # --- the Dagster asset on a warehouse that computes signals itself -----------------------------

@@ -366,6 +366,11 @@ def backend_statements() -> dict[str, str]:
         and isinstance(value, str)
         and re.match(r"^(SELECT|INSERT|DELETE|CREATE)", value)
     }
+    # sqlfluff 4.5 refuses a temporary table's projection clause after ON COMMIT (Vertica's
+    # CREATE TEMPORARY TABLE grammar allows ORDER BY and a segmentation spec there): the
+    # rest of that statement must parse (the clause: test_the_signal_stage_...).
+    ddl = vb.CREATE_SIGNAL_DAY_TRADES
+    out["CREATE_SIGNAL_DAY_TRADES"] = ddl.removesuffix(f" {vb.SIGNAL_DAY_TRADES_PROJECTION}")
     out["insert_trades_sql"] = vb.insert_trades_sql()
     out["insert_quotes_sql"] = vb.insert_quotes_sql()
     out["insert_aggregates_sql"] = vb.insert_aggregates_sql()
@@ -411,6 +416,31 @@ def test_copy_statements_end_with_no_commit_and_parse_without_it(table: str) -> 
     assert sql.endswith(" ABORT ON ERROR NO COMMIT")
     assert "ENFORCELENGTH" in sql
     assert parse_problems(sql.removesuffix(" NO COMMIT")) == []
+
+
+def test_the_signal_stage_is_a_session_temporary_table_segmented_like_market_data() -> None:
+    """The clause sqlfluff cannot parse, checked against the migration of market_data."""
+    ddl = vb.CREATE_SIGNAL_DAY_TRADES
+    assert ddl.startswith("CREATE LOCAL TEMPORARY TABLE IF NOT EXISTS signal_day_trades (")
+    assert ddl.endswith(f") ON COMMIT PRESERVE ROWS {vb.SIGNAL_DAY_TRADES_PROJECTION}")
+    assert vb.SIGNAL_DAY_TRADES_PROJECTION == (
+        "ORDER BY symbol, timestamp_ns, kafka_partition, kafka_offset "
+        "SEGMENTED BY HASH(symbol) ALL NODES"
+    )
+    tables, _, ddl = vertica_schema()
+    assert "SEGMENTED BY HASH(symbol) ALL NODES" in re.sub(r"\s+", " ", ddl["market_data"])
+    columns = re.search(r"\((.*)\) ON COMMIT", vb.CREATE_SIGNAL_DAY_TRADES)
+    assert columns is not None
+    staged = [c.split()[0] for c in columns.group(1).split(", ")]
+    assert set(staged) <= {c for c, _, _ in tables["market_data"]}
+
+
+def test_the_load_lock_is_the_documented_lock_table_form_sqlfluff_cannot_parse() -> None:
+    """sqlfluff 4.5's vertica dialect has no LOCK statement; the grammar is Vertica's
+    (docs.vertica.com 24.x, LOCK TABLE): ``LOCK [TABLE] table IN lock-type MODE [NOWAIT]``,
+    INSERT VALIDATE among the lock types."""
+    assert parse_problems(vb.LOCK_LOADS) != []
+    assert vb.LOCK_LOADS == "LOCK TABLE kafka_offsets IN INSERT VALIDATE MODE"
 
 
 # --- serving (0011): the signals projection, the rejects view, the MCP role's grants ----------

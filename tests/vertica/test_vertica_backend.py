@@ -331,7 +331,7 @@ def _three_trade_batch():
     return shape_batch(as_records(sample_trades(3)), OffsetRange("polygon-market-data", 0, 0, 3))
 
 
-def test_a_load_is_copy_no_commit_then_dedup_then_ledger_then_one_commit() -> None:
+def test_a_load_is_copy_no_commit_then_the_load_lock_dedup_ledger_and_one_commit() -> None:
     log: list[tuple[str, str]] = []
     result = _warehouse(log).load_batch(_three_trade_batch(), expected_start=0, run_id="r1")
     assert result.n_trades == 3
@@ -343,6 +343,7 @@ def test_a_load_is_copy_no_commit_then_dedup_then_ledger_then_one_commit() -> No
         ("execute", "SELECT COUNT(*) AS n_rows, MAX(kafka_top"),
         ("execute", "SELECT MAX(e.stop_offset) AS next_offset"),
         ("copy", "COPY market_data_stage"),
+        ("execute", vb.LOCK_LOADS[:40]),
         ("execute", "INSERT INTO market_data"),
         ("execute", "INSERT INTO kafka_offsets"),
         ("commit", ""),
@@ -365,10 +366,11 @@ def test_quotes_bars_and_gap_repairs_load_in_the_same_transaction_as_the_trades(
     work = [(k, s.split(" (")[0]) for k, s in log[len(vb.CREATE_STAGES) + 4 : -2]]
     assert work == [
         ("copy", "COPY market_data_stage"),
-        ("execute", "INSERT INTO market_data"),
         ("copy", "COPY market_quotes_stage"),
-        ("execute", "INSERT INTO market_quotes"),
         ("copy", "COPY market_aggregates_stage"),
+        ("execute", vb.LOCK_LOADS),
+        ("execute", "INSERT INTO market_data"),
+        ("execute", "INSERT INTO market_quotes"),
         ("execute", "INSERT INTO market_aggregates"),
         ("copy", "COPY feed_gaps"),
         ("execute", "INSERT INTO kafka_offsets"),

@@ -11,10 +11,12 @@ Edition images were withdrawn in 2025), so the Vertica half is opt-in.
 from __future__ import annotations
 
 import os
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -22,7 +24,7 @@ from pipeline.errors import OffsetConflict, WarehouseError
 from pipeline.kafka.offsets import OffsetRange
 from pipeline.microbatch import shape_batch
 from pipeline.warehouse import open_warehouse
-from pipeline.warehouse.base import InDatabaseRun, SignalAudit, SignalRun, Warehouse
+from pipeline.warehouse.base import InDatabaseRun, LoadResult, SignalAudit, SignalRun, Warehouse
 from tests.warehouse.factories import (
     as_records,
     repaired_gap,
@@ -110,6 +112,40 @@ def test_a_trade_repeated_in_a_later_batch_is_stored_once(warehouse: Warehouse) 
     result = warehouse.load_batch(_batch(trades[5:], start=10), expected_start=10, run_id="b")
     assert (result.n_trades, result.n_duplicates) == (0, 5)
     assert warehouse.table_counts()["market_data"] == 10
+    assert warehouse.query_frame("duplicate_trade_keys").empty
+
+
+def test_one_trade_on_two_partitions_loaded_at_once_is_stored_once(warehouse: Warehouse) -> None:
+    """Issue 14.6: the partition-0 load is held open before its COMMIT while partition 1,
+    carrying one of its trades again, loads. On DuckDB the second load waits for the file;
+    on Vertica for the load lock (LOCK_LOADS), so its anti-join sees the first's rows."""
+    trades = sample_trades(6)
+    first, second = _batch(trades[:4], partition=0), _batch([trades[3], *trades[4:]], partition=1)
+    held, release = threading.Event(), threading.Event()
+    results: dict[str, LoadResult] = {}
+
+    def hold(step: str) -> None:
+        if step == "before_commit" and threading.current_thread().name == "first":
+            held.set()
+            release.wait(60.0)
+
+    def load(name: str, batch) -> None:
+        results[name] = warehouse.load_batch(batch, expected_start=0, run_id=name)
+
+    cast(Any, warehouse).fault_hook = hold
+    one = threading.Thread(target=load, args=("first", first), name="first")
+    one.start()
+    assert held.wait(60.0)
+    two = threading.Thread(target=load, args=("second", second), name="second")
+    two.start()
+    two.join(2.0)  # the second load runs until it must wait for the first (or ends)
+    release.set()
+    one.join(60.0)
+    two.join(60.0)
+    cast(Any, warehouse).fault_hook = None
+    assert (results["first"].n_trades, results["first"].n_duplicates) == (4, 0)
+    assert (results["second"].n_trades, results["second"].n_duplicates) == (2, 1)
+    assert warehouse.table_counts()["market_data"] == 6
     assert warehouse.query_frame("duplicate_trade_keys").empty
 
 
@@ -227,3 +263,76 @@ def test_signals_computed_in_the_database_match_the_kernels_or_are_refused(
     assert dict(zip(stored["trading_signal"], stored["n"].astype(int), strict=True)) == {
         str(k): int(v) for k, v in in_python.items()
     }
+
+
+class _LoadBeforeNextStatement:
+    """A vertica-python connection whose cursors let ``load`` commit once, right after the
+    statement containing ``marker`` and before the next one (the first has been drained)."""
+
+    def __init__(self, conn: Any, marker: str, load: Callable[[], None]) -> None:
+        self._conn, self._marker, self._armed = conn, marker, False
+        self._load: Callable[[], None] | None = load
+
+    def cursor(self) -> Any:
+        outer, cur = self, self._conn.cursor()
+
+        class Cursor:
+            def execute(self, sql: str, *args: Any, **kwargs: Any) -> Any:
+                if outer._armed and outer._load is not None:
+                    load, outer._load = outer._load, None
+                    load()
+                outer._armed = outer._armed or outer._marker in sql
+                return cur.execute(sql, *args, **kwargs)
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(cur, name)
+
+        return Cursor()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def test_in_database_signals_compute_from_one_set_of_trades_while_a_load_commits(
+    warehouse: Warehouse,
+) -> None:
+    """Issue 14.3: a load commits between the statements of the signal transaction; every
+    table and the audit must still describe the trades that were there when it began."""
+    if not warehouse.computes_signals_in_database:
+        pytest.skip("DuckDB reads the day once, in one statement (read_day_trades)")
+    from pipeline.warehouse.vertica_backend import VerticaWarehouse
+    from udx.kernels import KERNEL_VERSION
+
+    assert isinstance(warehouse, VerticaWarehouse)
+    day = sample_trades(None, day=DAY1)
+    warehouse.load_batch(_batch(day[:300]), expected_start=0, run_id="a")
+    before = len(warehouse.read_day_trades(DAY1))
+    stored = warehouse.table_counts()["market_data"]
+    loader = VerticaWarehouse(warehouse.config)
+
+    def load() -> None:
+        loader.load_batch(_batch(day[300:600], partition=1), expected_start=0, run_id="b")
+
+    connect = warehouse._connect
+    warehouse._connect = lambda **kw: _LoadBeforeNextStatement(
+        connect(**kw), "INSERT INTO signal_day_trades", load
+    )
+    audits: list[SignalAudit] = []
+
+    def judge(audit: SignalAudit) -> tuple[bool, str | None]:
+        audits.append(audit)
+        return True, None
+
+    run = InDatabaseRun(
+        run_id="db1", kernel_version=KERNEL_VERSION, params_json="{}", final=False, computed_ns=1
+    )
+    try:
+        outcome = warehouse.publish_signals_in_database(DAY1, run, judge)
+    finally:
+        warehouse._connect = connect
+    assert warehouse.table_counts()["market_data"] > stored  # the load did commit meanwhile
+    (audit,) = audits
+    assert audit.n_rth_trades == audit.n_signal_rows == before
+    assert outcome.published is not None
+    assert outcome.published.n_trade_signals == before
+    assert warehouse.table_counts()["trading_signals"] == before

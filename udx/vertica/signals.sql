@@ -2,8 +2,13 @@
 -- pipeline.warehouse.vertica_backend.VerticaWarehouse.publish_signals_in_database when the
 -- warehouse is Vertica (DuckDB computes the same frames in Python with udx.kernels).
 --
--- All statements run in ONE transaction, which is the stage of stage-audit-publish: the day
--- is deleted and recomputed by the UDx inside it, the audit queries below read the new rows
+-- All statements run in ONE transaction, which is the stage of stage-audit-publish. Its first
+-- statement copies the day's regular-hours trades into the session's temporary table
+-- signal_day_trades (pipeline.warehouse.vertica_backend.CREATE_SIGNAL_DAY_TRADES): one
+-- statement, so one committed state of market_data however many loads commit meanwhile
+-- (READ COMMITTED gives each statement the latest commit). Every later statement reads that
+-- copy, never market_data, so input_offsets, the three tables and the audit describe the
+-- same trades. The day is deleted and recomputed by the UDx inside the transaction, the audit queries below read the new rows
 -- on the same connection, and only if every check passes are the signal_runs row inserted
 -- and the transaction committed. Other sessions keep seeing the last good day until COMMIT;
 -- a failed audit rolls everything back.
@@ -11,9 +16,17 @@
 -- Each statement follows a "-- name: <name>" line. Values are bound by name (:day, :run_id,
 -- :params); identifiers are constants. The UDx runs OVER (PARTITION BY symbol, trade_date
 -- ORDER BY timestamp_ns, kafka_partition, kafka_offset): the stable order of the statistics
--- specification (equal stamps keep arrival order), node-local because market_data is
--- segmented by HASH(symbol). USING PARAMETERS is not used here, so the kernels run with the
+-- specification (equal stamps keep arrival order), node-local because signal_day_trades is
+-- segmented by HASH(symbol) like market_data. USING PARAMETERS is not used here, so the kernels run with the
 -- specification's defaults (sqlfluff parses this file; install.sql shows the parameters).
+
+-- name: stage_day_trades
+INSERT INTO signal_day_trades (
+    symbol, trade_date, timestamp_ns, price, size, exchange, kafka_partition, kafka_offset
+)
+SELECT symbol, trade_date, timestamp_ns, price, size, exchange, kafka_partition, kafka_offset
+FROM market_data
+WHERE trade_date = :day AND in_regular_hours;
 
 -- name: delete_trading_signals
 DELETE FROM trading_signals WHERE date = :day;
@@ -62,8 +75,7 @@ FROM (
             PARTITION BY m.symbol, m.trade_date
             ORDER BY m.timestamp_ns, m.kafka_partition, m.kafka_offset
         )
-    FROM market_data AS m
-    WHERE m.trade_date = :day AND m.in_regular_hours
+    FROM signal_day_trades AS m
 ) AS u
 WHERE u.reason IS NULL;
 
@@ -125,8 +137,7 @@ FROM (
             PARTITION BY m.symbol, m.trade_date
             ORDER BY m.timestamp_ns, m.kafka_partition, m.kafka_offset
         )
-    FROM market_data AS m
-    WHERE m.trade_date = :day AND m.in_regular_hours
+    FROM signal_day_trades AS m
 ) AS u
 LEFT JOIN signal_input_offsets AS o ON u.symbol = o.symbol
 WHERE u.reason IS NULL;
@@ -152,19 +163,17 @@ FROM (
             PARTITION BY m.symbol, m.trade_date
             ORDER BY m.timestamp_ns, m.kafka_partition, m.kafka_offset
         )
-    FROM market_data AS m
-    WHERE m.trade_date = :day AND m.in_regular_hours
+    FROM signal_day_trades AS m
 ) AS u;
 
 -- name: input_offsets
 SELECT symbol, kafka_partition, MIN(kafka_offset), MAX(kafka_offset)
-FROM market_data
-WHERE trade_date = :day AND in_regular_hours
+FROM signal_day_trades
 GROUP BY symbol, kafka_partition
 ORDER BY symbol, kafka_partition;
 
 -- name: audit
--- One row of counts on the uncommitted day, in the field order of
+-- One row of counts on the uncommitted day and its staged trades, in the field order of
 -- pipeline.warehouse.base.SignalAudit; pipeline.quality.audit_report turns them into the
 -- signal suite's checks (one_row_per_trade, signal_values, flags_boolean,
 -- finite_statistics, one_row_per_symbol, full_bucket_grid). The UDx writes NaN as NULL
@@ -189,7 +198,7 @@ SELECT
     t.content_sum
 FROM (
     SELECT COUNT(*) AS n_rth_trades, COUNT(DISTINCT symbol) AS n_rth_symbols
-    FROM market_data WHERE trade_date = :day AND in_regular_hours
+    FROM signal_day_trades
 ) AS d
 CROSS JOIN (
     SELECT
