@@ -19,6 +19,9 @@ case                      what happens
 ``broker_restart``        the broker goes down between microbatches and comes back
 ``rerun_twice``           a loaded range is run twice more (as re-executions from the UI)
 ``two_sensors``           two sensors (two Dagster instances) load the same partitions at once
+``topic_recreated``       a topic of its own is loaded, deleted and recreated with the day's
+                          trades at offsets the old ledger already passed; loading must stop
+                          until ``kafka acknowledge-topic``, then load all of them
 ========================  ==================================================================
 
 After each case the child ingest runs again until caught up, and the warehouse is audited
@@ -62,7 +65,16 @@ TAQ_LETTERS = "ABCDIJKMNPQTVWXYZ"
 DAY = date(2018, 1, 2)
 SYMBOLS: tuple[str, ...] = ("AAA", "BBB", "CCC")
 KILL_STEPS: tuple[str, ...] = ("after_read", "after_insert", "before_commit", "after_commit")
-CASES: tuple[str, ...] = (*KILL_STEPS, "broker_restart", "rerun_twice", "two_sensors")
+CASES: tuple[str, ...] = (
+    *KILL_STEPS,
+    "broker_restart",
+    "rerun_twice",
+    "two_sensors",
+    "topic_recreated",
+)
+# Records per partition of the topic before it is recreated: undecodable, so they are
+# rejects, and the old ledger ends past the first offsets of the day's trades.
+OLD_TOPIC_RECORDS = 200
 CHILD_TIMEOUT_S = 600.0
 
 
@@ -215,27 +227,10 @@ class _Campaign:
     def produce(self) -> None:
         """Produce the day's trades, one repeat (live + backfill) and one undecodable record."""
         import numpy as np
-        from confluent_kafka import Producer
 
-        from pipeline.kafka.broker import client_conf, ensure_topic
-        from pipeline.kafka.codec import SCHEMA_TRADE
-        from pipeline.kafka.producer import EventProducer
         from pipeline.microbatch import local_time_columns
 
-        ensure_topic(self.bootstrap, self.topic, self.options.partitions, timeout_s=30.0)
-        trades = _sample(self.options.trades_per_symbol)
-        again = replace(trades[len(trades) // 2], source="rest", receipt_ns=0)
-        with EventProducer(self.bootstrap, self.topic) as producer:
-            for t in [*trades, again]:
-                producer.send(t)
-            producer.flush(60.0)
-        # One record that does not decode (a reject, stored once like a trade).
-        raw = Producer({**client_conf(self.bootstrap), "enable.idempotence": True, "acks": "all"})
-        raw.produce(
-            self.topic, value=b"\x00not json", key=b"AAA", headers=[("schema", SCHEMA_TRADE)]
-        )
-        if raw.flush(30.0):
-            raise DeliveryError("the undecodable record was not acknowledged")
+        trades = self.produce_day(self.topic)
         self.n_rejects = 1
         stamps = np.asarray([t.sip_timestamp_ns for t in trades], dtype=np.int64)
         days = local_time_columns(stamps)["trade_date"]
@@ -247,6 +242,32 @@ class _Campaign:
             f"produced {len(trades) + 2} records to {self.topic}: {len(self.produced_keys)} "
             "distinct trades, one repeat, one undecodable record"
         )
+
+    def produce_day(self, topic: str) -> list[Any]:
+        """Produce the day to ``topic`` (created if absent) and return its distinct trades.
+
+        The same records in the same order on every call, so a second topic holds them at
+        the same partitions and offsets as the first.
+        """
+        from confluent_kafka import Producer
+
+        from pipeline.kafka.broker import client_conf, ensure_topic
+        from pipeline.kafka.codec import SCHEMA_TRADE
+        from pipeline.kafka.producer import EventProducer
+
+        ensure_topic(self.bootstrap, topic, self.options.partitions, timeout_s=30.0)
+        trades = _sample(self.options.trades_per_symbol)
+        again = replace(trades[len(trades) // 2], source="rest", receipt_ns=0)
+        with EventProducer(self.bootstrap, topic) as producer:
+            for t in [*trades, again]:
+                producer.send(t)
+            producer.flush(60.0)
+        # One record that does not decode (a reject, stored once like a trade).
+        raw = Producer({**client_conf(self.bootstrap), "enable.idempotence": True, "acks": "all"})
+        raw.produce(topic, value=b"\x00not json", key=b"AAA", headers=[("schema", SCHEMA_TRADE)])
+        if raw.flush(30.0):
+            raise DeliveryError("the undecodable record was not acknowledged")
+        return trades
 
     def load_reference(self) -> None:
         """Load the topic into a clean warehouse by the microbatch path, without faults."""
@@ -285,13 +306,15 @@ class _Campaign:
 
     # --- children ----------------------------------------------------------------------------
 
-    def env(self, case_dir: Path, dagster_home: Path | None = None) -> dict[str, str]:
+    def env(
+        self, case_dir: Path, dagster_home: Path | None = None, topic: str | None = None
+    ) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VERTICA_", "DAGSTER_"))}
         env |= {
             "MICROSTRUCTURE_HOME": str(case_dir),
             "MICROSTRUCTURE_WAREHOUSE_URL": f"duckdb:///{case_dir / 'warehouse.duckdb'}",
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-            "MICROSTRUCTURE_TOPIC": self.topic,
+            "MICROSTRUCTURE_TOPIC": topic or self.topic,
             "MICROSTRUCTURE_MAX_RECORDS": str(self.options.max_records),
             "MICROSTRUCTURE_SYMBOLS": "",
             "DAGSTER_HOME": str(dagster_home or case_dir / "dagster"),
@@ -299,7 +322,7 @@ class _Campaign:
         return env
 
     def child(
-        self, case_dir: Path, *args: str, dagster_home: Path | None = None
+        self, case_dir: Path, *args: str, dagster_home: Path | None = None, topic: str | None = None
     ) -> multiprocessing.process.BaseProcess:
         """Start ``microstructure ARGS`` for a case; its output goes to a numbered log."""
         with self._log_lock:
@@ -307,14 +330,17 @@ class _Campaign:
             log = case_dir / f"{n:02d}-{args[0]}.log"
             log.touch()
         proc = _FORKS.Process(
-            target=_child_main, args=(list(args), self.env(case_dir, dagster_home), str(log))
+            target=_child_main,
+            args=(list(args), self.env(case_dir, dagster_home, topic), str(log)),
         )
         proc.start()
         return proc
 
-    def run_child(self, case_dir: Path, *args: str, dagster_home: Path | None = None) -> int:
+    def run_child(
+        self, case_dir: Path, *args: str, dagster_home: Path | None = None, topic: str | None = None
+    ) -> int:
         """Run ``microstructure ARGS`` for a case and return its exit code (-9: killed)."""
-        return _wait(self.child(case_dir, *args, dagster_home=dagster_home))
+        return _wait(self.child(case_dir, *args, dagster_home=dagster_home, topic=topic))
 
     @staticmethod
     def output(case_dir: Path) -> str:
@@ -404,10 +430,12 @@ class _Campaign:
                 return False
         return True
 
-    def result(self, step: str, case_dir: Path, error: str = "") -> CaseResult:
+    def result(
+        self, step: str, case_dir: Path, error: str = "", extra_rejects: int = 0
+    ) -> CaseResult:
         lost, duplicated, rejects = self.audit(case_dir / "warehouse.duckdb")
-        if not error and rejects != self.n_rejects:
-            error = f"{rejects} rejects stored, {self.n_rejects} produced"
+        if not error and rejects != self.n_rejects + extra_rejects:
+            error = f"{rejects} rejects stored, {self.n_rejects + extra_rejects} produced"
         equal = self.signals_equal(case_dir)
         return CaseResult(step, lost, duplicated, equal, error)
 
@@ -448,14 +476,15 @@ class _Campaign:
         rc = self.run_child(d, "ingest", "--retry-backoff-s", "0")
         return self.result(step, d, "" if rc == 0 else f"the ingest after the restart exited {rc}")
 
-    def _partly_loaded(self, case_dir: Path) -> bool:
+    def _partly_loaded(self, case_dir: Path, topic: str | None = None) -> bool:
         from pipeline.kafka import consumer
         from pipeline.warehouse import open_warehouse
 
+        topic = topic or self.topic
         ledger = open_warehouse(
             f"duckdb:///{case_dir / 'warehouse.duckdb'}", read_only=True
-        ).next_offsets(self.topic)
-        marks = consumer.watermarks(self.bootstrap, self.topic, 10.0)
+        ).next_offsets(topic)
+        marks = consumer.watermarks(self.bootstrap, topic, 10.0)
         return any(ledger.get(p, low) < high for p, (low, high) in marks.items())
 
     def rerun_twice(self) -> CaseResult:
@@ -496,6 +525,68 @@ class _Campaign:
             error = "the two sensors stopped before the warehouse caught up"
         self.log(f"two_sensors: {len(failures)} runs lost a race with OffsetConflict")
         return self.result(step, d, error)
+
+    def topic_recreated(self) -> CaseResult:
+        """Load a topic, recreate it with the day at offsets its old ledger passed, go on.
+
+        The old topic holds only undecodable records (rejects), so the old ledger ends at
+        offset ``OLD_TOPIC_RECORDS`` of each partition; the recreated one holds the day as
+        the campaign's topic does. Resuming at the old end would skip the day's first
+        offsets without a trace: loading must stop, ``kafka acknowledge-topic`` must record
+        the new topic, and the next ingest must load it from offset 0.
+        """
+        from confluent_kafka import Producer
+
+        from pipeline.kafka.broker import client_conf, delete_topic, ensure_topic, topic_id
+        from pipeline.kafka.codec import SCHEMA_TRADE
+
+        step = "topic_recreated"
+        d = self.case_dir(step)
+        topic = f"{self.topic}-recreated"
+        parts = self.options.partitions
+        ensure_topic(self.bootstrap, topic, parts, timeout_s=30.0)
+        raw = Producer({**client_conf(self.bootstrap), "enable.idempotence": True, "acks": "all"})
+        for p in range(parts):
+            for _ in range(OLD_TOPIC_RECORDS):
+                raw.produce(
+                    topic, value=b"\x00old", partition=p, headers=[("schema", SCHEMA_TRADE)]
+                )
+        if raw.flush(30.0):
+            raise DeliveryError("the old topic's records were not acknowledged")
+        old = parts * OLD_TOPIC_RECORDS
+        # Its batches are all rejects, so the ingest gate fails them (exit 1); they commit.
+        rc = self.run_child(d, "ingest", "--retry-backoff-s", "0", topic=topic)
+        if rc not in (0, 1) or self._partly_loaded(d, topic):
+            return self.result(step, d, f"the old topic was not loaded (exit {rc})", old)
+        old_id = topic_id(self.bootstrap, topic)
+        delete_topic(self.bootstrap, topic, timeout_s=30.0)
+        deadline = time.monotonic() + 60.0
+        # The deletion completes asynchronously: recreate until the name has a new id.
+        while True:
+            try:
+                ensure_topic(self.bootstrap, topic, parts, timeout_s=10.0)
+                if topic_id(self.bootstrap, topic) != old_id:
+                    break
+            except PipelineError:
+                pass
+            if time.monotonic() > deadline:
+                return self.result(step, d, "the topic could not be recreated in 60 s", old)
+            time.sleep(0.5)
+        self.produce_day(topic)
+        before = self.audit(d / "warehouse.duckdb")
+        rc = self.run_child(d, "ingest", "--retry-backoff-s", "0", topic=topic)
+        said = "acknowledge-topic" in self.output(d)
+        if rc == 0 or not said or self.audit(d / "warehouse.duckdb") != before:
+            return self.result(
+                step, d, f"the recreated topic was loaded without acknowledgement (exit {rc})", old
+            )
+        rc = self.run_child(d, "kafka", "acknowledge-topic", "--topic", topic, topic=topic)
+        if rc != 0:
+            return self.result(step, d, f"acknowledge-topic exited {rc}", old)
+        rc = self.run_child(d, "ingest", "--retry-backoff-s", "0", topic=topic)
+        return self.result(
+            step, d, "" if rc == 0 else f"the ingest after acknowledging exited {rc}", old
+        )
 
     def run_case(self, step: str) -> CaseResult:
         t0 = time.perf_counter()
