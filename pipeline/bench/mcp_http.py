@@ -107,7 +107,7 @@ def write_sample_warehouse(
     from pipeline.warehouse import open_warehouse
     from pipeline.warehouse.base import QualityResultRow
     from pipeline.warehouse.duckdb_backend import DuckDBWarehouse
-    from pipeline.warehouse.finality import ingested_through
+    from pipeline.warehouse.finality import ingested_through, loaded_watermarks
     from pipeline.warehouse.provenance import build_signal_run
     from udx.kernels import KERNEL_VERSION, Params
 
@@ -184,7 +184,9 @@ def write_sample_warehouse(
             params=params.to_dict(),
             computed_ns=time.time_ns(),
             session_close_ns=int(close.timestamp()) * 1_000_000_000,
-            ingested_through_ns=ingested_through(day_input.frontier, TOPIC, None),
+            ingested_through_ns=ingested_through(
+                day_input.frontier, TOPIC, loaded_watermarks(day_input.frontier, TOPIC)
+            ),
             ledger_ends_json=day_input.frontier.ends_json(),
             quality_passed=True,
         )

@@ -731,6 +731,7 @@ def _day_rows(
                 0,
                 0,
                 0,
+                None,  # kafka_topic_id: none, like rows written before the check (adopted)
             )
         )
         quality.extend(
@@ -803,7 +804,7 @@ def _publish_day_signals(wh: Any, day: date, computed_ns: int) -> int:
     from pipeline.microbatch import day_bounds_ns
     from pipeline.quality import validate_signals
     from pipeline.signals.assemble import compute_frames
-    from pipeline.warehouse.finality import ingested_through
+    from pipeline.warehouse.finality import ingested_through, loaded_watermarks
     from pipeline.warehouse.provenance import build_signal_run
     from pipeline.warehouse.queries import SIGNAL_PASSTHROUGH
     from udx.kernels import KERNEL_VERSION, Params
@@ -833,7 +834,9 @@ def _publish_day_signals(wh: Any, day: date, computed_ns: int) -> int:
         params=params.to_dict(),
         computed_ns=computed_ns,
         session_close_ns=_session_close_ns(day),
-        ingested_through_ns=ingested_through(day_input.frontier, TOPIC, None),
+        ingested_through_ns=ingested_through(
+            day_input.frontier, TOPIC, loaded_watermarks(day_input.frontier, TOPIC)
+        ),
         ledger_ends_json=day_input.frontier.ends_json(),
         quality_passed=report.passed,
         quality_summary_json=report.summary_json(),

@@ -122,6 +122,15 @@ def ingested_through(
     return min(through)
 
 
+def loaded_watermarks(frontier: LedgerFrontier, topic: str) -> dict[int, tuple[int, int]]:
+    """Return the watermarks of a topic that holds exactly what the ledger loaded.
+
+    For warehouses written without a broker (benchmark fixtures, file loads): each of the
+    topic's partitions is then caught up by construction.
+    """
+    return {p: (0, e.next_offset) for (t, p), e in frontier.partitions.items() if t == topic}
+
+
 def is_final(
     session_close_ns: int, ingested_through_ns: int | None, grace_ns: int = DEFAULT_FINAL_GRACE_NS
 ) -> bool:
@@ -258,6 +267,7 @@ __all__ = [
     "days_to_recompute",
     "ingested_through",
     "is_final",
+    "loaded_watermarks",
     "parse_ledger_ends",
     "read_by_run",
     "session_window_ns",
