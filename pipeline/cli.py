@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "warehouse",
     "ingest",
     "signals",
+    "live_signals",
     "serve_mcp",
     "status",
     "metrics_exporter",

@@ -22,6 +22,8 @@ from pipeline.errors import ConfigError
 DEFAULT_TOPIC = "polygon-market-data"
 DEFAULT_FEED_URL = "wss://socket.massive.com/stocks"
 DEFAULT_REST_URL = "https://api.massive.com"
+DEFAULT_SIGNALS_TOPIC = "trading-signals"
+DEFAULT_LIVE_GROUP = "microstructure-live-signals"
 
 
 class Secret:
@@ -81,6 +83,14 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "MICROSTRUCTURE_TOPIC": (DEFAULT_TOPIC, "market-data topic"),
     "MICROSTRUCTURE_TOPIC_PARTITIONS": ("4", "partitions when the topic is created"),
     "MICROSTRUCTURE_MAX_RECORDS": ("200000", "largest offset span of one microbatch"),
+    "MICROSTRUCTURE_SIGNALS_TOPIC": (
+        DEFAULT_SIGNALS_TOPIC,
+        "topic of `live-signals`' provisional per-trade signals (signal.v1)",
+    ),
+    "MICROSTRUCTURE_LIVE_GROUP": (
+        DEFAULT_LIVE_GROUP,
+        "consumer group of `live-signals`; its instances share the market-data partitions",
+    ),
     "MICROSTRUCTURE_FUTURE_TOLERANCE_S": (
         "300",
         "seconds a trade's SIP time may be ahead of the loader's clock; beyond, it is a "
@@ -188,6 +198,8 @@ class Settings:
     retain_raw_days: int | None = None
     retain_signal_days: int | None = None
     future_tolerance_s: int = 300
+    signals_topic: str = DEFAULT_SIGNALS_TOPIC
+    live_group: str = DEFAULT_LIVE_GROUP
 
     @property
     def bootstrap_servers(self) -> str:
@@ -270,4 +282,6 @@ class Settings:
             vertica_password=Secret(e.get("VERTICA_PASSWORD", "")),
             retain_raw_days=_env_days(e, "MICROSTRUCTURE_RETAIN_RAW_DAYS"),
             retain_signal_days=_env_days(e, "MICROSTRUCTURE_RETAIN_SIGNAL_DAYS"),
+            signals_topic=e.get("MICROSTRUCTURE_SIGNALS_TOPIC", "") or DEFAULT_SIGNALS_TOPIC,
+            live_group=e.get("MICROSTRUCTURE_LIVE_GROUP", "") or DEFAULT_LIVE_GROUP,
         )

@@ -20,6 +20,11 @@ disappears, new optional fields keep the version):
   (optional, added compatibly) gap_id, repair, repair_from_ns, repair_to_ns, backfilled,
   repair_detail, repaired_ns.
 - ``reject.v1``: stage, reason, raw (latin-1 text of the raw bytes).
+- ``signal.v1`` (topic ``trading-signals``, written by ``microstructure live-signals``, never
+  in the market-data topic): one trade's provisional statistics, the per-trade columns of
+  statistics.md 5.1 plus seq, lm_n, lm_n_rule, in_order and the priors' sources; headers
+  add the input topic, partition and offset (the idempotent key of a signal), the kernel
+  version and the parameter set. See :func:`signal_headers`.
 
 Rejects and gaps travel in the same topic as trades so that they reach the
 warehouse through the same exactly-once path (``market_data_rejects``,
@@ -49,6 +54,7 @@ SCHEMA_QUOTE = b"quote.v1"
 SCHEMA_AGG = b"agg.v1"
 SCHEMA_GAP = b"gap.v1"
 SCHEMA_REJECT = b"reject.v1"
+SCHEMA_SIGNAL = b"signal.v1"
 REJECT_KEY = b"_reject"
 SCHEMAS: frozenset[bytes] = frozenset(
     {SCHEMA_TRADE, SCHEMA_QUOTE, SCHEMA_AGG, SCHEMA_GAP, SCHEMA_REJECT}
@@ -93,6 +99,43 @@ def headers(schema: bytes, receipt_ns: int) -> Headers:
         ``schema`` and ``recv_ns``.
     """
     return [("schema", schema), ("recv_ns", b"%d" % receipt_ns)]
+
+
+def signal_headers(
+    schema: bytes,
+    input_topic: str,
+    input_partition: int,
+    input_offset: int,
+    kernel_version: str,
+    params_json: bytes,
+) -> Headers:
+    """Return the headers of a record derived from one input record (``signal.v1``, rejects).
+
+    Parameters
+    ----------
+    schema
+        ``SCHEMA_SIGNAL`` or ``SCHEMA_REJECT``.
+    input_topic, input_partition, input_offset
+        Where the input record is: the idempotent key of what was derived from it.
+    kernel_version
+        ``udx.kernels.KERNEL_VERSION`` of the code that computed it.
+    params_json
+        The parameter set, as compact JSON.
+
+    Returns
+    -------
+    list[tuple[str, bytes]]
+        ``schema``, ``input_topic``, ``input_partition``, ``input_offset``,
+        ``kernel_version``, ``params``.
+    """
+    return [
+        ("schema", schema),
+        ("input_topic", input_topic.encode()),
+        ("input_partition", b"%d" % input_partition),
+        ("input_offset", b"%d" % input_offset),
+        ("kernel_version", kernel_version.encode()),
+        ("params", params_json),
+    ]
 
 
 def encode_fields(fields: Mapping[str, Any]) -> tuple[bytes, bytes]:

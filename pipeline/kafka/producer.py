@@ -341,9 +341,46 @@ class EventProducer:
         if self.failed:
             self._raise_if_failed()
         key, value, encoded_headers = codec.encode(event)
-        headers: list[tuple[str, str | bytes | None]] = [*encoded_headers]
         kind, sip_ns, receipt_ns = _event_meta(event)
         callback = functools.partial(self._on_delivery, kind, sip_ns, receipt_ns)
+        self._produce(key, value, encoded_headers, callback)
+
+    def produce_record(
+        self, key: bytes, value: bytes, headers: Sequence[tuple[str, bytes]], kind: str
+    ) -> None:
+        """Hand one already-encoded record to librdkafka (asynchronous), as :meth:`send` does.
+
+        For records derived from another topic (``signal.v1`` of ``live-signals``), whose
+        headers differ per record.
+
+        Parameters
+        ----------
+        key, value
+            The encoded record.
+        headers
+            Its headers.
+        kind
+            Event kind for the latency hooks (receipt time is the produce time here).
+
+        Raises
+        ------
+        DeliveryError
+            If an earlier message already failed, or the local queue stayed full for
+            longer than the message timeout.
+        """
+        if self.failed:
+            self._raise_if_failed()
+        callback = functools.partial(self._on_delivery, kind, None, self._clock.now_ns())
+        self._produce(key, value, headers, callback)
+
+    def _produce(
+        self,
+        key: bytes,
+        value: bytes,
+        encoded_headers: Sequence[tuple[str, bytes]],
+        callback: Callable[[_LibKafkaError | None, Message], None],
+    ) -> None:
+        headers: list[tuple[str, str | bytes | None]] = [*encoded_headers]
         deadline: float | None = None
         while True:
             try:
