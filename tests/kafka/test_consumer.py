@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -114,6 +115,12 @@ def test_an_open_transaction_is_beyond_the_readable_range(
     with pytest.raises(OffsetError, match="beyond the high watermark"):
         read_range(kafka_broker, OffsetRange(kafka_topic, 0, 0, 1), 2.0)
     p.commit_transaction(30)
+    # The commit returns once the coordinator has logged it; the partition's markers (and
+    # with them the last stable offset) follow asynchronously, so wait for them.
+    deadline = time.monotonic() + 30.0
+    while watermarks(kafka_broker, kafka_topic, 10.0)[0] != (0, 2):
+        assert time.monotonic() < deadline, "the committed transaction never became readable"
+        time.sleep(0.05)
     assert [r.value for r in read_range(kafka_broker, OffsetRange(kafka_topic, 0, 0, 2), 10.0)] == [
         b"pending"
     ]
