@@ -192,6 +192,69 @@ def _event_meta(event: AnyEvent) -> tuple[str, int | None, int]:
     raise TypeError(f"cannot produce {type(event).__name__}")
 
 
+def producer_conf(
+    bootstrap: str,
+    extra_conf: Mapping[str, str] | None = None,
+    *,
+    message_timeout_ms: int = 60_000,
+    linger_ms: float = 1.0,
+    queue_max_messages: int = 200_000,
+) -> dict[str, object]:
+    """Return the librdkafka settings of the project's producer (idempotent, acks=all).
+
+    :class:`EventProducer` is built from them, and so is the bare client ``bench stream``
+    measures the streamer against, so that both produce under the same guarantees.
+
+    Parameters
+    ----------
+    bootstrap
+        Bootstrap servers.
+    extra_conf
+        Extra librdkafka settings (TLS/SASL pass-through), applied before ours are
+        checked: settings that would weaken delivery guarantees are refused.
+    message_timeout_ms
+        How long librdkafka keeps retrying a message before failing it.
+    linger_ms
+        Batching delay; small, because receipt -> ack latency is a product figure.
+    queue_max_messages
+        Local queue bound.
+
+    Returns
+    -------
+    dict[str, object]
+        The configuration for ``confluent_kafka.Producer``.
+
+    Raises
+    ------
+    DeliveryError
+        If ``extra_conf`` sets ``acks`` or ``enable.idempotence`` to a weaker value.
+    """
+    conf = client_conf(bootstrap, extra_conf)
+    for key, required in (("acks", "all"), ("enable.idempotence", "true")):
+        given = conf.get(key)
+        if given is not None and str(given).lower() not in (
+            required,
+            "-1" if key == "acks" else required,
+        ):
+            raise DeliveryError(
+                f"{key}={given!r} in extra Kafka settings would weaken delivery; "
+                f"the producer requires {key}={required}"
+            )
+    conf.update(
+        {
+            "enable.idempotence": True,
+            "acks": "all",
+            "message.timeout.ms": message_timeout_ms,
+            "linger.ms": linger_ms,
+            # Small produce requests must not wait for the previous segment's ACK
+            # (Nagle + delayed ACK adds ~40 ms): latency is a product figure.
+            "socket.nagle.disable": True,
+            "queue.buffering.max.messages": queue_max_messages,
+        }
+    )
+    return conf
+
+
 class EventProducer:
     """An idempotent producer of :mod:`pipeline.events` to one topic.
 
@@ -231,30 +294,15 @@ class EventProducer:
         clock: Clock | None = None,
         latency_sink: LatencySink | None = None,
     ) -> None:
-        conf = client_conf(bootstrap, extra_conf)
-        for key, required in (("acks", "all"), ("enable.idempotence", "true")):
-            given = conf.get(key)
-            if given is not None and str(given).lower() not in (
-                required,
-                "-1" if key == "acks" else required,
-            ):
-                raise DeliveryError(
-                    f"{key}={given!r} in extra Kafka settings would weaken delivery; "
-                    f"the producer requires {key}={required}"
-                )
-        conf.update(
-            {
-                "enable.idempotence": True,
-                "acks": "all",
-                "message.timeout.ms": message_timeout_ms,
-                "linger.ms": linger_ms,
-                # Small produce requests must not wait for the previous segment's ACK
-                # (Nagle + delayed ACK adds ~40 ms): latency is a product figure.
-                "socket.nagle.disable": True,
-                "queue.buffering.max.messages": queue_max_messages,
-            }
+        self._producer = Producer(
+            producer_conf(
+                bootstrap,
+                extra_conf,
+                message_timeout_ms=message_timeout_ms,
+                linger_ms=linger_ms,
+                queue_max_messages=queue_max_messages,
+            )
         )
-        self._producer = Producer(conf)
         self.topic = topic
         self.bootstrap = bootstrap
         self._on_ack = on_ack
