@@ -64,9 +64,7 @@ def test_the_bare_client_writes_exactly_the_records_the_streamer_writes(
     trades = synthetic_trades(600, 7)
 
     async def both() -> None:
-        async with ReplayServer(
-            trades, api_key=API_KEY, frame_events=50, close_at_end=True
-        ) as srv:
+        async with ReplayServer(trades, api_key=API_KEY, frame_events=50, close_at_end=True) as srv:
             res = await stream(srv.url, API_KEY, kafka_broker, bare_topic)
             assert res.delivered == len(trades)
             streamer = Streamer(
