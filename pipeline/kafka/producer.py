@@ -83,9 +83,15 @@ class _FrameAck:
 
     SIP times are kept in produce order per key; a symbol's records go to one partition
     and are acknowledged in order, so the n-th report for a key is its n-th record.
+
+    Only the keys and SIP times are kept (and only when acks are observed), not the
+    records: a frame's record tuples and values would otherwise stay alive until its last
+    ack, about a hundred tracked containers per frame that kept the cyclic garbage
+    collector running (300-370 collections per 300,000 trades at full rate, against
+    0-10 for a client that keeps nothing) and freed their values on the report thread.
     """
 
-    __slots__ = ("_by_key", "_producer", "kind", "receipt_ns", "records")
+    __slots__ = ("_by_key", "_keys", "_producer", "_sips", "kind", "receipt_ns")
 
     def __init__(
         self,
@@ -97,7 +103,9 @@ class _FrameAck:
         self._producer = producer
         self.kind = kind
         self.receipt_ns = receipt_ns
-        self.records = records
+        observed = producer._latency_sink is not None or producer._on_ack is not None
+        self._keys: list[bytes] | None = [r[0] for r in records] if observed else None
+        self._sips: list[int | None] | None = [r[2] for r in records] if observed else None
         self._by_key: dict[bytes, list[int | None]] | None = None
 
     def __call__(self, err: _LibKafkaError | None, msg: Message) -> None:
@@ -113,13 +121,15 @@ class _FrameAck:
         by_key = self._by_key
         if by_key is None:
             by_key = {}
-            for key, _, sip in reversed(self.records):
+            keys, sips = self._keys or [], self._sips or []
+            for key, sip in zip(reversed(keys), reversed(sips), strict=True):
                 lst = by_key.get(key)
                 if lst is None:
                     by_key[key] = [sip]
                 else:
                     lst.append(sip)
             self._by_key = by_key
+            self._keys = self._sips = None
         lst = by_key.get(msg.key() or b"")
         sip = lst.pop() if lst else None
         ack_ns = p._clock.now_ns()
