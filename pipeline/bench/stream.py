@@ -1,7 +1,7 @@
 """``microstructure bench stream``: replay server -> streamer -> Kafka, events/s and receipt -> ack.
 
 Set-up: a throwaway local KRaft broker on free ports (or ``--bootstrap`` /
-``KAFKA_BOOTSTRAP_SERVERS``), a fresh 4-partition topic per phase, and the replay server
+``KAFKA_BOOTSTRAP_SERVERS``), a fresh 4-partition topic per run, and the replay server
 in its own process (so it does not share the streamer's interpreter lock), serving
 ``--symbols`` synthetic tickers in frames of ``--frame-events`` (100) trade events, as
 the provider batches them. The streamer is the production one (``pipeline.streamer``:
@@ -11,17 +11,23 @@ report checked, its delivery-report thread on).
 Phases (after ``--warmup-events`` records to a scratch topic: a broker JVM that just
 started compiles its hot paths for a while, and that is not the streamer's latency):
 
-1. **Maximum rate.** The server sends ``--events`` (1,000,000) as fast as the socket
-   takes them. Sustained events/s = events acknowledged / (last ack - first receipt);
-   receipt -> ack percentiles are printed too (they measure queueing at saturation).
+1. **Maximum rate, as a ratio.** Absolute figures on a shared machine drift by 1.5x
+   between runs, so the streamer is measured against a bare client doing the same job
+   (:mod:`pipeline.bench.bare_stream`) in the same minutes: bare client, streamer, bare
+   client, streamer, ... (``--rounds``, 2), each fed the same ``--events`` (1,000,000)
+   by one replay server as fast as the socket takes them, each into a fresh topic.
+   Sustained events/s = events acknowledged / (last ack - first receipt); the figures
+   are the medians over the rounds and ``ratio`` = streamer / bare client. Every run must
+   leave exactly ``--events`` records in its topic (counted by the broker), else the
+   command fails: the two do the same work or the ratio means nothing.
 2. **Fixed rate.** The server sends ``--rate`` (10,000) events/s for ``--warmup-s`` (5)
    plus ``--seconds`` (10). Latency of each event = Kafka ack time - receipt time (the
    frame read from the socket), both on this process's clock; the first ``--warmup-s`` are
    left out (connection set-up, producer id, and a broker JVM that keeps compiling for a
    while after a million records). p50 / p99 / max in ms over the measured seconds.
 
-Figures are printed, never asserted. ``--json`` prints exactly
-``{"max_events_per_s", "p50_ms_at_10k", "p99_ms_at_10k", "max_ms_at_10k"}``.
+Figures are printed, never asserted. ``--json`` prints exactly ``{"max_events_per_s",
+"p50_ms_at_10k", "p99_ms_at_10k", "max_ms_at_10k", "baseline_events_per_s", "ratio"}``.
 """
 
 from __future__ import annotations
@@ -32,8 +38,11 @@ import json
 import multiprocessing
 import os
 import shutil
+import statistics
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +65,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fixed-rate phase: seconds sent first and left out (5)",
     )
     parser.add_argument(
-        "--events", type=int, default=1_000_000, help="phase 2 events at max rate (1,000,000)"
+        "--events", type=int, default=1_000_000, help="events per max-rate run (1,000,000)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="max-rate runs of each, alternating bare client and streamer (2)",
     )
     parser.add_argument("--symbols", type=int, default=100, help="synthetic tickers (100)")
     parser.add_argument("--frame-events", type=int, default=100, help="events per frame (100)")
@@ -150,20 +165,15 @@ def _serve(conn: Any, n: int, symbols: int, rate: float | None, frame_events: in
     asyncio.run(main())
 
 
-def _phase(
-    bootstrap: str,
-    topic: str,
-    *,
-    events: int,
-    symbols: int,
-    rate: float | None,
-    frame_events: int,
-    linger_ms: float = 1.0,
-) -> dict[str, Any]:
-    from pipeline.feed.source import WebSocketSource
-    from pipeline.kafka.producer import EventProducer
-    from pipeline.streamer import Streamer
+@contextmanager
+def _replay_server(
+    events: int, symbols: int, rate: float | None, frame_events: int
+) -> Iterator[int]:
+    """Run the replay server in its own process for the block; yield its port.
 
+    Every connection replays the whole synthetic day from its subscription on, so the
+    runs of one block (the bare client's and the streamer's) are fed the same frames.
+    """
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     proc = ctx.Process(
@@ -177,33 +187,76 @@ def _phase(
                 raise RuntimeError(f"the replay server process exited ({proc.exitcode})")
             if time.monotonic() > deadline:
                 raise TimeoutError("the replay server process did not start within 180 s")
-        port = parent.recv()
-        rec = _Recorder()
-        producer = EventProducer(
-            bootstrap,
-            topic,
-            latency_sink=rec,
-            message_timeout_ms=120_000,
-            queue_max_messages=500_000,
-            linger_ms=linger_ms,
-        )
-        streamer = Streamer(
-            source=WebSocketSource(f"ws://127.0.0.1:{port}"),
-            producer=producer,
-            api_key=API_KEY,
-            symbols=["*"],
-            exit_on_close=True,
-            queue_size=2_000,
-            flush_timeout_s=120.0,
-            progress_interval_s=1.0,
-        )
-        t0 = time.monotonic()
-        stats = asyncio.run(streamer.run())
-        wall = time.monotonic() - t0
+        yield parent.recv()
     finally:
         proc.terminate()
         proc.join(10)
+
+
+def _phase(bootstrap: str, topic: str, port: int, *, linger_ms: float = 1.0) -> dict[str, Any]:
+    """Stream the replay server's day through the production streamer into ``topic``."""
+    from pipeline.feed.source import WebSocketSource
+    from pipeline.kafka.producer import EventProducer
+    from pipeline.streamer import Streamer
+
+    rec = _Recorder()
+    producer = EventProducer(
+        bootstrap,
+        topic,
+        latency_sink=rec,
+        message_timeout_ms=120_000,
+        queue_max_messages=500_000,
+        linger_ms=linger_ms,
+    )
+    streamer = Streamer(
+        source=WebSocketSource(f"ws://127.0.0.1:{port}"),
+        producer=producer,
+        api_key=API_KEY,
+        symbols=["*"],
+        exit_on_close=True,
+        queue_size=2_000,
+        flush_timeout_s=120.0,
+        progress_interval_s=1.0,
+    )
+    t0 = time.monotonic()
+    stats = asyncio.run(streamer.run())
+    wall = time.monotonic() - t0
     return {"stats": stats, "recorder": rec, "wall_s": wall}
+
+
+def _bare_phase(bootstrap: str, topic: str, port: int, *, linger_ms: float = 1.0) -> dict[str, Any]:
+    """Stream the same day through the bare client (:mod:`pipeline.bench.bare_stream`)."""
+    from pipeline.bench.bare_stream import stream
+
+    t0 = time.monotonic()
+    res = asyncio.run(
+        stream(
+            f"ws://127.0.0.1:{port}",
+            API_KEY,
+            bootstrap,
+            topic,
+            linger_ms=linger_ms,
+            queue_max_messages=500_000,
+            message_timeout_ms=120_000,
+        )
+    )
+    wall = time.monotonic() - t0
+    return {
+        "delivered": res.delivered,
+        "wall_s": round(wall, 2),
+        "events_per_s": round(res.events_per_s, 1) if res.events_per_s else None,
+    }
+
+
+def _records_in(bootstrap: str, topic: str) -> int:
+    """Return the records ``topic`` holds, as the broker counts them (the honesty check)."""
+    from pipeline.kafka.consumer import watermarks
+
+    return sum(high - low for low, high in watermarks(bootstrap, topic, 60.0).values())
+
+
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 1) if values else None
 
 
 class _Recorder:
@@ -269,6 +322,46 @@ def _warm_broker(bootstrap: str, n: int, partitions: int) -> None:
         delete_topic(bootstrap, topic, timeout_s=60.0)
 
 
+def _streamer_figures(out: dict[str, Any], events: int, warmup_s: float) -> dict[str, Any]:
+    st = out["stats"]
+    return {
+        "events": events,
+        "delivered": st.delivered,
+        "rejects": st.reject_total,
+        "wall_s": round(out["wall_s"], 2),
+        "queue_high_water": st.queue_high_water,
+        "producer_blocked_s": round(st.producer_blocked_s, 2),
+        **_percentiles(out["recorder"], warmup_s),
+    }
+
+
+def _max_rate_rounds(bootstrap: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Alternate bare client and streamer at maximum rate, ``--rounds`` times each.
+
+    One replay server feeds every run the same frames; each run has a fresh topic, whose
+    record count the broker gives before it is deleted.
+    """
+    from pipeline.kafka.broker import delete_topic, ensure_topic
+
+    runs: list[dict[str, Any]] = []
+    with _replay_server(args.events, args.symbols, None, args.frame_events) as port:
+        for k in range(args.rounds):
+            for who in ("baseline", "streamer"):
+                topic = f"{TOPIC_PREFIX}-{who}-{k}-{os.getpid()}-{int(time.time())}"
+                ensure_topic(bootstrap, topic, args.partitions, timeout_s=60.0)
+                try:
+                    if who == "baseline":
+                        r = _bare_phase(bootstrap, topic, port, linger_ms=args.linger_ms)
+                    else:
+                        out = _phase(bootstrap, topic, port, linger_ms=args.linger_ms)
+                        r = _streamer_figures(out, args.events, 0.0)
+                    r["records_in_topic"] = _records_in(bootstrap, topic)
+                finally:
+                    delete_topic(bootstrap, topic, timeout_s=60.0)
+                runs.append({"who": who, "round": k + 1, **r})
+    return runs
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark and print its figures (one JSON object with ``--json``).
 
@@ -280,7 +373,7 @@ def run(args: argparse.Namespace) -> int:
     Returns
     -------
     int
-        Exit code.
+        Exit code: 1 if a run did not leave exactly ``--events`` records in its topic.
     """
     from pipeline.kafka.broker import LocalBroker, delete_topic, ensure_topic, free_port
     from pipeline.settings import Settings
@@ -289,7 +382,8 @@ def run(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-stream-"))
     broker: LocalBroker | None = None
     bootstrap = args.bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None
-    results: dict[str, Any] = {}
+    runs: list[dict[str, Any]] = []
+    fixed: dict[str, Any] = {}
     try:
         if bootstrap is None:
             broker = LocalBroker(
@@ -306,66 +400,83 @@ def run(args: argparse.Namespace) -> int:
             bootstrap = broker.bootstrap
         if args.warmup_events > 0:
             _warm_broker(bootstrap, args.warmup_events, args.partitions)
-        # Maximum rate first: a million records also finish warming the broker's JIT, which
-        # the latency figures at the fixed rate would otherwise measure.
-        phases: list[tuple[str, int, float | None, float]] = []
+        # Maximum rate first: millions of records also finish warming the broker's JIT,
+        # which the latency figures at the fixed rate would otherwise measure.
         if not args.skip_max:
-            phases.append(("max", args.events, None, 0.0))
+            runs = _max_rate_rounds(bootstrap, args)
         if not args.skip_fixed:
             n_fixed = int(args.rate * (args.warmup_s + args.seconds))
-            phases.append(("fixed", n_fixed, args.rate, args.warmup_s))
-        for name, n, rate, warmup in phases:
-            topic = f"{TOPIC_PREFIX}-{name}-{os.getpid()}-{int(time.time())}"
+            topic = f"{TOPIC_PREFIX}-fixed-{os.getpid()}-{int(time.time())}"
             ensure_topic(bootstrap, topic, args.partitions, timeout_s=60.0)
             try:
-                out = _phase(
-                    bootstrap,
-                    topic,
-                    events=n,
-                    symbols=args.symbols,
-                    rate=rate,
-                    frame_events=args.frame_events,
-                    linger_ms=args.linger_ms,
-                )
+                with _replay_server(n_fixed, args.symbols, args.rate, args.frame_events) as port:
+                    out = _phase(bootstrap, topic, port, linger_ms=args.linger_ms)
             finally:
                 delete_topic(bootstrap, topic, timeout_s=60.0)
-            st = out["stats"]
-            pct = _percentiles(out["recorder"], warmup)
-            results[name] = {
-                "events": n,
-                "delivered": st.delivered,
-                "rejects": st.reject_total,
-                "wall_s": round(out["wall_s"], 2),
-                "queue_high_water": st.queue_high_water,
-                "producer_blocked_s": round(st.producer_blocked_s, 2),
-                **pct,
-            }
+            fixed = _streamer_figures(out, n_fixed, args.warmup_s)
     finally:
         if broker is not None:
             broker.down(timeout_s=30.0)
         shutil.rmtree(workdir, ignore_errors=True)
-    fixed = results.get("fixed", {})
-    mx = results.get("max", {})
+    streamer = _median([r["events_per_s"] for r in runs if r["who"] == "streamer"])
+    baseline = _median([r["events_per_s"] for r in runs if r["who"] == "baseline"])
     summary = {
-        "max_events_per_s": mx.get("events_per_s"),
+        "max_events_per_s": streamer,
         "p50_ms_at_10k": fixed.get("p50_ms"),
         "p99_ms_at_10k": fixed.get("p99_ms"),
         "max_ms_at_10k": fixed.get("max_ms"),
+        "baseline_events_per_s": baseline,
+        "ratio": round(streamer / baseline, 3) if streamer and baseline else None,
     }
+    # The honesty check: every run, the bare client's too, left exactly the day's trades.
+    short = [r for r in runs if r["records_in_topic"] != args.events]
+    if not args.json:
+        _print_text(args, runs, fixed, summary)
+    if short:
+        for r in short:
+            print(
+                f"bench stream: {r['who']} run {r['round']} left {r['records_in_topic']:,} "
+                f"records in its topic, not {args.events:,}: the figures compare unequal work"
+            )
+        return 1
     if args.json:
         print(json.dumps(summary))
-        return 0
+    return 0
+
+
+def _print_text(
+    args: argparse.Namespace,
+    runs: list[dict[str, Any]],
+    fixed: dict[str, Any],
+    summary: dict[str, Any],
+) -> None:
     print(f"bench stream: {args.symbols} symbols, {args.frame_events} events/frame, "
           f"{args.partitions} partitions, acks=all, idempotent")  # fmt: skip
-    for name, label in (("max", "maximum rate"), ("fixed", f"fixed {args.rate:,.0f} events/s")):
-        r = results.get(name)
-        if not r:
-            continue
+    for r in runs:
+        label = f"{r['who']} run {r['round']}, max rate"
+        line = (
+            f"{label:<28} {r['delivered']:>9,} events in {r['wall_s']:>6.2f} s  "
+            f"sustained {r['events_per_s'] or 0:>10,.0f}/s  "
+            f"({r['records_in_topic']:,} records in its topic"
+        )
+        if r["who"] == "streamer":
+            line += (
+                f"; receipt->ack p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms; queue high "
+                f"water {r['queue_high_water']} frames, producer blocked "
+                f"{r['producer_blocked_s']} s"
+            )
+        print(line + ")")
+    if runs:
         print(
-            f"{label:<24} {r['delivered']:>9,} events in {r['wall_s']:>6.2f} s  "
-            f"sustained {r['events_per_s'] or 0:>10,.0f}/s  receipt->ack p50 {r['p50_ms']} ms  "
-            f"p99 {r['p99_ms']} ms  max {r['max_ms']} ms  (queue high water "
-            f"{r['queue_high_water']} frames, producer blocked {r['producer_blocked_s']} s)"
+            f"{'median, max rate':<28} streamer {summary['max_events_per_s'] or 0:,.0f}/s, "
+            f"bare client {summary['baseline_events_per_s'] or 0:,.0f}/s: "
+            f"ratio {summary['ratio']} (target >= 0.8)"
+        )
+    if fixed:
+        label = f"fixed {args.rate:,.0f} events/s"
+        print(
+            f"{label:<28} {fixed['delivered']:>9,} events in {fixed['wall_s']:>6.2f} s  "
+            f"receipt->ack p50 {fixed['p50_ms']} ms  p99 {fixed['p99_ms']} ms "
+            f"(target < 5 ms)  max {fixed['max_ms']} ms"
         )
     print(json.dumps(summary))
-    return 0

@@ -15,7 +15,7 @@ Pitfalls handled here (integrations.md 2.3, 2.4):
   last stable offset and "read until high" would hang under ``read_committed``.
 - Speed: :func:`read_range_columns` (the loader's path) returns columns, not an object
   per record, consumes in batches and keeps librdkafka prefetching (see
-  :func:`_range_conf`); :func:`read_range` wraps it for callers that want records.
+  :func:`range_fetch_conf`); :func:`read_range` wraps it for callers that want records.
 
 :func:`commit_advisory` commits a stop offset to a consumer group for lag dashboards
 only, after the warehouse transaction committed; nothing reads it back.
@@ -203,7 +203,7 @@ def read_range_columns(
     if rng.start == rng.stop:
         return cols.finish(rng)
     deadline = time.monotonic() + timeout_s
-    consumer = _consumer(bootstrap, group_id, extra_conf, **_range_conf())
+    consumer = _consumer(bootstrap, group_id, extra_conf, **range_fetch_conf())
     tp = TopicPartition(rng.topic, rng.partition)
     # The read makes ~5 small objects per record; cyclic GC passes over them cost more
     # than the read itself (3x on 200,000 records) and find nothing to free.
@@ -289,13 +289,19 @@ def read_range(
     ).records()
 
 
-def _range_conf() -> dict[str, object]:
+def range_fetch_conf() -> dict[str, object]:
     """Return the fetch settings of a range read.
 
     librdkafka stops prefetching when its queue holds ``queued.min.messages``, then waits
     ``fetch.queue.backoff.ms`` (1 s by default) before fetching again: with the defaults a
     200,000-record read stalled for a second at a time. A queue of 20,000 (a few MB)
     keeps messages warm in cache, and fetching resumes 10 ms after the queue drains.
+    (The naive loader ``bench load`` compares the loader with reads with them too.)
+
+    Returns
+    -------
+    dict[str, object]
+        librdkafka consumer settings.
     """
     return {
         "enable.partition.eof": True,

@@ -105,6 +105,32 @@ def test_ack_hook_sees_partition_offset_and_trade_sip_time(
     assert ack.receipt_to_ack_ns > 0
 
 
+def test_frame_acks_carry_the_sip_time_of_their_own_record_across_partitions(
+    kafka_broker: str, kafka_topic: str
+) -> None:
+    from pipeline.kafka.codec import encode, headers
+
+    acks: list[Ack] = []
+    producer = EventProducer(kafka_broker, kafka_topic, on_ack=acks.append)
+    producer.start_background_poll()
+    trades = _trades(400, symbols=("AAA", "BBB", "CCC", "DDD", "EEE", "FFF"))
+    for frame in (trades[:200], trades[200:]):
+        records = [(*encode(t)[:2], t.sip_timestamp_ns) for t in frame]
+        assert producer.produce_frame("trade", records, headers(b"trade.v1", 5), 5) == 200
+    producer.flush(30.0)
+    stored = {
+        (p, low + k): e
+        for p, (low, _) in watermarks(kafka_broker, kafka_topic, 10.0).items()
+        for k, e in enumerate(_read_all(kafka_broker, kafka_topic)[p])
+    }
+    assert len(acks) == len(stored) == 400
+    # Acks of one frame arrive per partition, interleaved: each must name its own record.
+    for ack in acks:
+        event = stored[(ack.partition, ack.offset)]
+        assert isinstance(event, Trade)
+        assert ack.sip_ns == event.sip_timestamp_ns
+
+
 def test_delivery_to_a_missing_topic_raises_delivery_error_on_flush_and_next_send(
     kafka_broker: str,
 ) -> None:
