@@ -16,10 +16,13 @@ During the session the campaign
 
 The streamer subscribes to ``T.*``, and one of the ``--events`` prints is by an
 *illiquid* ticker (``ILLQ``): the session's first event, stamped an hour before the
-others, and its last one. At the kill -9, ILLQ's last trade in Kafka is an hour older
+others, and its only one. At the kill -9, ILLQ's last trade in Kafka is an hour older
 than everyone else's, and the streamer runs with ``--max-backfill-s`` 30 min: the
 restart must give each symbol its own window, fail ILLQ's alone (it missed nothing) and
 backfill the rest (issue 14.9: one window for all symbols lost every symbol's downtime).
+ILLQ prints nothing after its first print, so however late a loaded machine restarts the
+streamer, ILLQ's failed window never holds a print (a second print at the session's end
+fell inside the outage when the restart took longer than the session).
 
 Either fault waits for the other to be over (a streamer that is starting reads Kafka; a
 kill right after Kafka's return would only test the start-up). A fault the session ended
@@ -122,10 +125,10 @@ MAX_BACKFILL_S = 1800.0  # longer than any downtime here, shorter than ILLQ's si
 
 
 def _with_illiquid(trades: list[Any]) -> list[Any]:
-    """Return ``trades`` with an illiquid ticker's two prints first and last (same count)."""
+    """Return ``trades`` with an illiquid ticker's only print first (same count)."""
     from dataclasses import replace
 
-    first, last = trades[0], trades[-1]
+    first = trades[0]
     return [
         replace(
             first,
@@ -133,8 +136,7 @@ def _with_illiquid(trades: list[Any]) -> list[Any]:
             sip_timestamp_ns=first.sip_timestamp_ns - ILLIQUID_SILENCE_NS,
             trade_id="1",
         ),
-        *trades[1:-1],
-        replace(last, symbol=ILLIQUID, trade_id="2"),
+        *trades[1:],
     ]
 
 
@@ -293,7 +295,8 @@ async def _campaign(args: argparse.Namespace, workdir: Path, out: Outcome) -> No
             if restarting is not None:
                 await restarting
             # A streamer started late must be subscribed before it is asked to stop.
-            deadline = time.monotonic() + 60.0
+            # (Generous: on a loaded machine a start-up has taken most of a minute.)
+            deadline = time.monotonic() + 180.0
             while srv.stats.authenticated <= auth_before_latest:
                 if time.monotonic() > deadline or proc.returncode is not None:
                     break
