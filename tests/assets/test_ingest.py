@@ -232,7 +232,10 @@ def test_two_sensors_loading_the_same_partition_at_once_lose_and_double_nothing(
             def hold(step: str) -> None:
                 if step == "before_commit" and not a_waits.is_set():
                     a_waits.set()
-                    b_done.wait(120)
+                    # B's load waits for A's turn (loads of one file take turns in a process,
+                    # as another process would wait for the file lock), so B cannot finish
+                    # first: hold the commit a few seconds while B's run is under way.
+                    b_done.wait(5)
 
             wh.fault_hook = hold  # type: ignore[attr-defined] # the DuckDB backend's hook
             return wh
