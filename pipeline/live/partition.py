@@ -21,22 +21,26 @@ import datetime as dt
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import orjson
 
 from pipeline.errors import ParseError
 from pipeline.events import Reject, Trade
 from pipeline.kafka import codec
-from pipeline.live.state import NO_PRIORS, LiveStats, Priors, SymbolDayState
+from pipeline.live.state import NO_PRIORS, LiveColumns, Priors, SymbolDayState
 from udx.kernels import KERNEL_VERSION, Params, session_bounds
+from udx.kernels.schema import SIGNAL_LABELS
 
 PriorsSource = Callable[[str, str], Priors]
 """``(symbol, date) -> Priors`` of that symbol-day; called once per symbol-day."""
 
 STAGE = "live-signals"
 Output = tuple[bytes, bytes, codec.Headers]
+Record = tuple[int, bytes | None, Sequence[tuple[str, bytes | None]] | None]
+"""``(offset, value, headers)`` of one input record."""
 
 
 def no_priors(symbol: str, date: str) -> Priors:
@@ -98,8 +102,28 @@ class _Calendar:
         self.open_ns, self.close_ns = session_bounds(self.date, self._params)
 
 
-def _num(x: float) -> float | None:
-    return None if math.isnan(x) else x
+class _Run:
+    """The trades of one symbol-day within a batch, waiting for one state update."""
+
+    __slots__ = ("date", "index", "offsets", "px", "size", "state", "symbol", "ts")
+
+    def __init__(self, state: SymbolDayState, date: str) -> None:
+        self.state = state
+        self.date = date
+        self.symbol = ""
+        self.index: list[int] = []
+        self.offsets: list[int] = []
+        self.ts: list[int] = []
+        self.px: list[float] = []
+        self.size: list[int] = []
+
+    def add(self, i: int, offset: int, trade: Trade) -> None:
+        self.symbol = trade.symbol  # the same for every trade of the run
+        self.index.append(i)
+        self.offsets.append(offset)
+        self.ts.append(trade.sip_timestamp_ns)
+        self.px.append(trade.price)
+        self.size.append(trade.size)
 
 
 class PartitionProcessor:
@@ -131,6 +155,12 @@ class PartitionProcessor:
         self._priors = priors
         self._params_json = orjson.dumps(params.to_dict(), option=orjson.OPT_SORT_KEYS)
         self._cal = _Calendar(params)
+        # signal_headers' layout, split around the one header that differs per record.
+        hdrs = codec.signal_headers(
+            codec.SCHEMA_SIGNAL, topic, partition, 0, KERNEL_VERSION, self._params_json
+        )
+        at = [name for name, _ in hdrs].index("input_offset")
+        self._base_headers, self._params_tail = hdrs[:at], hdrs[at + 1 :]
         self.date: str | None = checkpoint.date if checkpoint else None
         self.replay_from: int | None = checkpoint.replay_from if checkpoint else None
         self._states: dict[str, SymbolDayState] = {}
@@ -167,70 +197,127 @@ class PartitionProcessor:
         tuple or None
             ``(key, value, headers)`` of a ``signal.v1`` or ``reject.v1`` record.
         """
-        self.next_offset = offset + 1
-        try:
-            event = codec.decode_event(value, headers)
-        except ParseError as e:
-            return self._reject(offset, value, f"undecodable record: {e}", emit)
-        if not isinstance(event, Trade):
-            if emit:
-                self.counts[f"not_a_trade:{type(event).__name__.lower()}"] += 1
-            return None
-        if not (math.isfinite(event.price) and event.price > 0.0):
-            return self._reject(offset, value, "price null, non-finite or <= 0", emit)
-        ts = event.sip_timestamp_ns
-        cal = self._cal
-        cal.at(ts)
-        if self.date is None or cal.date > self.date:
-            # A new day: the partition's restart point moves here; older states are done.
-            self.date = cal.date
-            self.replay_from = offset
-            self._states.clear()
-        elif cal.date < self.date:
-            reason = f"stale_day: a print of {cal.date} after this partition reached {self.date}"
-            return self._reject(offset, value, reason, emit)
-        if not cal.open_ns <= ts <= cal.close_ns:
-            if emit:
-                self.counts["outside_session"] += 1
-            return None
-        state = self._states.get(event.symbol)
-        if state is None:
-            priors = self._priors(event.symbol, cal.date)
-            state = SymbolDayState(cal.open_ns, cal.close_ns, self.params, priors)
-            self._states[event.symbol] = state
-        stats = state.update(ts, event.price)
-        if not emit:
-            return None
-        self.counts["signals"] += 1
-        if not stats.in_order:
-            self.counts["late_prints"] += 1
-        return self._signal(offset, event, cal.date, stats, state.priors)
+        return self.process_batch([(offset, value, headers)], emit=emit)[0]
 
-    def _signal(
-        self, offset: int, trade: Trade, date: str, stats: LiveStats, priors: Priors
-    ) -> Output:
-        fields = asdict(stats)
-        for name, x in fields.items():
-            if isinstance(x, float):
-                fields[name] = _num(x)
-        value = orjson.dumps(
-            {
-                "symbol": trade.symbol,
-                "date": date,
-                "timestamp_ns": trade.sip_timestamp_ns,
-                "price": trade.price,
-                "size": trade.size,
-                **fields,
-                "garch_params": priors.garch.source if priors.garch else None,
-                "acd_params": priors.acd.source if priors.acd else None,
-                "provisional": True,
-            }
-        )
-        hdrs = codec.signal_headers(
-            codec.SCHEMA_SIGNAL, self.topic, self.partition, offset, KERNEL_VERSION,
-            self._params_json,
+    def process_batch(self, records: Sequence[Record], *, emit: bool = True) -> list[Output | None]:
+        """Process consecutive records of the partition; return what to produce for each.
+
+        The same as :meth:`process` record by record (the statistics are split-invariant):
+        the trades of one symbol-day in the batch go through its state in one
+        :meth:`~pipeline.live.state.SymbolDayState.update_many` call.
+
+        Parameters
+        ----------
+        records
+            ``(offset, value, headers)`` in offset order.
+        emit
+            False while replaying to rebuild state: nothing is returned or counted.
+
+        Returns
+        -------
+        list
+            Per record, in order: ``(key, value, headers)`` of a ``signal.v1`` or
+            ``reject.v1`` record, or None (nothing to produce; counted by kind).
+        """
+        out: list[Output | None] = [None] * len(records)
+        runs: dict[str, _Run] = {}
+        cal = self._cal
+        counts = self.counts
+        for i, (offset, value, headers) in enumerate(records):
+            self.next_offset = offset + 1
+            try:
+                event = codec.decode_event(value, headers)
+            except ParseError as e:
+                out[i] = self._reject(offset, value, f"undecodable record: {e}", emit)
+                continue
+            if not isinstance(event, Trade):
+                if emit:
+                    counts[f"not_a_trade:{type(event).__name__.lower()}"] += 1
+                continue
+            if not (math.isfinite(event.price) and event.price > 0.0):
+                out[i] = self._reject(offset, value, "price null, non-finite or <= 0", emit)
+                continue
+            ts = event.sip_timestamp_ns
+            cal.at(ts)
+            if self.date is None or cal.date > self.date:
+                # A new day: the partition's restart point moves here; older states are done
+                # (their prints so far in this batch are computed first).
+                self._finish(runs, out, emit)
+                self.date = cal.date
+                self.replay_from = offset
+                self._states.clear()
+            elif cal.date < self.date:
+                reason = (
+                    f"stale_day: a print of {cal.date} after this partition reached {self.date}"
+                )
+                out[i] = self._reject(offset, value, reason, emit)
+                continue
+            if not cal.open_ns <= ts <= cal.close_ns:
+                if emit:
+                    counts["outside_session"] += 1
+                continue
+            run = runs.get(event.symbol)
+            if run is None:
+                state = self._states.get(event.symbol)
+                if state is None:
+                    priors = self._priors(event.symbol, cal.date)
+                    state = SymbolDayState(cal.open_ns, cal.close_ns, self.params, priors)
+                    self._states[event.symbol] = state
+                run = runs[event.symbol] = _Run(state, cal.date)
+            run.add(i, offset, event)
+        self._finish(runs, out, emit)
+        return out
+
+    def _finish(self, runs: dict[str, _Run], out: list[Output | None], emit: bool) -> None:
+        """Feed each symbol's pending prints to its state; put their signals in ``out``."""
+        for run in runs.values():
+            cols = run.state.update_many(
+                np.fromiter(run.ts, dtype=np.int64, count=len(run.ts)),
+                np.fromiter(run.px, dtype=np.float64, count=len(run.px)),
+            )
+            if emit:
+                self._signals(run, cols, out)
+        runs.clear()
+
+    def _signals(self, run: _Run, cols: LiveColumns, out: list[Output | None]) -> None:
+        priors = run.state.priors
+        garch = priors.garch.source if priors.garch else None
+        acd = priors.acd.source if priors.acd else None
+        rule = cols.lm_n_rule
+        date = run.date
+        key = run.symbol.encode()
+        base = self._base_headers
+        params = self._params_tail
+        counts = self.counts
+        counts["signals"] += len(cols)
+        late = len(cols) - int(np.count_nonzero(cols.in_order))
+        if late:
+            counts["late_prints"] += late
+        dumps = orjson.dumps
+        # NaN is written as JSON null by orjson, as the batch stores null.
+        rows = zip(
+            run.index, run.offsets, run.ts, run.px, run.size, cols.seq.tolist(),
+            cols.log_return.tolist(), cols.lee_mykland_stat.tolist(), cols.lm_xi.tolist(),
+            cols.lm_n.tolist(), cols.jump_detected.tolist(), cols.bns_stat.tolist(),
+            cols.garch_sigma2.tolist(), cols.standardized_return.tolist(),
+            cols.conditional_duration.tolist(), cols.acd_surprise.tolist(),
+            cols.trade_intensity_zscore.tolist(), cols.signal_code.tolist(),
+            cols.in_order.tolist(), strict=True,
         )  # fmt: skip
-        return trade.symbol.encode(), value, hdrs
+        for i, off, ts, px, size, seq, r, lm, xi, n, jump, bns, s2, std, cd, su, z, c, io in rows:
+            value = dumps(
+                {
+                    "symbol": run.symbol, "date": date, "timestamp_ns": ts, "price": px,
+                    "size": size, "seq": seq, "log_return": r, "lee_mykland_stat": lm,
+                    "lm_xi": xi, "lm_n": n, "lm_n_rule": rule, "jump_detected": jump,
+                    "bns_stat": bns, "garch_sigma2": s2, "standardized_return": std,
+                    "conditional_duration": cd, "acd_surprise": su,
+                    "trade_intensity_zscore": z, "trading_signal": SIGNAL_LABELS[c],
+                    "in_order": io, "garch_params": garch, "acd_params": acd,
+                    "provisional": True,
+                }
+            )  # fmt: skip
+            out[i] = (key, value, [*base, ("input_offset", b"%d" % off), *params])
 
     def _reject(self, offset: int, value: bytes | None, reason: str, emit: bool) -> Output | None:
         if not emit:

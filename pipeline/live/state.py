@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline._typing import BoolArray, Float64Array, Int64Array
+from udx.kernels._compat_numba import jit
 from udx.kernels.acd import AcdDay, Diurnal, acd_filter_nb, diurnal_phi_nb
 from udx.kernels.config import NS_PER_S, Params
 from udx.kernels.garch import GarchFit, garch_filter_nb
@@ -135,17 +137,124 @@ class LiveStats:
     in_order: bool
 
 
+@dataclass(frozen=True, slots=True)
+class LiveColumns:
+    """The provisional statistics of consecutive prints of one symbol-day, one array each.
+
+    Row ``i`` is the ``i``-th print given to :meth:`SymbolDayState.update_many`; the names
+    and meanings are those of :class:`LiveStats` (NaN = null). ``lm_n_rule`` is the same
+    for every row of a symbol-day.
+    """
+
+    seq: Int64Array
+    log_return: Float64Array
+    lee_mykland_stat: Float64Array
+    lm_xi: Float64Array
+    lm_n: Int64Array
+    lm_n_rule: str
+    jump_detected: BoolArray
+    bns_stat: Float64Array
+    garch_sigma2: Float64Array
+    standardized_return: Float64Array
+    conditional_duration: Float64Array
+    acd_surprise: Float64Array
+    trade_intensity_zscore: Float64Array
+    signal_code: Int64Array
+    in_order: BoolArray
+
+    def __len__(self) -> int:
+        return int(self.seq.shape[0])
+
+    def row(self, i: int) -> LiveStats:
+        """Return row ``i`` as one print's :class:`LiveStats`."""
+        return LiveStats(
+            seq=int(self.seq[i]), log_return=float(self.log_return[i]),
+            lee_mykland_stat=float(self.lee_mykland_stat[i]), lm_xi=float(self.lm_xi[i]),
+            lm_n=int(self.lm_n[i]), lm_n_rule=self.lm_n_rule,
+            jump_detected=bool(self.jump_detected[i]), bns_stat=float(self.bns_stat[i]),
+            garch_sigma2=float(self.garch_sigma2[i]),
+            standardized_return=float(self.standardized_return[i]),
+            conditional_duration=float(self.conditional_duration[i]),
+            acd_surprise=float(self.acd_surprise[i]),
+            trade_intensity_zscore=float(self.trade_intensity_zscore[i]),
+            trading_signal=SIGNAL_LABELS[int(self.signal_code[i])],
+            in_order=bool(self.in_order[i]),
+        )  # fmt: skip
+
+
+def _intensity_py(
+    stamp_ns: Int64Array,
+    open_ns: int,
+    bucket_ns: int,
+    window: int,
+    counts: Int64Array,
+    zbuf: Float64Array,
+    out: Float64Array,
+) -> None:
+    """Count each print in its bucket; its z is the kernel's z of that bucket's count so far.
+
+    ``b = min(floor((t - open) / bucket), B - 1)`` as ``intensity_counts``; the z of
+    ``counts[b]`` against the ``window`` trailing buckets is ``intensity_zscores`` on
+    ``counts[b - window : b + 1]`` (O(window) per print, the batch kernel's own code).
+    """
+    last = counts.shape[0] - 1
+    for i in range(stamp_ns.shape[0]):
+        b = (stamp_ns[i] - open_ns) // bucket_ns
+        if b > last:
+            b = last
+        counts[b] += 1
+        if b < window:
+            out[i] = _NAN
+        else:
+            intensity_zscores_nb(counts[b - window : b + 1], window, zbuf)
+            out[i] = zbuf[window]
+
+
+_intensity_nb = jit(_intensity_py)
+
+
+class _Thresholds:
+    """``lm_threshold_constants(n)`` for n = 0, 1, ..., computed once each per process."""
+
+    def __init__(self) -> None:
+        self.c = np.full(3, _NAN)
+        self.s = np.full(3, _NAN)
+
+    def upto(self, n: int) -> tuple[Float64Array, Float64Array]:
+        """Return arrays ``(C, S)`` indexed by n, covering ``0..n`` (NaN below 3)."""
+        have = self.c.shape[0]
+        if n >= have:
+            size = max(n + 1, 2 * have)
+            c = np.full(size, _NAN)
+            s = np.full(size, _NAN)
+            c[:have], s[:have] = self.c, self.s
+            for k in range(max(3, have), size):
+                c[k], s[k] = lm_threshold_constants(k)
+            self.c, self.s = c, s
+        return self.c, self.s
+
+
+_THRESHOLDS = _Thresholds()
+
+
 class SymbolDayState:
     """Online state of one (symbol, New York date) partition.
 
     Parameters
     ----------
     open_ns, close_ns
-        Session bounds of the date (UTC ns); :meth:`update` takes only prints inside them.
+        Session bounds of the date (UTC ns); :meth:`update_many` takes only prints inside them.
     params
         Parameters of the statistics (K, W, alpha, intensity bucket and window).
     priors
         Provisional ``n`` and fitted parameters (:class:`Priors`).
+
+    Notes
+    -----
+    :meth:`update_many` feeds a run of consecutive prints to each kernel in one call (the
+    kernels are resumable filters: any split of the day gives the same output, to the
+    bit), so the per-call cost of a compiled kernel is paid once per run, not per print.
+    :meth:`update` is the same on a run of one.
     """
 
     def __init__(self, open_ns: int, close_ns: int, params: Params, priors: Priors) -> None:
@@ -156,6 +265,7 @@ class SymbolDayState:
         self._beta_star = gumbel_beta_star(params.alpha)
         self._n_prior = priors.lm_n if priors.lm_n is not None and priors.lm_n >= 3 else None
         self._cs_prior = lm_threshold_constants(self._n_prior) if self._n_prior else None
+        self._rule = N_RULE_PRIOR if self._n_prior is not None else N_RULE_RUNNING
         self._ret = np.array([_NAN])
         lm = LeeMyklandState.initial(params.lm_window)
         self._lm = (lm.counts, lm.vals, lm.blk, lm.suf)
@@ -168,15 +278,7 @@ class SymbolDayState:
         self._bucket_ns = params.intensity_bucket_s * NS_PER_S
         self._counts = np.zeros(params.n_buckets, dtype=np.int64)
         self._z = np.empty(params.intensity_window + 1)
-        # One-element buffers: the kernels take arrays and write their outputs in place.
-        self._p = np.empty(1)
-        self._r = np.empty(1)
-        self._t = np.empty(1, dtype=np.int64)
-        self._tod = np.empty(1)
-        self._phi = np.empty(1)
         self._midnight_ns = open_ns - params.open_s * NS_PER_S
-        self._o1 = np.empty(1)
-        self._o2 = np.empty(1)
         self.seq = 0
         self.returns = 0
         self.last_ns: int | None = None
@@ -196,78 +298,104 @@ class SymbolDayState:
         LiveStats
             The print's provisional statistics.
         """
+        cols = self.update_many(
+            np.array([timestamp_ns], dtype=np.int64), np.array([price], dtype=np.float64)
+        )
+        return cols.row(0)
+
+    def update_many(self, timestamp_ns: Int64Array, price: Float64Array) -> LiveColumns:
+        """Add consecutive regular-hours prints (offset order) and return their statistics.
+
+        Parameters
+        ----------
+        timestamp_ns
+            The prints' SIP times (UTC ns, int64), within the session, in arrival order.
+        price
+            Their prices (float64), finite and > 0 (the caller rejects other prints first).
+
+        Returns
+        -------
+        LiveColumns
+            One row per print, equal to what :meth:`update` returns print by print.
+        """
         p = self.params
-        in_order = self.last_ns is None or timestamp_ns >= self.last_ns
-        self._p[0] = price
-        log_returns_nb(self._p, self._r, self._ret)
-        r = float(self._r[0])
-        if r == r:
-            self.returns += 1
-        lm_stat = self._one(lee_mykland_nb, p.lm_window - 2, *self._lm)
-        n, rule, xi = self._xi(lm_stat)
-        jump = xi == xi and xi > self._beta_star
-        bns = self._one(bns_rolling_nb, p.bns_window, *self._bns)
-        sigma2 = std = _NAN
+        ts = np.ascontiguousarray(timestamp_ns, dtype=np.int64)
+        px = np.ascontiguousarray(price, dtype=np.float64)
+        m = ts.shape[0]
+        # A print is in order when it is not older than every earlier in-order print.
+        running_max = np.maximum.accumulate(ts)
+        in_order = np.empty(m, dtype=np.bool_)
+        if m:
+            if self.last_ns is not None:
+                np.maximum(running_max, self.last_ns, out=running_max)
+            in_order[0] = self.last_ns is None or ts[0] >= self.last_ns
+            np.greater_equal(ts[1:], running_max[:-1], out=in_order[1:])
+        r = np.empty(m)
+        log_returns_nb(px, r, self._ret)
+        has_return = r == r
+        lm_stat = np.empty(m)
+        lee_mykland_nb(r, p.lm_window - 2, lm_stat, *self._lm)
+        if self._cs_prior is not None and self._n_prior is not None:
+            n = np.full(m, self._n_prior, dtype=np.int64)
+            c_n, s_n = self._cs_prior
+            xi = (np.abs(lm_stat) - c_n) / s_n
+        else:
+            n = has_return.cumsum(dtype=np.int64)
+            n += self.returns
+            # (C_n, S_n) of each print's own running n; NaN below n = 3, as a null xi.
+            c_all, s_all = _THRESHOLDS.upto(int(n[-1]) if m else 0)
+            xi = (np.abs(lm_stat) - c_all[n]) / s_all[n]
+        self.returns = (
+            int(n[-1])
+            if m and self._n_prior is None
+            else self.returns + int(np.count_nonzero(has_return))
+        )
+        jump = xi > self._beta_star  # False where xi is null (NaN compares false, no warning)
+        bns = np.empty(m)
+        bns_rolling_nb(r, p.bns_window, bns, *self._bns)
+        sigma2 = np.full(m, _NAN)
+        std = np.full(m, _NAN)
         g = self.priors.garch
         if g is not None and self._garch is not None:
-            garch_filter_nb(
-                self._r, g.scale, g.omega_scaled, g.alpha, g.beta, self._o1, self._garch
-            )
-            sigma2 = float(self._o1[0])
-            std = r / math.sqrt(sigma2) if r == r and sigma2 > 0.0 else _NAN
-        cond = surp = _NAN
+            garch_filter_nb(r, g.scale, g.omega_scaled, g.alpha, g.beta, sigma2, self._garch)
+            ok = has_return & (sigma2 > 0.0)
+            std[ok] = r[ok] / np.sqrt(sigma2[ok])
+        cond = np.full(m, _NAN)
+        surp = np.full(m, _NAN)
         a = self.priors.acd
-        if a is not None and in_order:  # a late print would make a negative duration
-            self._t[0] = timestamp_ns
-            d = a.diurnal
-            # Seconds after local midnight exactly as udx.kernels.acd.tod_seconds computes them.
-            self._tod[0] = (timestamp_ns - self._midnight_ns) / 1e9
-            diurnal_phi_nb(
-                self._tod, d.knots_s, d.knot_means_s, d.second_derivs, d.slope_left,
-                d.slope_right, d.floor, self._phi,
-            )  # fmt: skip
-            acd_filter_nb(
-                self._t, self._phi, a.omega, a.alpha, a.beta, a.psi1, self._o1, self._o2,
-                self._acd_i, self._acd_f,
-            )  # fmt: skip
-            cond, surp = float(self._o1[0]), float(self._o2[0])
-        z = self._intensity(timestamp_ns)
-        code = (1 if r > 0.0 else 2) if jump else 0
-        stats = LiveStats(
-            seq=self.seq, log_return=r, lee_mykland_stat=lm_stat, lm_xi=xi, lm_n=n,
-            lm_n_rule=rule, jump_detected=jump, bns_stat=bns, garch_sigma2=sigma2,
+        if a is not None:  # a late print would make a negative duration: left out
+            t = ts[in_order] if not in_order.all() else ts
+            if t.shape[0]:
+                d = a.diurnal
+                # Seconds after local midnight exactly as udx.kernels.acd.tod_seconds does.
+                tod = (t - self._midnight_ns) / 1e9
+                phi = np.empty(t.shape[0])
+                diurnal_phi_nb(
+                    tod, d.knots_s, d.knot_means_s, d.second_derivs, d.slope_left,
+                    d.slope_right, d.floor, phi,
+                )  # fmt: skip
+                c_out = np.empty(t.shape[0])
+                s_out = np.empty(t.shape[0])
+                acd_filter_nb(
+                    t, phi, a.omega, a.alpha, a.beta, a.psi1, c_out, s_out, self._acd_i,
+                    self._acd_f,
+                )  # fmt: skip
+                cond[in_order] = c_out
+                surp[in_order] = s_out
+        z = np.empty(m)
+        _intensity_nb(
+            ts, self.open_ns, self._bucket_ns, p.intensity_window, self._counts, self._z, z
+        )
+        code = np.zeros(m, dtype=np.int64)
+        code[jump] = 2
+        code[jump & (r > 0.0)] = 1
+        seq = np.arange(self.seq, self.seq + m, dtype=np.int64)
+        self.seq += m
+        if m:
+            self.last_ns = int(running_max[-1])
+        return LiveColumns(
+            seq=seq, log_return=r, lee_mykland_stat=lm_stat, lm_xi=xi, lm_n=n,
+            lm_n_rule=self._rule, jump_detected=jump, bns_stat=bns, garch_sigma2=sigma2,
             standardized_return=std, conditional_duration=cond, acd_surprise=surp,
-            trade_intensity_zscore=z, trading_signal=SIGNAL_LABELS[code], in_order=in_order,
+            trade_intensity_zscore=z, signal_code=code, in_order=in_order,
         )  # fmt: skip
-        self.seq += 1
-        if in_order:
-            self.last_ns = timestamp_ns
-        return stats
-
-    def _one(self, kernel: object, window: int, *state: np.ndarray) -> float:
-        kernel(self._r, window, self._o1, *state)  # type: ignore[operator] # a numba dispatcher
-        return float(self._o1[0])
-
-    def _xi(self, lm_stat: float) -> tuple[int, str, float]:
-        """Return ``(n, rule, xi)`` with the provisional ``n`` (statistics.md 2.2, eq. 12-13)."""
-        if self._cs_prior is not None and self._n_prior is not None:
-            n, rule, (c_n, s_n) = self._n_prior, N_RULE_PRIOR, self._cs_prior
-        else:
-            n, rule = self.returns, N_RULE_RUNNING
-            if lm_stat != lm_stat or n < 3:
-                return n, rule, _NAN
-            c_n, s_n = lm_threshold_constants(n)
-        if lm_stat != lm_stat:
-            return n, rule, _NAN
-        return n, rule, (abs(lm_stat) - c_n) / s_n
-
-    def _intensity(self, timestamp_ns: int) -> float:
-        """Count the print in its bucket; z of that bucket's count so far (statistics.md 2.7)."""
-        w = self.params.intensity_window
-        b = min((timestamp_ns - self.open_ns) // self._bucket_ns, self._counts.shape[0] - 1)
-        self._counts[b] += 1
-        if b < w:
-            return _NAN
-        # The kernel's own z over the w trailing buckets and this one: O(w), not O(day).
-        intensity_zscores_nb(self._counts[b - w : b + 1], w, self._z)
-        return float(self._z[w])

@@ -78,3 +78,29 @@ def test_commit_metadata_that_is_not_a_checkpoint_is_refused() -> None:
     assert Checkpoint.decode("") is None
     with pytest.raises(ParseError, match="not a live-signals checkpoint"):
         Checkpoint.decode('{"v": 1}')
+
+
+def test_batches_of_records_give_what_records_one_by_one_give() -> None:
+    records = _records()
+    # Mixed in: a gap, an undecodable record, a bad price and a stale print, mid-day-change.
+    gap = codec.encode(Gap("T.XXX", 1, 2, "disconnect", 3))
+    bad = codec.encode(replace(sample_trades(1, day=date(2018, 1, 3), start_row=5)[0], price=-1.0))
+    mixed = [*records[:690], (690, gap[1], gap[2]), (691, b"{", [("schema", codec.SCHEMA_TRADE)])]
+    mixed += [(692 + k, v, h) for k, (_, v, h) in enumerate(records[690:710])]
+    mixed += [(712, bad[1], bad[2]), (713, records[3][1], records[3][2])]  # 713: stale day
+    mixed += [(714 + k, v, h) for k, (_, v, h) in enumerate(records[710:])]
+    one = PartitionProcessor("t", 2, Params())
+    whole = _run(one, mixed)
+    for size in (1, 7, 64, 500, len(mixed)):
+        proc = PartitionProcessor("t", 2, Params())
+        got: list[object] = []
+        for lo in range(0, len(mixed), size):
+            got += proc.process_batch(mixed[lo : lo + size])
+        assert got == whole, size
+        assert proc.counts == one.counts
+        assert proc.checkpoint() == one.checkpoint() == Checkpoint("2018-01-03", 702)
+    assert one.counts["rejects:stale_day"] == one.counts["rejects:undecodable record"] == 1
+    # A replay in batches rebuilds the same state: what follows is the same.
+    resumed = PartitionProcessor("t", 2, Params(), checkpoint=Checkpoint("2018-01-03", 702))
+    assert resumed.process_batch(mixed[702:900], emit=False) == [None] * 198
+    assert resumed.process_batch(mixed[900:]) == whole[900:]

@@ -8,6 +8,7 @@ definition on either side fails here.
 
 from __future__ import annotations
 
+import itertools
 import math
 from functools import cache
 
@@ -19,6 +20,7 @@ from pipeline.live.state import (
     N_RULE_RUNNING,
     AcdPrior,
     GarchPrior,
+    LiveColumns,
     LiveStats,
     Priors,
     SymbolDayState,
@@ -145,3 +147,77 @@ def test_a_late_print_is_flagged_and_kept_out_of_the_acd_spell() -> None:
     late = state.update(res.open_ns, 10.5)
     assert (first.in_order, late.in_order) == (True, False)
     assert late.log_return == pytest.approx(math.log(10.5 / 10.0))
+
+
+def _rows(cols: LiveColumns) -> list[LiveStats]:
+    return [cols.row(i) for i in range(len(cols))]
+
+
+def _identical(a: list[LiveStats], b: list[LiveStats]) -> None:
+    """Field by field, NaN equal to NaN, floats to the bit."""
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        for name in LiveStats.__slots__:
+            u, v = getattr(x, name), getattr(y, name)
+            if isinstance(u, float) and math.isnan(u):
+                assert isinstance(v, float), (x.seq, name)
+                assert math.isnan(v), (x.seq, name)
+            else:
+                assert u == v, (x.seq, name, u, v)
+
+
+@pytest.mark.parametrize("date", DAYS)
+@pytest.mark.parametrize("with_fits", [True, False])
+def test_runs_of_prints_give_what_one_print_at_a_time_gives_at_every_print(
+    date: str, with_fits: bool
+) -> None:
+    res, ts, px = _day(date)
+    if with_fits:
+        assert res.garch is not None
+        assert res.acd is not None
+        priors = Priors(
+            lm_n=res.metrics["n_returns"],
+            garch=GarchPrior.from_fit(res.garch, source="batch"),
+            acd=AcdPrior.from_day(res.acd, source="batch"),
+        )
+    else:
+        priors = Priors()
+    one_by_one = _with_day_fits(date) if with_fits else _live(date, priors)
+    rng = np.random.default_rng(17)
+    cuts = np.unique(np.r_[0, rng.integers(0, len(ts), 300), len(ts)])
+    state = SymbolDayState(res.open_ns, res.close_ns, Params(), priors)
+    runs: list[LiveStats] = []
+    for lo, hi in itertools.pairwise(cuts):
+        runs += _rows(state.update_many(ts[lo:hi], px[lo:hi]))
+    assert state.update_many(ts[:0], px[:0]).seq.shape == (0,)  # an empty run changes nothing
+    _identical(runs, one_by_one)
+    # And so equal to the batch print by print, as above.
+    for name in ("log_return", "lee_mykland_stat", "bns_stat"):
+        _same(_col(runs, name), res.trades[name], rtol=1e-12)
+    if with_fits:
+        _same(_col(runs, "lm_xi"), res.trades["lm_xi"], rtol=1e-9)
+        _same(_col(runs, "garch_sigma2"), res.trades["garch_sigma2"], rtol=1e-10)
+        _same(_col(runs, "acd_surprise"), res.trades["acd_surprise"], rtol=1e-9)
+        assert [s.trading_signal for s in runs] == res.trades["trading_signal"].tolist()
+
+
+def test_late_prints_inside_a_run_are_flagged_and_kept_out_of_the_acd_spell() -> None:
+    res = _day(DAYS[0])[0]
+    assert res.acd is not None
+    assert res.garch is not None
+    priors = Priors(
+        acd=AcdPrior.from_day(res.acd, "batch"), garch=GarchPrior.from_fit(res.garch, "batch")
+    )
+    s = 10**9
+    ts = np.array([5, 3, 6, 6, 4, 9], dtype=np.int64) * s + res.open_ns
+    px = np.array([10.0, 10.5, 10.2, 10.1, 10.0, 10.3])
+    one = SymbolDayState(res.open_ns, res.close_ns, Params(), priors)
+    expected = [one.update(int(t), float(p)) for t, p in zip(ts, px, strict=True)]
+    assert [x.in_order for x in expected] == [True, False, True, True, False, True]
+    assert all(math.isnan(x.acd_surprise) for x in expected if not x.in_order)
+    for split in (1, 2, 4, 6):
+        state = SymbolDayState(res.open_ns, res.close_ns, Params(), priors)
+        got: list[LiveStats] = []
+        for lo in range(0, len(ts), split):
+            got += _rows(state.update_many(ts[lo : lo + split], px[lo : lo + split]))
+        _identical(got, expected)
