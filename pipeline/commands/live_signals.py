@@ -20,9 +20,9 @@ def register(sub: Any) -> None:
         "topic and, per regular-hours trade, update its symbol-day's online state and produce "
         "its provisional statistics and rule-v1 signal to $MICROSTRUCTURE_SIGNALS_TOPIC "
         "(signal.v1, key = symbol, headers = input topic/partition/offset, kernel version, "
-        "parameters). Offsets are committed after the signals are acknowledged; a restarted or "
-        "new instance rebuilds each partition's state from the day's first offset. The batch "
-        "signals stay the source of truth (docs/live.md).",
+        "parameters). Offsets are committed once the signals of every record before them are "
+        "acknowledged; a restarted or new instance rebuilds each partition's state from the "
+        "day's first offset. The batch signals stay the source of truth (docs/live.md).",
     )
     p.add_argument("--topic", default=None, help="input topic (default $MICROSTRUCTURE_TOPIC)")
     p.add_argument(
@@ -34,7 +34,11 @@ def register(sub: Any) -> None:
         "--group", default=None, help="consumer group (default $MICROSTRUCTURE_LIVE_GROUP)"
     )
     p.add_argument(
-        "--batch-size", type=int, default=500, help="records per consume/ack/commit (500)"
+        "--batch-size",
+        type=int,
+        default=2000,
+        help="most records processed and produced together; a batch is whatever the consumer "
+        "holds, never waited for (2000)",
     )
     p.add_argument(
         "--session-timeout-ms",

@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from confluent_kafka import KafkaError as _LibKafkaError
 from confluent_kafka import KafkaException, Message, Producer
@@ -148,6 +148,36 @@ class _FrameAck:
                     offset=-1 if offset is None else offset,
                 )
             )
+
+
+class PendingAcks:
+    """One delivery callback shared by a batch of records: how many are still unacknowledged.
+
+    :meth:`EventProducer.produce_batch` returns it. A failed report is recorded on the
+    producer (:meth:`EventProducer.raise_if_failed` raises), and ``left`` never reaches 0
+    for that batch, so a caller that commits input offsets only when ``left == 0``
+    commits nothing past a lost record. ``hook`` sees every acknowledged message.
+    """
+
+    __slots__ = ("_hook", "_producer", "left")
+
+    def __init__(
+        self, producer: EventProducer, count: int, hook: Callable[[Message], None] | None
+    ) -> None:
+        self._producer = producer
+        self._hook = hook
+        self.left = count
+
+    def __call__(self, err: _LibKafkaError | None, msg: Message) -> None:
+        """Count one delivery report (librdkafka calls it inside ``poll``/``flush``)."""
+        p = self._producer
+        if err is not None:
+            p._record_failure(err, msg)
+            return
+        p.delivered += 1
+        self.left -= 1
+        if self._hook is not None:
+            self._hook(msg)
 
 
 class LatencyRecorder:
@@ -530,6 +560,69 @@ class EventProducer:
         if self._poller is None:
             self._producer.poll(0)
         return k
+
+    def produce_batch(
+        self,
+        records: Sequence[tuple[bytes, bytes, Sequence[tuple[str, bytes]]]],
+        hook: Callable[[Message], None] | None = None,
+    ) -> PendingAcks:
+        """Hand already-encoded records, each with its own headers, to librdkafka.
+
+        One shared callback per batch (no per-record object); while the local queue is
+        full it serves delivery reports (back-pressure) up to the message timeout.
+
+        Parameters
+        ----------
+        records
+            ``(key, value, headers)`` per record, in the order to produce them.
+        hook
+            Called with each acknowledged message (inside ``poll``/``flush``).
+
+        Returns
+        -------
+        PendingAcks
+            Its ``left`` is the number of records not yet acknowledged.
+
+        Raises
+        ------
+        DeliveryError
+            If an earlier message already failed, or the local queue stayed full for
+            longer than the message timeout.
+        """
+        if self.failed:
+            self._raise_if_failed()
+        pending = PendingAcks(self, len(records), hook)
+        produce = self._producer.produce
+        topic = self.topic
+        deadline: float | None = None
+        k = 0
+        n = len(records)
+        try:
+            while k < n:
+                key, value, headers = records[k]
+                try:
+                    # librdkafka takes any list of (name, value) pairs; ours hold bytes.
+                    hdrs = cast("list[tuple[str, str | bytes | None]]", headers)
+                    produce(topic, value, key, headers=hdrs, on_delivery=pending)
+                except BufferError:
+                    now = time.monotonic()
+                    if deadline is None:
+                        deadline = now + self._block_timeout_s
+                    elif now >= deadline:
+                        raise DeliveryError(
+                            f"local producer queue for {self.topic!r} stayed full "
+                            f"for {self._block_timeout_s} s ({len(self._producer)} waiting)"
+                        ) from None
+                    self._producer.poll(0.05)
+                    if self.failed:
+                        self._raise_if_failed()
+                    continue
+                k += 1
+        except KafkaException as e:
+            raise DeliveryError(f"cannot produce to {self.topic!r}: {e}") from e
+        finally:
+            self.sent += k
+        return pending
 
     def warm_up(self, timeout_s: float = 10.0) -> bool:
         """Connect and fetch the topic's metadata now, so the first records do not pay for it.

@@ -2,11 +2,14 @@
 
 Instances of one group share the input topic's partitions (cooperative-sticky
 assignment: a rebalance moves only the partitions that change owner). Per batch of
-records: :class:`~pipeline.live.partition.PartitionProcessor` -> idempotent producer
-(acks=all, :class:`~pipeline.kafka.producer.EventProducer`) -> wait for every
-acknowledgement -> commit the consumer offsets with each partition's
-:class:`~pipeline.live.partition.Checkpoint` as commit metadata. Never the other way
-round, so a crash loses no signal.
+records (what the consumer holds, up to ``batch_size``; it does not wait to fill a
+batch): :class:`~pipeline.live.partition.PartitionProcessor` -> idempotent producer
+(acks=all, :class:`~pipeline.kafka.producer.EventProducer`) -> the next batch. Batches
+are not flushed one by one: each keeps the consumer offsets and
+:class:`~pipeline.live.partition.Checkpoint` it reached, and those are committed (as
+commit metadata, asynchronously, at most every ``commit_interval_s``) once every record
+of that batch *and of every earlier batch* is acknowledged. Never the other way round,
+so a crash loses no signal.
 
 Recovery. On assignment, each partition's state is rebuilt by reading
 ``[checkpoint.replay_from, committed)`` (:func:`pipeline.kafka.consumer.read_range`) and
@@ -23,8 +26,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
-from collections.abc import Mapping
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -32,11 +35,18 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka import KafkaError as _LibKafkaError
 
 from pipeline.errors import KafkaError
+from pipeline.kafka import codec
 from pipeline.kafka.broker import client_conf
 from pipeline.kafka.consumer import read_range
 from pipeline.kafka.offsets import OffsetRange
-from pipeline.kafka.producer import EventProducer
-from pipeline.live.partition import Checkpoint, PartitionProcessor, PriorsSource, no_priors
+from pipeline.kafka.producer import EventProducer, PendingAcks
+from pipeline.live.partition import (
+    Checkpoint,
+    PartitionProcessor,
+    PriorsSource,
+    Record,
+    no_priors,
+)
 from pipeline.settings import DEFAULT_LIVE_GROUP
 from udx.kernels import Params
 
@@ -54,12 +64,19 @@ _LOST_OWNERSHIP = {
 
 @dataclass
 class LiveSummary:
-    """What one run of the service did (counts by kind, partitions restored, commits)."""
+    """What one run of the service did (counts by kind, partitions restored, commits).
+
+    ``first_record_ns`` and ``last_acked_ns`` (UTC epoch ns) bound the work: the first
+    batch consumed and the last time a batch was found fully acknowledged.
+    """
 
     counts: Counter[str] = field(default_factory=Counter)
     restored: list[tuple[int, int, int]] = field(default_factory=list)
     commits: int = 0
     lost_commits: int = 0
+    consumed: int = 0
+    first_record_ns: int = 0
+    last_acked_ns: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """Return the summary as JSON-ready data."""
@@ -70,6 +87,9 @@ class LiveSummary:
             ],
             "commits": self.commits,
             "lost_commits": self.lost_commits,
+            "consumed": self.consumed,
+            "first_record_ns": self.first_record_ns,
+            "last_acked_ns": self.last_acked_ns,
         }
 
 
@@ -83,11 +103,21 @@ class LiveConfig:
     group_id: str = DEFAULT_LIVE_GROUP
     extra_conf: Mapping[str, str] = field(default_factory=dict[str, str])
     params: Params = field(default_factory=Params)
-    batch_size: int = 500
+    batch_size: int = 2000
     poll_timeout_s: float = 0.2
     session_timeout_ms: int = 10_000
     flush_timeout_s: float = 60.0
     replay_timeout_s: float = 300.0
+    commit_interval_s: float = 0.2
+    linger_ms: float = 1.0
+
+
+@dataclass(slots=True)
+class _Batch:
+    """A produced batch: its acknowledgements and the offsets/checkpoints it reached."""
+
+    acks: PendingAcks
+    reached: dict[int, tuple[int, Checkpoint | None]]
 
 
 class LiveSignalsService:
@@ -99,17 +129,30 @@ class LiveSignalsService:
         Topics, group, batch size, timeouts.
     priors
         Source of each symbol-day's priors (provisional n, fitted parameters).
+    on_ack
+        Called with each acknowledged output message (benchmarks time them).
     """
 
-    def __init__(self, config: LiveConfig, priors: PriorsSource = no_priors) -> None:
+    def __init__(
+        self,
+        config: LiveConfig,
+        priors: PriorsSource = no_priors,
+        on_ack: Callable[[Message], None] | None = None,
+    ) -> None:
         self.config = config
         self._priors = priors
+        self._on_ack = on_ack
         self.summary = LiveSummary()
         self._procs: dict[int, PartitionProcessor] = {}
         self._healthy = True
+        self._inflight: deque[_Batch] = deque()
+        self._to_commit: dict[int, tuple[int, Checkpoint | None]] = {}
+        self._last_commit = 0.0
+        self._commit_error: str | None = None
         self._producer = EventProducer(
-            config.bootstrap, config.output_topic, extra_conf=config.extra_conf
-        )
+            config.bootstrap, config.output_topic, extra_conf=config.extra_conf,
+            linger_ms=config.linger_ms,
+        )  # fmt: skip
         conf = client_conf(config.bootstrap, config.extra_conf)
         conf.update(
             {
@@ -123,6 +166,7 @@ class LiveSignalsService:
                 "partition.assignment.strategy": "cooperative-sticky",
                 "session.timeout.ms": config.session_timeout_ms,
                 "heartbeat.interval.ms": max(100, config.session_timeout_ms // 5),
+                "on_commit": self._on_commit,
             }
         )
         self._consumer = Consumer(conf)
@@ -150,8 +194,11 @@ class LiveSignalsService:
             cfg.bootstrap, rng, cfg.replay_timeout_s, cfg.extra_conf,
             group_id=f"{cfg.group_id}-restore",
         )  # fmt: skip
-        for r in records:
-            proc.process(r.offset, r.value, r.headers, emit=False)
+        step = max(1, cfg.batch_size)
+        for lo in range(0, len(records), step):
+            proc.process_batch(
+                [(r.offset, r.value, r.headers) for r in records[lo : lo + step]], emit=False
+            )
         self.summary.restored.append((tp.partition, checkpoint.replay_from, tp.offset))
         logger.info(
             "partition %d restored from %s (%d records replayed)", tp.partition, rng, len(records)
@@ -161,8 +208,9 @@ class LiveSignalsService:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Everything processed so far is produced: acknowledge it, commit, let go.
         if self._healthy:
-            self._producer.flush(self.config.flush_timeout_s)
-            self._commit([tp.partition for tp in partitions if tp.partition in self._procs])
+            self._producer.flush(self.config.flush_timeout_s)  # raises unless all acked
+            self._collect_acked()
+            self._commit(asynchronous=False)
         for tp in partitions:
             self._forget(tp.partition)
         if partitions:
@@ -177,6 +225,21 @@ class LiveSignalsService:
         proc = self._procs.pop(partition, None)
         if proc is not None:
             self.summary.counts.update(proc.counts)
+        self._to_commit.pop(partition, None)
+        for batch in self._inflight:
+            batch.reached.pop(partition, None)
+
+    def _on_commit(self, err: _LibKafkaError | None, partitions: list[TopicPartition]) -> None:
+        # Result of an asynchronous commit (served inside consume()).
+        failed = [tp for tp in partitions if tp.error is not None]
+        error = err if err is not None else (failed[0].error if failed else None)
+        if error is None:
+            return
+        if isinstance(error, _LibKafkaError) and error.code() in _LOST_OWNERSHIP:
+            self.summary.lost_commits += 1
+            logger.warning("commit lost to a rebalance (%s): the new owner replays", error)
+            return
+        self._commit_error = f"commit for {self.config.group_id!r} failed: {error}"
 
     # -- the loop --------------------------------------------------------------------------------
     def run(
@@ -207,15 +270,35 @@ class LiveSignalsService:
             on_lost=self._on_lost,
         )  # fmt: skip
         last_record = time.monotonic()
+        consume = self._consumer.consume
         try:
             while stop is None or not stop.is_set():
-                msgs = self._consumer.consume(cfg.batch_size, cfg.poll_timeout_s)
+                # Whatever is already fetched, without waiting to fill a batch; with nothing,
+                # wait for one record (briefly while acknowledgements are outstanding).
+                msgs = consume(cfg.batch_size, 0)
                 if not msgs:
-                    if idle_exit_s is not None and time.monotonic() - last_record >= idle_exit_s:
-                        break
-                    continue
-                last_record = time.monotonic()
-                self._process(msgs)
+                    wait = 0.001 if self._inflight else cfg.poll_timeout_s
+                    msgs = consume(1, wait)
+                    if msgs:
+                        msgs += consume(cfg.batch_size - 1, 0)
+                if msgs:
+                    last_record = time.monotonic()
+                    self._process(msgs)
+                elif (
+                    idle_exit_s is not None
+                    and not self._inflight
+                    and time.monotonic() - last_record >= idle_exit_s
+                ):
+                    break
+                self._producer.poll(0)  # delivery reports
+                self._producer.raise_if_failed()
+                if self._commit_error is not None:
+                    raise KafkaError(self._commit_error)
+                self._collect_acked()
+                if self._to_commit and (
+                    time.monotonic() - self._last_commit >= cfg.commit_interval_s
+                ):
+                    self._commit(asynchronous=True)
         except BaseException:
             # Records processed since the last commit may lack their signals: the revocation
             # in close() must not commit them (the next owner replays and emits them).
@@ -224,11 +307,17 @@ class LiveSignalsService:
         finally:
             # close() revokes what is still assigned: _on_revoke flushes and commits it.
             self._consumer.close()
+        if self._commit_error is not None:
+            raise KafkaError(self._commit_error)
         self._producer.close(cfg.flush_timeout_s)
         return self.summary
 
     def _process(self, msgs: list[Message]) -> None:
-        touched: set[int] = set()
+        by_partition: dict[int, list[Record]] = {}
+        summary = self.summary
+        if not summary.first_record_ns:
+            summary.first_record_ns = time.time_ns()
+        summary.consumed += len(msgs)
         for m in msgs:
             err = m.error()
             if err is not None:
@@ -238,37 +327,53 @@ class LiveSignalsService:
             partition, offset = m.partition(), m.offset()
             if partition is None or offset is None:
                 raise KafkaError(f"record of {self.config.input_topic} without partition or offset")
-            proc = self._procs.get(partition)
-            if proc is None:  # fetched before a revocation: its new owner processes it
-                self.summary.counts["not_owned"] += 1
-                continue
+            records = by_partition.get(partition)
+            if records is None:
+                if partition not in self._procs:  # fetched before a revocation: not ours
+                    summary.counts["not_owned"] += 1
+                    continue
+                records = by_partition[partition] = []
             # Consumed records carry their headers as a list of (name, value) pairs.
-            headers = cast("list[tuple[str, bytes | None]] | None", m.headers())
-            out = proc.process(offset, m.value(), headers)
-            touched.add(partition)
-            if out is not None:
-                key, value, headers = out
-                self._producer.produce_record(key, value, headers, "signal")
-        self._producer.flush(self.config.flush_timeout_s)  # raises unless every record is acked
-        self._commit(sorted(touched))
+            records.append(
+                (offset, m.value(), cast("list[tuple[str, bytes | None]] | None", m.headers()))
+            )
+        out: list[tuple[bytes, bytes, codec.Headers]] = []
+        reached: dict[int, tuple[int, Checkpoint | None]] = {}
+        for partition, records in by_partition.items():
+            proc = self._procs[partition]
+            out.extend(o for o in proc.process_batch(records) if o is not None)
+            if proc.next_offset is not None:
+                reached[partition] = (proc.next_offset, proc.checkpoint())
+        acks = self._producer.produce_batch(out, self._on_ack)
+        self._inflight.append(_Batch(acks, reached))
 
-    def _commit(self, partitions: list[int]) -> None:
+    def _collect_acked(self) -> None:
+        """Move the offsets of leading, fully acknowledged batches to the commit set."""
+        inflight = self._inflight
+        found = False
+        while inflight and inflight[0].acks.left == 0:
+            self._to_commit.update(inflight.popleft().reached)
+            found = True
+        if found:
+            self.summary.last_acked_ns = time.time_ns()
+
+    def _commit(self, *, asynchronous: bool) -> None:
         offsets: list[TopicPartition] = []
-        for p in partitions:
-            proc = self._procs[p]
-            if proc.next_offset is None:
+        for p, (next_offset, cp) in sorted(self._to_commit.items()):
+            if p not in self._procs:
                 continue
-            cp = proc.checkpoint()
-            tp = TopicPartition(self.config.input_topic, p, proc.next_offset)
-            if cp is not None:
-                tp = TopicPartition(
-                    self.config.input_topic, p, proc.next_offset, metadata=cp.encode()
+            if cp is None:
+                offsets.append(TopicPartition(self.config.input_topic, p, next_offset))
+            else:
+                offsets.append(
+                    TopicPartition(self.config.input_topic, p, next_offset, metadata=cp.encode())
                 )
-            offsets.append(tp)
+        self._to_commit.clear()
+        self._last_commit = time.monotonic()
         if not offsets:
             return
         try:
-            result = self._consumer.commit(offsets=offsets, asynchronous=False)
+            result = self._consumer.commit(offsets=offsets, asynchronous=asynchronous)
         except KafkaException as e:
             err = e.args[0] if e.args else None
             if isinstance(err, _LibKafkaError) and err.code() in _LOST_OWNERSHIP:
@@ -278,7 +383,9 @@ class LiveSignalsService:
                 )
                 return
             raise KafkaError(f"commit of {offsets} for {self.config.group_id!r} failed: {e}") from e
-        for tp in result or ():
+        self.summary.commits += 1
+        if asynchronous:
+            return
+        for tp in cast("list[TopicPartition]", result or ()):
             if tp.error is not None:
                 raise KafkaError(f"commit of {tp} for {self.config.group_id!r} failed: {tp.error}")
-        self.summary.commits += 1
