@@ -92,7 +92,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-max", action="store_true", help="only the fixed-rate phase")
 
 
-def synthetic_trades(n: int, symbols: int, seed: int = 7) -> list[Any]:
+T0_NS = 1_700_000_000_000_000_000
+
+
+def synthetic_trades(n: int, symbols: int, seed: int = 7, t0_ns: int = T0_NS) -> list[Any]:
     """Return ``n`` trades over ``symbols`` tickers, 1 ms apart, with realistic fields.
 
     Parameters
@@ -103,6 +106,8 @@ def synthetic_trades(n: int, symbols: int, seed: int = 7) -> list[Any]:
         Number of tickers (``S000``...).
     seed
         Random seed (deterministic).
+    t0_ns
+        SIP time of the first print (UTC ns).
 
     Returns
     -------
@@ -118,7 +123,7 @@ def synthetic_trades(n: int, symbols: int, seed: int = 7) -> list[Any]:
     prices = [50.0 + rng.random() * 200 for _ in names]
     ids: dict[tuple[int, int], int] = {}
     conds = [(), (), (), (14,), (12, 37), (37,)]
-    t0 = 1_700_000_000_000_000_000
+    t0 = t0_ns
     out: list[Trade] = []
     for k in range(n):
         s = rng.randrange(symbols)
@@ -143,11 +148,13 @@ def synthetic_trades(n: int, symbols: int, seed: int = 7) -> list[Any]:
     return out
 
 
-def _serve(conn: Any, n: int, symbols: int, rate: float | None, frame_events: int) -> None:
+def _serve(
+    conn: Any, n: int, symbols: int, rate: float | None, frame_events: int, t0_ns: int = T0_NS
+) -> None:
     """Child process: serve the synthetic day until terminated; send the port back."""
     from pipeline.feed.replay_server import ReplayServer
 
-    trades = synthetic_trades(n, symbols)
+    trades = synthetic_trades(n, symbols, t0_ns=t0_ns)
 
     async def main() -> None:
         srv = ReplayServer(
@@ -167,7 +174,7 @@ def _serve(conn: Any, n: int, symbols: int, rate: float | None, frame_events: in
 
 @contextmanager
 def _replay_server(
-    events: int, symbols: int, rate: float | None, frame_events: int
+    events: int, symbols: int, rate: float | None, frame_events: int, t0_ns: int = T0_NS
 ) -> Iterator[int]:
     """Run the replay server in its own process for the block; yield its port.
 
@@ -177,7 +184,7 @@ def _replay_server(
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     proc = ctx.Process(
-        target=_serve, args=(child, events, symbols, rate, frame_events), daemon=True
+        target=_serve, args=(child, events, symbols, rate, frame_events, t0_ns), daemon=True
     )
     proc.start()
     try:
@@ -362,6 +369,33 @@ def _max_rate_rounds(bootstrap: str, args: argparse.Namespace) -> list[dict[str,
     return runs
 
 
+@contextmanager
+def bench_broker(bootstrap: str | None, workdir: Path) -> Iterator[str]:
+    """Yield ``bootstrap``, or start a throwaway local broker under ``workdir`` for the block."""
+    from pipeline.kafka.broker import LocalBroker, free_port
+    from pipeline.settings import Settings
+
+    if bootstrap is not None:
+        yield bootstrap
+        return
+    settings = Settings.from_env()
+    broker = LocalBroker(
+        kafka_home=settings.home / "kafka",
+        version=settings.kafka_version,
+        port=free_port(),
+        controller_port=free_port(),
+        state_dir=workdir / "broker",
+        heap_mb=768,
+        die_with_parent=True,
+    )
+    try:
+        broker.fetch()
+        broker.up(timeout_s=90.0)
+        yield broker.bootstrap
+    finally:
+        broker.down(timeout_s=30.0)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark and print its figures (one JSON object with ``--json``).
 
@@ -375,48 +409,33 @@ def run(args: argparse.Namespace) -> int:
     int
         Exit code: 1 if a run did not leave exactly ``--events`` records in its topic.
     """
-    from pipeline.kafka.broker import LocalBroker, delete_topic, ensure_topic, free_port
-    from pipeline.settings import Settings
+    from pipeline.kafka.broker import delete_topic, ensure_topic
 
-    settings = Settings.from_env()
     workdir = Path(tempfile.mkdtemp(prefix="bench-stream-"))
-    broker: LocalBroker | None = None
-    bootstrap = args.bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None
+    given = args.bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None
     runs: list[dict[str, Any]] = []
     fixed: dict[str, Any] = {}
     try:
-        if bootstrap is None:
-            broker = LocalBroker(
-                kafka_home=settings.home / "kafka",
-                version=settings.kafka_version,
-                port=free_port(),
-                controller_port=free_port(),
-                state_dir=workdir / "broker",
-                heap_mb=768,
-                die_with_parent=True,
-            )
-            broker.fetch()
-            broker.up(timeout_s=90.0)
-            bootstrap = broker.bootstrap
-        if args.warmup_events > 0:
-            _warm_broker(bootstrap, args.warmup_events, args.partitions)
-        # Maximum rate first: millions of records also finish warming the broker's JIT,
-        # which the latency figures at the fixed rate would otherwise measure.
-        if not args.skip_max:
-            runs = _max_rate_rounds(bootstrap, args)
-        if not args.skip_fixed:
-            n_fixed = int(args.rate * (args.warmup_s + args.seconds))
-            topic = f"{TOPIC_PREFIX}-fixed-{os.getpid()}-{int(time.time())}"
-            ensure_topic(bootstrap, topic, args.partitions, timeout_s=60.0)
-            try:
-                with _replay_server(n_fixed, args.symbols, args.rate, args.frame_events) as port:
-                    out = _phase(bootstrap, topic, port, linger_ms=args.linger_ms)
-            finally:
-                delete_topic(bootstrap, topic, timeout_s=60.0)
-            fixed = _streamer_figures(out, n_fixed, args.warmup_s)
+        with bench_broker(given, workdir) as bootstrap:
+            if args.warmup_events > 0:
+                _warm_broker(bootstrap, args.warmup_events, args.partitions)
+            # Maximum rate first: millions of records also finish warming the broker's JIT,
+            # which the latency figures at the fixed rate would otherwise measure.
+            if not args.skip_max:
+                runs = _max_rate_rounds(bootstrap, args)
+            if not args.skip_fixed:
+                n_fixed = int(args.rate * (args.warmup_s + args.seconds))
+                topic = f"{TOPIC_PREFIX}-fixed-{os.getpid()}-{int(time.time())}"
+                ensure_topic(bootstrap, topic, args.partitions, timeout_s=60.0)
+                try:
+                    with _replay_server(
+                        n_fixed, args.symbols, args.rate, args.frame_events
+                    ) as port:
+                        out = _phase(bootstrap, topic, port, linger_ms=args.linger_ms)
+                finally:
+                    delete_topic(bootstrap, topic, timeout_s=60.0)
+                fixed = _streamer_figures(out, n_fixed, args.warmup_s)
     finally:
-        if broker is not None:
-            broker.down(timeout_s=30.0)
         shutil.rmtree(workdir, ignore_errors=True)
     streamer = _median([r["events_per_s"] for r in runs if r["who"] == "streamer"])
     baseline = _median([r["events_per_s"] for r in runs if r["who"] == "baseline"])
