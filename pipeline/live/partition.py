@@ -28,7 +28,7 @@ import numpy as np
 import orjson
 
 from pipeline.errors import ParseError
-from pipeline.events import Reject, Trade
+from pipeline.events import AnyEvent, Reject, Trade
 from pipeline.kafka import codec
 from pipeline.live.state import NO_PRIORS, LiveColumns, Priors, SymbolDayState
 from udx.kernels import KERNEL_VERSION, Params, session_bounds
@@ -107,23 +107,73 @@ class _Run:
 
     __slots__ = ("date", "index", "offsets", "px", "size", "state", "symbol", "ts")
 
-    def __init__(self, state: SymbolDayState, date: str) -> None:
+    def __init__(self, state: SymbolDayState, date: str, symbol: str) -> None:
         self.state = state
         self.date = date
-        self.symbol = ""
-        self.index: list[int] = []
+        self.symbol = symbol
+        self.index: list[int] = []  # position in the batch
         self.offsets: list[int] = []
         self.ts: list[int] = []
         self.px: list[float] = []
         self.size: list[int] = []
 
-    def add(self, i: int, offset: int, trade: Trade) -> None:
-        self.symbol = trade.symbol  # the same for every trade of the run
-        self.index.append(i)
-        self.offsets.append(offset)
-        self.ts.append(trade.sip_timestamp_ns)
-        self.px.append(trade.price)
-        self.size.append(trade.size)
+
+# Below this many records a batch is decoded record by record (the bulk reader's set-up
+# costs more than it saves).
+_BULK_MIN = 32
+TradeFields = tuple[str, int, float, int]
+"""``(symbol, sip_timestamp_ns, price, size)`` of a decoded trade."""
+
+
+def _decode(
+    records: Sequence[Record],
+) -> list[tuple[int, bytes | None, TradeFields | AnyEvent | ParseError]]:
+    """Decode records as :func:`~pipeline.kafka.codec.decode_event` does, trades in bulk.
+
+    ``trade.v1`` values go through :func:`~pipeline.kafka.codec.decode_trades_bulk`,
+    which returns a row only when ``decode_event`` would return the same trade; every
+    other record (and a trade the bulk reader leaves out) is decoded alone, so a bad one
+    gets its reason.
+
+    Returns
+    -------
+    list
+        Per record: ``(offset, value, decoded)``, ``decoded`` being a trade's fields, any
+        other event, or the :class:`ParseError` that ``decode_event`` raised.
+    """
+    n = len(records)
+    fields: list[TradeFields | None] = [None] * n
+    if n >= _BULK_MIN:
+        pos = [
+            i
+            for i, (_, value, headers) in enumerate(records)
+            if value is not None and codec._header(headers, "schema") == codec.SCHEMA_TRADE
+        ]
+        if pos:
+            table, index = codec.decode_trades_bulk([records[i][1] for i in pos])
+            rows = zip(
+                table["symbol"].to_pylist(), table["sip_timestamp_ns"].to_pylist(),
+                table["price"].to_pylist(), table["size"].to_pylist(), strict=True,
+            )  # fmt: skip
+            for j, row in zip(index.tolist(), rows, strict=True):
+                fields[pos[j]] = row
+    out: list[tuple[int, bytes | None, TradeFields | AnyEvent | ParseError]] = []
+    for (offset, value, headers), row in zip(records, fields, strict=True):
+        if row is not None:
+            out.append((offset, value, row))
+            continue
+        try:
+            event = codec.decode_event(value, headers)
+        except ParseError as e:
+            out.append((offset, value, e))
+            continue
+        if isinstance(event, Trade):
+            out.append(
+                (offset, value, (event.symbol, event.sip_timestamp_ns, event.price, event.size))
+            )
+        else:
+            out.append((offset, value, event))
+    return out
 
 
 class PartitionProcessor:
@@ -223,21 +273,19 @@ class PartitionProcessor:
         runs: dict[str, _Run] = {}
         cal = self._cal
         counts = self.counts
-        for i, (offset, value, headers) in enumerate(records):
+        for i, (offset, value, event) in enumerate(_decode(records)):
             self.next_offset = offset + 1
-            try:
-                event = codec.decode_event(value, headers)
-            except ParseError as e:
-                out[i] = self._reject(offset, value, f"undecodable record: {e}", emit)
+            if isinstance(event, ParseError):
+                out[i] = self._reject(offset, value, f"undecodable record: {event}", emit)
                 continue
-            if not isinstance(event, Trade):
+            if not isinstance(event, tuple):
                 if emit:
                     counts[f"not_a_trade:{type(event).__name__.lower()}"] += 1
                 continue
-            if not (math.isfinite(event.price) and event.price > 0.0):
+            symbol, ts, price, size = event
+            if not (math.isfinite(price) and price > 0.0):
                 out[i] = self._reject(offset, value, "price null, non-finite or <= 0", emit)
                 continue
-            ts = event.sip_timestamp_ns
             cal.at(ts)
             if self.date is None or cal.date > self.date:
                 # A new day: the partition's restart point moves here; older states are done
@@ -256,15 +304,19 @@ class PartitionProcessor:
                 if emit:
                     counts["outside_session"] += 1
                 continue
-            run = runs.get(event.symbol)
+            run = runs.get(symbol)
             if run is None:
-                state = self._states.get(event.symbol)
+                state = self._states.get(symbol)
                 if state is None:
-                    priors = self._priors(event.symbol, cal.date)
+                    priors = self._priors(symbol, cal.date)
                     state = SymbolDayState(cal.open_ns, cal.close_ns, self.params, priors)
-                    self._states[event.symbol] = state
-                run = runs[event.symbol] = _Run(state, cal.date)
-            run.add(i, offset, event)
+                    self._states[symbol] = state
+                run = runs[symbol] = _Run(state, cal.date, symbol)
+            run.index.append(i)
+            run.offsets.append(offset)
+            run.ts.append(ts)
+            run.px.append(price)
+            run.size.append(size)
         self._finish(runs, out, emit)
         return out
 
