@@ -182,35 +182,92 @@ class LiveColumns:
         )  # fmt: skip
 
 
-def _intensity_py(
-    stamp_ns: Int64Array,
+def _core_py(
+    ts: Int64Array,
+    px: Float64Array,
+    ret_state: Float64Array,
+    lm_w: int,
+    lm_counts: Int64Array,
+    lm_vals: Float64Array,
+    lm_blk: Float64Array,
+    lm_suf: Float64Array,
+    bns_w: int,
+    bns_counts: Int64Array,
+    bns_vals: Float64Array,
+    bns_blk: Float64Array,
+    bns_suf: Float64Array,
     open_ns: int,
     bucket_ns: int,
-    window: int,
-    counts: Int64Array,
+    iwin: int,
+    icounts: Int64Array,
     zbuf: Float64Array,
-    out: Float64Array,
+    scal: Int64Array,
+    n_prior: int,
+    c_tab: Float64Array,
+    s_tab: Float64Array,
+    beta_star: float,
+    f_out: Float64Array,
+    i_out: Int64Array,
+    in_order: BoolArray,
 ) -> None:
-    """Count each print in its bucket; its z is the kernel's z of that bucket's count so far.
+    """One compiled call for a run of prints: the kernels, then per print n, xi, flag, z.
 
-    ``b = min(floor((t - open) / bucket), B - 1)`` as ``intensity_counts``; the z of
-    ``counts[b]`` against the ``window`` trailing buckets is ``intensity_zscores`` on
-    ``counts[b - window : b + 1]`` (O(window) per print, the batch kernel's own code).
+    Calls the batch kernels (returns, Lee-Mykland, rolling BNS) on the whole run, then per
+    print: in order or late (``scal = [returns seen, last in-order stamp, has one]``), the
+    provisional ``n`` (``n_prior`` when >= 3, else the running count), ``xi`` with the
+    ``(C_n, S_n)`` of :func:`lm_threshold_constants` (tabulated in ``c_tab``/``s_tab``),
+    the flag and rule-v1 code, and the intensity z of the print's bucket count so far:
+    ``intensity_zscores`` on ``counts[b - iwin : b + 1]`` (O(iwin), the kernel's own code;
+    ``b = min(floor((t - open) / bucket), B - 1)`` as ``intensity_counts``).
+
+    Outputs: ``f_out`` rows = log return, L, xi, BNS, z; ``i_out`` rows = n, code.
     """
-    last = counts.shape[0] - 1
-    for i in range(stamp_ns.shape[0]):
-        b = (stamp_ns[i] - open_ns) // bucket_ns
-        if b > last:
-            b = last
-        counts[b] += 1
-        if b < window:
-            out[i] = _NAN
+    r = f_out[0]
+    lm = f_out[1]
+    xi = f_out[2]
+    bns = f_out[3]
+    z = f_out[4]
+    log_returns_nb(px, r, ret_state)
+    lee_mykland_nb(r, lm_w, lm, lm_counts, lm_vals, lm_blk, lm_suf)
+    bns_rolling_nb(r, bns_w, bns, bns_counts, bns_vals, bns_blk, bns_suf)
+    returns = scal[0]
+    last = scal[1]
+    has_last = scal[2]
+    last_bucket = icounts.shape[0] - 1
+    for i in range(ts.shape[0]):
+        t = ts[i]
+        if has_last == 0 or t >= last:
+            in_order[i] = True
+            last = t
+            has_last = 1
         else:
-            intensity_zscores_nb(counts[b - window : b + 1], window, zbuf)
-            out[i] = zbuf[window]
+            in_order[i] = False
+        x = r[i]
+        if x == x:
+            returns += 1
+        n = n_prior if n_prior >= 3 else returns
+        i_out[0, i] = n
+        v = (abs(lm[i]) - c_tab[n]) / s_tab[n]  # NaN where L is null or n < 3
+        xi[i] = v
+        if v > beta_star:  # False where xi is null
+            i_out[1, i] = 1 if x > 0.0 else 2
+        else:
+            i_out[1, i] = 0
+        b = (t - open_ns) // bucket_ns
+        if b > last_bucket:
+            b = last_bucket
+        icounts[b] += 1
+        if b < iwin:
+            z[i] = _NAN
+        else:
+            intensity_zscores_nb(icounts[b - iwin : b + 1], iwin, zbuf)
+            z[i] = zbuf[iwin]
+    scal[0] = returns
+    scal[1] = last
+    scal[2] = has_last
 
 
-_intensity_nb = jit(_intensity_py)
+_core_nb = jit(_core_py)
 
 
 class _Thresholds:
@@ -264,7 +321,6 @@ class SymbolDayState:
         self.priors = priors
         self._beta_star = gumbel_beta_star(params.alpha)
         self._n_prior = priors.lm_n if priors.lm_n is not None and priors.lm_n >= 3 else None
-        self._cs_prior = lm_threshold_constants(self._n_prior) if self._n_prior else None
         self._rule = N_RULE_PRIOR if self._n_prior is not None else N_RULE_RUNNING
         self._ret = np.array([_NAN])
         lm = LeeMyklandState.initial(params.lm_window)
@@ -279,9 +335,19 @@ class SymbolDayState:
         self._counts = np.zeros(params.n_buckets, dtype=np.int64)
         self._z = np.empty(params.intensity_window + 1)
         self._midnight_ns = open_ns - params.open_s * NS_PER_S
+        # [returns seen, last in-order stamp, whether there is one]: the compiled core's.
+        self._scal = np.zeros(3, dtype=np.int64)
         self.seq = 0
-        self.returns = 0
-        self.last_ns: int | None = None
+
+    @property
+    def returns(self) -> int:
+        """Return the number of returns seen so far (the running ``n``)."""
+        return int(self._scal[0])
+
+    @property
+    def last_ns(self) -> int | None:
+        """Return the stamp of the latest in-order print (None before the first)."""
+        return int(self._scal[1]) if self._scal[2] else None
 
     def update(self, timestamp_ns: int, price: float) -> LiveStats:
         """Add one regular-hours print and return its statistics.
@@ -322,49 +388,29 @@ class SymbolDayState:
         ts = np.ascontiguousarray(timestamp_ns, dtype=np.int64)
         px = np.ascontiguousarray(price, dtype=np.float64)
         m = ts.shape[0]
-        # A print is in order when it is not older than every earlier in-order print.
-        running_max = np.maximum.accumulate(ts)
+        c_tab, s_tab = _THRESHOLDS.upto(max(self._n_prior or 0, int(self._scal[0]) + m))
+        f = np.empty((5, m))
+        i = np.empty((2, m), dtype=np.int64)
         in_order = np.empty(m, dtype=np.bool_)
-        if m:
-            if self.last_ns is not None:
-                np.maximum(running_max, self.last_ns, out=running_max)
-            in_order[0] = self.last_ns is None or ts[0] >= self.last_ns
-            np.greater_equal(ts[1:], running_max[:-1], out=in_order[1:])
-        r = np.empty(m)
-        log_returns_nb(px, r, self._ret)
-        has_return = r == r
-        lm_stat = np.empty(m)
-        lee_mykland_nb(r, p.lm_window - 2, lm_stat, *self._lm)
-        if self._cs_prior is not None and self._n_prior is not None:
-            n = np.full(m, self._n_prior, dtype=np.int64)
-            c_n, s_n = self._cs_prior
-            xi = (np.abs(lm_stat) - c_n) / s_n
-        else:
-            n = has_return.cumsum(dtype=np.int64)
-            n += self.returns
-            # (C_n, S_n) of each print's own running n; NaN below n = 3, as a null xi.
-            c_all, s_all = _THRESHOLDS.upto(int(n[-1]) if m else 0)
-            xi = (np.abs(lm_stat) - c_all[n]) / s_all[n]
-        self.returns = (
-            int(n[-1])
-            if m and self._n_prior is None
-            else self.returns + int(np.count_nonzero(has_return))
-        )
-        jump = xi > self._beta_star  # False where xi is null (NaN compares false, no warning)
-        bns = np.empty(m)
-        bns_rolling_nb(r, p.bns_window, bns, *self._bns)
-        sigma2 = np.full(m, _NAN)
-        std = np.full(m, _NAN)
+        _core_nb(
+            ts, px, self._ret, p.lm_window - 2, *self._lm, p.bns_window, *self._bns,
+            self.open_ns, self._bucket_ns, p.intensity_window, self._counts, self._z,
+            self._scal, self._n_prior or 0, c_tab, s_tab, self._beta_star, f, i, in_order,
+        )  # fmt: skip
+        r = f[0]
+        null = np.full(m, _NAN)
+        sigma2 = std = cond = surp = null  # read-only: null unless priors fill them below
         g = self.priors.garch
         if g is not None and self._garch is not None:
+            sigma2 = np.empty(m)
             garch_filter_nb(r, g.scale, g.omega_scaled, g.alpha, g.beta, sigma2, self._garch)
-            ok = has_return & (sigma2 > 0.0)
+            std = np.full(m, _NAN)
+            ok = (r == r) & (sigma2 > 0.0)
             std[ok] = r[ok] / np.sqrt(sigma2[ok])
-        cond = np.full(m, _NAN)
-        surp = np.full(m, _NAN)
         a = self.priors.acd
         if a is not None:  # a late print would make a negative duration: left out
-            t = ts[in_order] if not in_order.all() else ts
+            cond, surp = np.full(m, _NAN), np.full(m, _NAN)
+            t = ts if in_order.all() else ts[in_order]
             if t.shape[0]:
                 d = a.diurnal
                 # Seconds after local midnight exactly as udx.kernels.acd.tod_seconds does.
@@ -382,20 +428,12 @@ class SymbolDayState:
                 )  # fmt: skip
                 cond[in_order] = c_out
                 surp[in_order] = s_out
-        z = np.empty(m)
-        _intensity_nb(
-            ts, self.open_ns, self._bucket_ns, p.intensity_window, self._counts, self._z, z
-        )
-        code = np.zeros(m, dtype=np.int64)
-        code[jump] = 2
-        code[jump & (r > 0.0)] = 1
+        code = i[1]
         seq = np.arange(self.seq, self.seq + m, dtype=np.int64)
         self.seq += m
-        if m:
-            self.last_ns = int(running_max[-1])
         return LiveColumns(
-            seq=seq, log_return=r, lee_mykland_stat=lm_stat, lm_xi=xi, lm_n=n,
-            lm_n_rule=self._rule, jump_detected=jump, bns_stat=bns, garch_sigma2=sigma2,
+            seq=seq, log_return=r, lee_mykland_stat=f[1], lm_xi=f[2], lm_n=i[0],
+            lm_n_rule=self._rule, jump_detected=code != 0, bns_stat=f[3], garch_sigma2=sigma2,
             standardized_return=std, conditional_duration=cond, acd_surprise=surp,
-            trade_intensity_zscore=z, signal_code=code, in_order=in_order,
+            trade_intensity_zscore=f[4], signal_code=code, in_order=in_order,
         )  # fmt: skip
