@@ -15,6 +15,7 @@ BENCHES: dict[str, str] = {
     "kernels": "every statistics kernel on a generated 1,000,000-trade symbol-day vs arch",
     "load": "Kafka -> DuckDB rows/s and append-to-commit latency through the sensor path",
     "stream": "replay server -> streamer -> Kafka events/s and receipt-to-ack latency",
+    "live": "live-signals: receipt -> signal ack at 10,000/s, one instance's events/s, causality",
     "mcp": "MCP over HTTP: saturation requests/s and latency at 200 requests/s",
     "serve": "MCP at real volume (20M trades): start-up, memory, latency, freshness, ingest cost",
 }
