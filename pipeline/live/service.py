@@ -298,6 +298,9 @@ class LiveSignalsService:
                         msgs += consume(cfg.batch_size - 1, 0)
                 if msgs:
                     last_record = time.monotonic()
+                    # Reports that came while the last batch was processed: served now, so
+                    # an ack's time is not the end of the next batch's processing.
+                    self._producer.poll(0)
                     self._process(msgs)
                 elif (
                     idle_exit_s is not None
