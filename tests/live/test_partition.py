@@ -91,7 +91,7 @@ def test_batches_of_records_give_what_records_one_by_one_give() -> None:
     mixed += [(714 + k, v, h) for k, (_, v, h) in enumerate(records[710:])]
     one = PartitionProcessor("t", 2, Params())
     whole = _run(one, mixed)
-    for size in (1, 7, 64, 500, len(mixed)):
+    for size in (1, 7, 64, 300, len(mixed)):
         proc = PartitionProcessor("t", 2, Params())
         got: list[object] = []
         for lo in range(0, len(mixed), size):
