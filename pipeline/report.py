@@ -143,7 +143,7 @@ def load_from_dir(directory: Path, symbol: str, day: str) -> SymbolDay:
     SymbolDay
         The symbol-day's rows.
     """
-    from pipeline.commands.compute import OUTPUT_FILES
+    from pipeline.signals import OUTPUT_FILES
 
     paths = {k: directory / v for k, v in OUTPUT_FILES.items()}
     missing = [str(p) for p in paths.values() if not p.is_file()]
