@@ -98,11 +98,12 @@ def write_sample_warehouse(
     """
     import time
     from datetime import date, datetime
-    from zoneinfo import ZoneInfo
 
     import numpy as np
     import pandas as pd
 
+    from pipeline.microbatch import local_time_columns
+    from pipeline.nytime import NEW_YORK, ny_dates
     from pipeline.signals.assemble import compute_frames
     from pipeline.warehouse import open_warehouse
     from pipeline.warehouse.base import QualityResultRow
@@ -124,17 +125,15 @@ def write_sample_warehouse(
         d["symbol"] = sym
         frames.append(d.sort_values("timestamp_ns", kind="stable"))
     t = pd.concat(frames, ignore_index=True)
-    ny = pd.to_datetime(t["timestamp_ns"], utc=True).dt.tz_convert("America/New_York")
-    t["trade_date"] = ny.dt.date
+    t["trade_date"] = ny_dates(t["timestamp_ns"].to_numpy(dtype=np.int64))
     if trades_per_day is not None:
         t = t.groupby(["symbol", "trade_date"], sort=False).head(trades_per_day)
     t = t.sort_values(["timestamp_ns", "symbol"], kind="stable").reset_index(drop=True)
-    ny = pd.to_datetime(t["timestamp_ns"], utc=True).dt.tz_convert("America/New_York")
-    midnight = ny.dt.normalize()
-    open_ns = (midnight + pd.Timedelta(hours=9, minutes=30)).dt.tz_convert("UTC").astype("int64")
-    close_ns = (midnight + pd.Timedelta(hours=16)).dt.tz_convert("UTC").astype("int64")
-    t["ns_from_open"] = t["timestamp_ns"] - open_ns
-    t["in_regular_hours"] = (t["timestamp_ns"] >= open_ns) & (t["timestamp_ns"] <= close_ns)
+    # The loader's own derivation (pipeline.microbatch), so tests built on this fixture
+    # notice when it changes.
+    derived = local_time_columns(t["timestamp_ns"].to_numpy(dtype=np.int64))
+    t["ns_from_open"] = derived["ns_from_open"].to_numpy()
+    t["in_regular_hours"] = derived["in_regular_hours"].to_numpy()
     t["kafka_partition"] = t["symbol"].map(_partition).astype("int32")
     t["exchange_id"] = t["exchange"].map(lambda x: ord(x) - 64 if x else 0).astype("int32")
 
@@ -169,12 +168,11 @@ def write_sample_warehouse(
     )
     params = Params()
     n_signals = 0
-    new_york = ZoneInfo("America/New_York")
     for day in sorted(set(md_rows["trade_date"])):
         day_input = wh.read_day(day)
         trades = day_input.trades
         frames_ = compute_frames(trades, params, passthrough=("kafka_partition", "kafka_offset"))
-        close = datetime(day.year, day.month, day.day, 16, tzinfo=new_york)
+        close = datetime(day.year, day.month, day.day, 16, tzinfo=NEW_YORK)
         run = build_signal_run(
             run_id=f"signals-{day}-bench",
             day=day,
