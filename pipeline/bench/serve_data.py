@@ -47,10 +47,11 @@ from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
+
+from pipeline.nytime import NEW_YORK
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,7 +67,6 @@ N_PARTITIONS = 4
 TRADES_PER_SYMBOL_DAY = 40_000
 FIRST_SESSION = date(2018, 1, 2)
 MARKER_SYMBOL = "ZZFRESH"
-NEW_YORK = ZoneInfo("America/New_York")
 
 _NS_PER_S = 1_000_000_000
 _NS_PER_MS = 1_000_000
@@ -801,7 +801,7 @@ def _write_day(con: Any, rows: _DayRows) -> None:
 
 def _publish_day_signals(wh: Any, day: date, computed_ns: int) -> int:
     """Compute, audit and publish one day's signals as the signals asset does; return rows."""
-    from pipeline.microbatch import day_bounds_ns
+    from pipeline.nytime import day_bounds_ns
     from pipeline.quality import validate_signals
     from pipeline.signals.assemble import compute_frames
     from pipeline.warehouse.finality import ingested_through, loaded_watermarks

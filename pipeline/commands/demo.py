@@ -211,10 +211,10 @@ def write_day_file(day: str, out: Path) -> int:
     """
     import pandas as pd
 
+    from pipeline.nytime import NEW_YORK
+
     frame = pd.read_csv(SAMPLE, keep_default_na=False, dtype={"conditions": str, "exchange": str})
-    local = pd.to_datetime(frame["timestamp_ns"], unit="ns", utc=True).dt.tz_convert(
-        "America/New_York"
-    )
+    local = pd.to_datetime(frame["timestamp_ns"], unit="ns", utc=True).dt.tz_convert(NEW_YORK)
     day_frame = frame[local.dt.strftime("%Y-%m-%d") == day]
     if day_frame.empty:
         raise PipelineError(
@@ -400,9 +400,10 @@ def write_demo_report(settings: Settings, day: str) -> Path:
 
 def _fmt_ts(ns: int) -> str:
     from datetime import UTC, datetime
-    from zoneinfo import ZoneInfo
 
-    t = datetime.fromtimestamp(ns / 1e9, tz=UTC).astimezone(ZoneInfo("America/New_York"))
+    from pipeline.nytime import NEW_YORK
+
+    t = datetime.fromtimestamp(ns / 1e9, tz=UTC).astimezone(NEW_YORK)
     return t.strftime("%H:%M:%S.%f")[:-3]
 
 
