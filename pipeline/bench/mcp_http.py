@@ -570,13 +570,6 @@ def loadgen_main(spec_path: Path) -> dict[str, Any]:
 # --- the benchmark -----------------------------------------------------------------------------
 
 
-def _pct(values: Sequence[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def _proc_cpu_s(pids: Sequence[int]) -> float:
     """Return user+system CPU seconds of ``pids`` (Linux /proc), ignoring exited ones."""
     import os
@@ -620,6 +613,7 @@ def measure_queries(
     import tempfile
 
     from mcp_server.tools import ToolService
+    from pipeline.metrics import sample_quantile
     from pipeline.serving.store_view import StorePort
 
     with tempfile.TemporaryDirectory(prefix="bench-mcp-store-") as store:
@@ -638,7 +632,11 @@ def measure_queries(
         finally:
             port.close()
     return {
-        t: {"p50_ms": round(_pct(v, 0.5), 3), "p99_ms": round(_pct(v, 0.99), 3), "n": len(v)}
+        t: {
+            "p50_ms": round(sample_quantile(v, 0.5), 3),
+            "p99_ms": round(sample_quantile(v, 0.99), 3),
+            "n": len(v),
+        }
         for t, v in sorted(by_tool.items())
     }
 
@@ -740,6 +738,8 @@ def run(args: argparse.Namespace) -> int:
 
     import httpx
 
+    from pipeline.metrics import sample_quantile
+
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per /health poll otherwise
     with tempfile.TemporaryDirectory(prefix="bench-mcp-") as tmp_s:
         tmp = Path(tmp_s)
@@ -802,13 +802,13 @@ def run(args: argparse.Namespace) -> int:
     all_lat = [v / 1e6 for vs in lat_r["latency_ns"].values() for v in vs]
     report = {
         "saturation_requests_per_s": round(sat_r["requests"] / sat_r["wall_s"], 1),
-        "p50_ms": round(_pct(all_lat, 0.5), 3),
-        "p99_ms": round(_pct(all_lat, 0.99), 3),
+        "p50_ms": round(sample_quantile(all_lat, 0.5), 3),
+        "p99_ms": round(sample_quantile(all_lat, 0.99), 3),
         "max_ms": round(max(all_lat), 3) if all_lat else None,
         "per_tool": {
             t: {
-                "p50_ms": round(_pct([x / 1e6 for x in v], 0.5), 3),
-                "p99_ms": round(_pct([x / 1e6 for x in v], 0.99), 3),
+                "p50_ms": round(sample_quantile([x / 1e6 for x in v], 0.5), 3),
+                "p99_ms": round(sample_quantile([x / 1e6 for x in v], 0.99), 3),
             }
             for t, v in sorted(lat_r["latency_ns"].items())
         },
@@ -816,10 +816,10 @@ def run(args: argparse.Namespace) -> int:
         "errors": {"saturation": sat_r["errors"], "latency": lat_r["errors"]},
         "query_ms": queries,
         "saturation_p50_ms": round(
-            _pct([v / 1e6 for vs in sat_r["latency_ns"].values() for v in vs], 0.5), 3
+            sample_quantile([v / 1e6 for vs in sat_r["latency_ns"].values() for v in vs], 0.5), 3
         ),
         "saturation_p99_ms": round(
-            _pct([v / 1e6 for vs in sat_r["latency_ns"].values() for v in vs], 0.99), 3
+            sample_quantile([v / 1e6 for vs in sat_r["latency_ns"].values() for v in vs], 0.99), 3
         ),
         "loadgen_cpu_pct_of_core": {
             "saturation": round(100 * sat_r["cpu_s"] / sat_r["wall_s"], 1),

@@ -258,28 +258,20 @@ def run_loadgen(
     return json.loads(out.stdout)["latency"]
 
 
-def _pct(values: Sequence[float], q: float) -> float:
-    import numpy as np
-
-    return (
-        float(np.percentile(np.asarray(values, dtype=float), q * 100))
-        if len(values)
-        else float("nan")
-    )
-
-
 def _latency_report(lat: dict[str, Any]) -> dict[str, Any]:
+    from pipeline.metrics import sample_quantile
+
     every = [v / 1e6 for vs in lat["latency_ns"].values() for v in vs]
     return {
         "requests_per_s": round(lat["requests"] / lat["wall_s"], 1),
-        "p50_ms": round(_pct(every, 0.5), 3),
-        "p99_ms": round(_pct(every, 0.99), 3),
+        "p50_ms": round(sample_quantile(every, 0.5), 3),
+        "p99_ms": round(sample_quantile(every, 0.99), 3),
         "max_ms": round(max(every), 3) if every else None,
         "errors": lat["errors"],
         "per_tool": {
             t: {
-                "p50_ms": round(_pct([x / 1e6 for x in v], 0.5), 3),
-                "p99_ms": round(_pct([x / 1e6 for x in v], 0.99), 3),
+                "p50_ms": round(sample_quantile([x / 1e6 for x in v], 0.5), 3),
+                "p99_ms": round(sample_quantile([x / 1e6 for x in v], 0.99), 3),
                 "n": len(v),
             }
             for t, v in sorted(lat["latency_ns"].items())
@@ -591,6 +583,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.bench.serve_data import (
         cached_serve_warehouse,
     )
+    from pipeline.metrics import sample_quantile
     from pipeline.settings import Settings
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -618,8 +611,8 @@ def run(args: argparse.Namespace) -> int:
     report.update(
         {
             "p99_ms": report["latency"]["p99_ms"],
-            "freshness_p50_s": round(_pct(fresh, 0.5), 3),
-            "freshness_p99_s": round(_pct(fresh, 0.99), 3),
+            "freshness_p50_s": round(sample_quantile(fresh, 0.5), 3),
+            "freshness_p99_s": round(sample_quantile(fresh, 0.99), 3),
             "freshness_max_s": round(max(fresh), 3) if fresh else None,
             "ingest_rows_per_s_without": round(base),
             "ingest_rows_per_s_server_idle": round(idle),

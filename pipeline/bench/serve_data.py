@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from pipeline.metrics import sample_quantile
 from pipeline.nytime import NEW_YORK
 
 if TYPE_CHECKING:
@@ -1383,13 +1384,6 @@ def _marker_ts(batch: Microbatch, marker_symbol: str) -> int | None:
     return int(mine.max()) if len(mine) else None
 
 
-def _pct(values: Sequence[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def run_loader(
     path: Path,
     batches: Sequence[Microbatch],
@@ -1489,8 +1483,8 @@ def run_loader(
         seconds=round(seconds, 6),
         rows_per_s=round(rows / seconds, 1) if seconds > 0 else 0.0,
         n_batches=len(loads),
-        load_s_p50=_pct(load_s, 0.5),
-        load_s_p99=_pct(load_s, 0.99),
+        load_s_p50=sample_quantile(load_s, 0.5),
+        load_s_p99=sample_quantile(load_s, 0.99),
         load_s_max=max(load_s) if load_s else float("nan"),
         stopped_by=stopped_by,
         batches=tuple(loads),

@@ -39,6 +39,7 @@ from pipeline.errors import DeliveryError
 from pipeline.events import Aggregate, AnyEvent, Gap, Quote, Reject, Trade
 from pipeline.kafka import codec
 from pipeline.kafka.broker import client_conf
+from pipeline.metrics import sample_quantile
 
 _POLL_EVERY = 64
 _MAX_KEPT_ERRORS = 20
@@ -171,12 +172,13 @@ class LatencyRecorder:
         self.receipt_to_ack_ns.extend([ack_ns - receipt_ns] * count)
 
     def percentile_ms(self, q: float) -> float | None:
-        """Return the ``q``-th percentile (0-100, nearest rank) in ms, None if empty."""
+        """Return the ``q``-th percentile (0-100) in ms, None if empty.
+
+        The platform's one sample percentile, :func:`~pipeline.metrics.sample_quantile`.
+        """
         if not self.receipt_to_ack_ns:
             return None
-        data = sorted(self.receipt_to_ack_ns)
-        rank = min(len(data) - 1, max(0, round(q / 100.0 * (len(data) - 1))))
-        return data[rank] / 1e6
+        return sample_quantile(self.receipt_to_ack_ns, q / 100.0) / 1e6
 
 
 @dataclass(frozen=True, slots=True)
