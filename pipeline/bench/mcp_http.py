@@ -570,42 +570,6 @@ def loadgen_main(spec_path: Path) -> dict[str, Any]:
 # --- the benchmark -----------------------------------------------------------------------------
 
 
-def _proc_cpu_s(pids: Sequence[int]) -> float:
-    """Return user+system CPU seconds of ``pids`` (Linux /proc), ignoring exited ones."""
-    import os
-
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
-
-
-def _machine_busy_s() -> float:
-    """Return CPU seconds the whole machine has spent busy (all cores, /proc/stat)."""
-    import os
-
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def _children(pid: int) -> list[int]:
-    out = [pid]
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.extend(_children(int(stat.parent.name)))
-    return out
-
-
 def measure_queries(
     path: Path, symbols: Sequence[str], repeat: int = 300
 ) -> dict[str, dict[str, float]]:
@@ -738,6 +702,7 @@ def run(args: argparse.Namespace) -> int:
 
     import httpx
 
+    from pipeline import processes
     from pipeline.metrics import sample_quantile
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per /health poll otherwise
@@ -781,8 +746,9 @@ def run(args: argparse.Namespace) -> int:
                 }
                 spec_path = tmp / f"spec-{phase['name']}.json"
                 spec_path.write_text(json.dumps(spec))
-                pids = _children(server.pid)
-                cpu0, busy0, t0 = _proc_cpu_s(pids), _machine_busy_s(), time.perf_counter()
+                procs = processes.tree(server.pid)
+                cpu0, busy0 = processes.cpu_s(procs), processes.machine_busy_s()
+                t0 = time.perf_counter()
                 out = subprocess.run(
                     [sys.executable, "-m", "pipeline.bench.mcp_http", "loadgen", str(spec_path)],
                     capture_output=True,
@@ -790,8 +756,8 @@ def run(args: argparse.Namespace) -> int:
                     check=True,
                 )
                 wall = time.perf_counter() - t0
-                server_cpu[phase["name"]] = (_proc_cpu_s(pids) - cpu0) / wall
-                machine_cpu[phase["name"]] = (_machine_busy_s() - busy0) / wall
+                server_cpu[phase["name"]] = (processes.cpu_s(procs) - cpu0) / wall
+                machine_cpu[phase["name"]] = (processes.machine_busy_s() - busy0) / wall
                 results.update(json.loads(out.stdout))
         finally:
             stop_server(server, timeout_s=20)

@@ -93,26 +93,10 @@ def _note(text: str) -> None:
 # --- processes and their memory ----------------------------------------------------------------
 
 
-def _tree(pid: int) -> list[Any]:
-    import psutil
-
-    try:
-        p = psutil.Process(pid)
-        return [p, *p.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-
-
 def _rss_mb(pid: int) -> float:
-    import psutil
+    from pipeline import processes
 
-    total = 0
-    for p in _tree(pid):
-        try:
-            total += p.memory_info().rss
-        except psutil.NoSuchProcess:
-            continue
-    return total / 2**20
+    return processes.rss_mb(processes.tree(pid))
 
 
 class RssSampler:
@@ -442,16 +426,9 @@ def _rate(runs: Sequence[dict[str, Any]], mode: str) -> float:
 
 
 def _tree_cpu_s(pid: int) -> float:
-    import psutil
+    from pipeline import processes
 
-    total = 0.0
-    for p in _tree(pid):
-        try:
-            t = p.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += t.user + t.system + t.children_user + t.children_system
-    return total
+    return processes.cpu_s(processes.tree(pid), reaped_children=True)
 
 
 def ingest_phase(
