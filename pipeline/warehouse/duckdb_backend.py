@@ -85,8 +85,24 @@ class DuckDBSession:
         return cur.fetch_df()
 
 
-def _is_lock_error(e: duckdb.Error) -> bool:
-    return isinstance(e, duckdb.IOException) and "lock" in str(e).lower()
+def is_lock_error(e: duckdb.Error) -> bool:
+    """Return True if ``e`` says another connection holds the file: retry later, not a fault.
+
+    Parameters
+    ----------
+    e
+        An error from ``duckdb.connect`` or ``ATTACH``.
+
+    Returns
+    -------
+    bool
+        True for a lock held by another process (DuckDB's IOException naming the lock) and
+        for a file this very process has attached already (a loader thread beside an
+        in-process serving store).
+    """
+    if isinstance(e, duckdb.IOException) and "lock" in str(e).lower():
+        return True
+    return "already attached" in str(e)
 
 
 class FileLocks:
@@ -261,13 +277,13 @@ class DuckDBWarehouse:
                 return duckdb.connect(str(self.path), read_only=self.read_only)
             except duckdb.Error as e:
                 _FILE_LOCKS.release(self.path)
-                if _is_lock_error(e) and time.monotonic() < deadline:
+                if is_lock_error(e) and time.monotonic() < deadline:
                     # DuckDB opens and closes the file twice before it locks it, and any
                     # close drops every POSIX lock of the process, the wait's included: a
                     # reader polling for the file can get in then. Wait for it as for any.
                     time.sleep(_FILE_LOCKS.poll_s)
                     continue
-                if _is_lock_error(e):
+                if is_lock_error(e):
                     raise WarehouseLockedError(
                         f"warehouse {self.path} is locked by another process ({e}); DuckDB "
                         "allows one writing process: stop the other writer or use a server "

@@ -17,8 +17,9 @@ from pipeline.errors import AuthError, FeedError, MaxConnectionsError
 from pipeline.events import Trade
 from pipeline.feed.replay_server import ReplayServer
 from pipeline.feed.source import RecordedSource, WebSocketSource
-from pipeline.feed.supervisor import Backoff, Disconnect, FeedSupervisor
+from pipeline.feed.supervisor import Disconnect, FeedSupervisor
 from pipeline.kafka.broker import free_port
+from pipeline.retry import Backoff
 
 T = TypeVar("T")
 CONNECTED = '[{"ev":"status","status":"connected","message":"Connected Successfully"}]'

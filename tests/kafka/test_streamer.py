@@ -360,7 +360,7 @@ def test_disconnects_of_a_live_session_are_backfilled_from_rest_exactly_once(
     kafka_broker: str, kafka_topic: str
 ) -> None:
     from pipeline.feed.rest import RestTrades
-    from pipeline.feed.supervisor import Backoff
+    from pipeline.retry import Backoff
 
     source = _ticks(6000)
 
@@ -439,7 +439,7 @@ def test_a_slow_consumer_hangs_up_and_the_backfill_fills_what_it_missed(
     kafka_broker: str, kafka_topic: str
 ) -> None:
     from pipeline.feed.rest import RestTrades
-    from pipeline.feed.supervisor import Backoff
+    from pipeline.retry import Backoff
 
     source = _ticks(3000)
 
@@ -614,8 +614,8 @@ def test_the_silence_watchdog_notices_a_stalled_session_through_a_rest_probe(
 ) -> None:
     from pipeline.clock import SystemClock
     from pipeline.feed.rest import RestTrades
-    from pipeline.feed.supervisor import Backoff
     from pipeline.feed.watchdog import AlwaysOpen, SilenceWatchdog
+    from pipeline.retry import Backoff
 
     source = _ticks(3000)
 
@@ -686,7 +686,7 @@ def test_a_key_revoked_mid_session_stops_with_auth_error_after_producing_what_ca
     kafka_broker: str, kafka_topic: str
 ) -> None:
     from pipeline.errors import AuthError
-    from pipeline.feed.supervisor import Backoff
+    from pipeline.retry import Backoff
 
     async def go() -> None:
         srv = ReplayServer(_ticks(100), api_key="k", revoke_key_after=1, drop_after_events=40,
@@ -783,7 +783,7 @@ def test_a_flood_of_large_frames_hits_the_byte_bound_and_the_policy_hangs_up_los
     16 MiB). Here bursts of 400 prints in one SIP millisecond go out as ~40 KB frames and
     fill a 100 KB bound at 3 frames of 10,000."""
     from pipeline.feed.rest import RestTrades
-    from pipeline.feed.supervisor import Backoff
+    from pipeline.retry import Backoff
 
     t0 = 1_700_000_000_000_000_000
     source = [
