@@ -24,6 +24,7 @@ from pipeline.kafka.consumer import read_range, watermarks
 from pipeline.kafka.offsets import OffsetRange
 from pipeline.kafka.producer import EventProducer, LatencyRecorder
 from pipeline.streamer import Streamer
+from tests.support.wait import until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.replay]
 
@@ -350,9 +351,13 @@ def _ticks(n: int, symbols: tuple[str, ...] = ("AAA", "BBB", "CCC")) -> list[Tra
 
 async def _stop_when_done(streamer: Streamer, srv: ReplayServer, settle_s: float = 0.5) -> None:
     """Stop once the live session is over and every queued repair has finished."""
-    while not srv.timeline_finished.is_set() or streamer._open_repairs:  # noqa: ASYNC110
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(settle_s)
+    await until(
+        lambda: srv.timeline_finished.is_set() and not streamer._open_repairs,
+        timeout_s=300.0,
+        interval_s=0.05,
+        what="the session's end and its repairs",
+    )
+    await asyncio.sleep(settle_s)  # deliberate: the last frames' delivery, not a condition
     streamer.request_stop("session over")
 
 
