@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -119,3 +120,41 @@ def test_a_failed_read_falls_back_and_is_retried_after_the_wait() -> None:
     assert source("XXX", "2018-01-03").garch is not None
     assert len(reads.calls) == 2
     assert source.counts["reads_failed"] == 1
+
+
+def test_the_vertica_statement_picks_the_rows_duckdb_picks(tmp_path) -> None:
+    # The Vertica read (ROW_NUMBER in a subquery, named values) is standard SQL that DuckDB
+    # runs too: on the same rows it must choose what DuckDB's QUALIFY chooses.
+    from pipeline.warehouse import open_warehouse
+    from pipeline.warehouse import queries as q
+    from pipeline.warehouse import vertica_backend as vb
+
+    wh = open_warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    wh.migrate()
+    rows = [  # symbol, date, n_returns
+        ("XXX", "2018-01-02", 100),
+        ("XXX", "2018-01-03", 200),  # the newest before D
+        ("XXX", "2018-01-04", 300),  # D itself: not a prior
+        ("AAA", "2017-12-01", 50),  # older than the age limit
+        ("BBB", "2018-01-02", 70),
+        ("BBB", "2018-01-03", 0),  # no return that day: the day before is the prior
+    ]
+    with wh.transaction() as s:
+        for sym, day, n in rows:
+            s.execute(
+                "INSERT INTO symbol_day_metrics (symbol, date, n_trades, n_returns, bns_jump, "
+                "lm_jump_count, kernel_version, params, input_offsets, run_id, acd_diurnal) "
+                "VALUES (?, ?, ?, ?, false, 0, 'k', '{}', '{}', 'r', ?)",
+                (sym, day, n + 1, n, diurnal_to_json(CURVE)),
+            )
+    args = (dt.date(2018, 1, 4), dt.date(2017, 12, 21))
+    duck = wh.query_frame("symbol_day_priors", args)
+    sql, names = vb.READS["symbol_day_priors"]
+    for name in names:
+        sql = sql.replace(f":{name}", "?")
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as conn:
+        vert = conn.execute(sql, list(args)).fetch_df()
+    assert list(duck.columns) == list(vert.columns) == list(q.PRIOR_COLUMNS)
+    picked = [(r["symbol"], str(r["date"])[:10], r["n_returns"]) for r in duck.to_dict("records")]
+    assert picked == [("BBB", "2018-01-02", 70), ("XXX", "2018-01-03", 200)]
+    pd.testing.assert_frame_equal(duck, vert)
