@@ -106,6 +106,7 @@ class LiveSignalsService:
         self._priors = priors
         self.summary = LiveSummary()
         self._procs: dict[int, PartitionProcessor] = {}
+        self._committed_at_assign: dict[int, int] = {}
         self._healthy = True
         self._producer = EventProducer(
             config.bootstrap, config.output_topic, extra_conf=config.extra_conf
@@ -134,6 +135,7 @@ class LiveSignalsService:
         committed = consumer.committed(partitions, timeout=self.config.replay_timeout_s)
         for tp in committed:
             self._procs[tp.partition] = self._restore(tp)
+            self._committed_at_assign[tp.partition] = tp.offset
         logger.info("assigned partitions %s", sorted(tp.partition for tp in partitions))
 
     def _restore(self, tp: TopicPartition) -> PartitionProcessor:
@@ -238,7 +240,14 @@ class LiveSignalsService:
 
     def _reached(self, until: Mapping[int, int]) -> bool:
         """Return True when this instance has consumed every partition of ``until`` to its end."""
-        tps = [TopicPartition(self.config.input_topic, p) for p, end in until.items() if end > 0]
+        # A partition committed at its end when assigned is done before any record comes.
+        done = {p for p, o in self._committed_at_assign.items() if p in self._procs and o >= 0}
+        done = {p for p in done if self._committed_at_assign[p] >= until.get(p, 0)}
+        tps = [
+            TopicPartition(self.config.input_topic, p)
+            for p, end in until.items()
+            if end > 0 and p not in done
+        ]
         if not tps:
             return True
         # Unassigned or not yet fetched partitions have an invalid (negative) position.

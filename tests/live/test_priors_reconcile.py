@@ -210,3 +210,13 @@ def replace_value(obj: dict[str, Any], name: str, value: float) -> dict[str, Any
     out = dict(obj)
     out[name] = value if obj[name] is None else obj[name] + value
     return out
+
+
+def test_a_rerun_until_caught_up_stops_without_records_when_the_group_is_at_the_end(
+    world: World,
+) -> None:
+    s = world.settings
+    config = LiveConfig(s.bootstrap_servers, s.topic, s.signals_topic, group_id=f"g-{s.topic}")
+    summary = LiveSignalsService(config).run(until=end_offsets(config), idle_exit_s=120)
+    assert summary.counts == {}
+    assert summary.restored  # the day's state was rebuilt, and nothing was left to consume
