@@ -13,6 +13,7 @@ find 0 causal mismatches, and a corrupted, a conflicting or a missing live recor
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -217,6 +218,8 @@ def test_a_rerun_until_caught_up_stops_without_records_when_the_group_is_at_the_
 ) -> None:
     s = world.settings
     config = LiveConfig(s.bootstrap_servers, s.topic, s.signals_topic, group_id=f"g-{s.topic}")
+    t0 = time.monotonic()
     summary = LiveSignalsService(config).run(until=end_offsets(config), idle_exit_s=120)
+    assert time.monotonic() - t0 < 60  # not the idle exit (it waited 120 s before the fix)
     assert summary.counts == {}
     assert summary.restored  # the day's state was rebuilt, and nothing was left to consume
