@@ -33,7 +33,7 @@ from confluent_kafka import KafkaError as _LibKafkaError
 
 from pipeline.errors import KafkaError
 from pipeline.kafka.broker import client_conf
-from pipeline.kafka.consumer import read_range
+from pipeline.kafka.consumer import read_range, watermarks
 from pipeline.kafka.offsets import OffsetRange
 from pipeline.kafka.producer import EventProducer
 from pipeline.live.partition import Checkpoint, PartitionProcessor, PriorsSource, no_priors
@@ -106,6 +106,7 @@ class LiveSignalsService:
         self._priors = priors
         self.summary = LiveSummary()
         self._procs: dict[int, PartitionProcessor] = {}
+        self._committed_at_assign: dict[int, int] = {}
         self._healthy = True
         self._producer = EventProducer(
             config.bootstrap, config.output_topic, extra_conf=config.extra_conf
@@ -134,6 +135,7 @@ class LiveSignalsService:
         committed = consumer.committed(partitions, timeout=self.config.replay_timeout_s)
         for tp in committed:
             self._procs[tp.partition] = self._restore(tp)
+            self._committed_at_assign[tp.partition] = tp.offset
         logger.info("assigned partitions %s", sorted(tp.partition for tp in partitions))
 
     def _restore(self, tp: TopicPartition) -> PartitionProcessor:
@@ -180,9 +182,13 @@ class LiveSignalsService:
 
     # -- the loop --------------------------------------------------------------------------------
     def run(
-        self, *, idle_exit_s: float | None = None, stop: threading.Event | None = None
+        self,
+        *,
+        idle_exit_s: float | None = None,
+        stop: threading.Event | None = None,
+        until: Mapping[int, int] | None = None,
     ) -> LiveSummary:
-        """Consume until ``stop`` is set or no record came for ``idle_exit_s``.
+        """Consume until ``stop`` is set, no record came for ``idle_exit_s``, or ``until``.
 
         Parameters
         ----------
@@ -190,6 +196,9 @@ class LiveSignalsService:
             Stop after this long without a record (None: run until ``stop``).
         stop
             Set it (e.g. from a signal handler) for a clean stop: flush and commit.
+        until
+            ``{partition: end offset}``: stop once this instance's position on every one of
+            them is at or past its end (:func:`end_offsets`; meant for one instance).
 
         Returns
         -------
@@ -209,6 +218,8 @@ class LiveSignalsService:
         last_record = time.monotonic()
         try:
             while stop is None or not stop.is_set():
+                if until is not None and self._reached(until):
+                    break
                 msgs = self._consumer.consume(cfg.batch_size, cfg.poll_timeout_s)
                 if not msgs:
                     if idle_exit_s is not None and time.monotonic() - last_record >= idle_exit_s:
@@ -226,6 +237,21 @@ class LiveSignalsService:
             self._consumer.close()
         self._producer.close(cfg.flush_timeout_s)
         return self.summary
+
+    def _reached(self, until: Mapping[int, int]) -> bool:
+        """Return True when this instance has consumed every partition of ``until`` to its end."""
+        # A partition committed at its end when assigned is done before any record comes.
+        done = {p for p, o in self._committed_at_assign.items() if p in self._procs and o >= 0}
+        done = {p for p in done if self._committed_at_assign[p] >= until.get(p, 0)}
+        tps = [
+            TopicPartition(self.config.input_topic, p)
+            for p, end in until.items()
+            if end > 0 and p not in done
+        ]
+        if not tps:
+            return True
+        # Unassigned or not yet fetched partitions have an invalid (negative) position.
+        return all(tp.offset >= until[tp.partition] for tp in self._consumer.position(tps))
 
     def _process(self, msgs: list[Message]) -> None:
         touched: set[int] = set()
@@ -282,3 +308,9 @@ class LiveSignalsService:
             if tp.error is not None:
                 raise KafkaError(f"commit of {tp} for {self.config.group_id!r} failed: {tp.error}")
         self.summary.commits += 1
+
+
+def end_offsets(config: LiveConfig, timeout_s: float = 30.0) -> dict[int, int]:
+    """Return ``{partition: high watermark}`` of the input topic now (``run(until=...)``)."""
+    ends = watermarks(config.bootstrap, config.input_topic, timeout_s, config.extra_conf)
+    return {p: high for p, (_, high) in ends.items()}

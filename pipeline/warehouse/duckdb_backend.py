@@ -43,6 +43,7 @@ from pipeline.warehouse.base import (
     SignalTables,
 )
 from pipeline.warehouse.finality import LedgerFrontier
+from pipeline.warehouse.fit_states import with_fit_states
 from pipeline.warehouse.migrate import apply_migrations, read_applied
 from pipeline.warehouse.topic_identity import (
     TopicIncarnation,
@@ -793,7 +794,7 @@ class DuckDBWarehouse:
         ib = _contract(
             frames.intensity_buckets, q.TRADE_INTENSITY_COLUMNS, "intensity_buckets", day
         )
-        sdm = sdm.assign(
+        sdm = with_fit_states(sdm, getattr(frames, "fit_states", None)).assign(
             input_offsets=[run.symbol_input_offsets.get(str(s), "{}") for s in sdm["symbol"]]
         )
         with self.transaction() as s:
