@@ -11,14 +11,14 @@ from __future__ import annotations
 import warnings
 from datetime import date, datetime
 from functools import cache
-from zoneinfo import ZoneInfo
 
 import dagster as dg
 import exchange_calendars as xcals
 import pandas as pd
 from pandas.errors import Pandas4Warning
 
-NEW_YORK = ZoneInfo("America/New_York")
+from pipeline.nytime import NEW_YORK
+
 START_DATE = "2018-01-01"
 CALENDAR = "XNYS"
 
@@ -86,7 +86,7 @@ def session_close_ns(day: date) -> int:
 
 trading_days = dg.DailyPartitionsDefinition(
     start_date=START_DATE,
-    timezone="America/New_York",
+    timezone=NEW_YORK.key,
     end_offset=1,
     exclusions=[
         "0 0 * * 6,0",

@@ -6,7 +6,8 @@
 import dagster as dg
 
 from assets.jobs import signals_job
-from assets.partitions import NEW_YORK, is_trading_day
+from assets.partitions import is_trading_day
+from pipeline.nytime import NEW_YORK
 
 HOURLY_CRON = "5 10-17 * * 1-5"  # minute 5 of 10:00-17:00 New York, weekdays
 FINAL_CRON = "45 16 * * 1-5"  # after the close plus the finality grace (16:15)
@@ -28,7 +29,7 @@ def _today_request(
 @dg.schedule(
     job=signals_job,
     cron_schedule=HOURLY_CRON,
-    execution_timezone="America/New_York",
+    execution_timezone=NEW_YORK.key,
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 def signals_hourly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
@@ -39,7 +40,7 @@ def signals_hourly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequ
 @dg.schedule(
     job=signals_job,
     cron_schedule=FINAL_CRON,
-    execution_timezone="America/New_York",
+    execution_timezone=NEW_YORK.key,
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 def signals_daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:

@@ -20,7 +20,7 @@ from assets.ingest import market_data
 from assets.partitions import session_close_ns, trading_days
 from assets.resources import KafkaResource, QualityResource, WarehouseResource
 from pipeline.errors import KafkaError
-from pipeline.microbatch import day_bounds_ns
+from pipeline.nytime import day_bounds_ns
 from pipeline.quality import QualityReport, audit_report, validate_signals
 from pipeline.warehouse.base import InDatabaseRun, SignalAudit, Warehouse
 from pipeline.warehouse.finality import LedgerFrontier, ingested_through, is_final

@@ -16,8 +16,10 @@ from __future__ import annotations
 import base64
 import contextvars
 import gc
+import inspect
 import logging
 import time
+import typing
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -34,14 +36,13 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ContentBlock, ImageContent, TextContent, ToolAnnotations
-from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mcp_server import models as m
 from mcp_server import telemetry as tm
 from mcp_server.settings import McpSettings, token_digest
-from mcp_server.tools import Answer, SignalType, ToolService, iso_utc
+from mcp_server.tools import Answer, ToolService, iso_utc
+from mcp_server.toolspec import SIGNAL_TOOLS, TOOL_NAMES, TOOLS, ToolSpec
 from pipeline.serving import open_serving
 from pipeline.serving.port import (
     SCAN_BUDGET,
@@ -58,27 +59,6 @@ logger = logging.getLogger("microstructure.mcp")
 
 SERVER_NAME = "microstructure"
 SERVER_VERSION = "0.1.0"
-MAX_LIMIT = 1000
-TOOL_NAMES: tuple[str, ...] = (
-    "list_symbols",
-    "get_enriched_data",
-    "get_trading_signals",
-    "get_jump_events",
-    "get_symbol_metrics",
-    "get_real_time_data",
-    "get_data_quality",
-    "get_signal_evaluation",
-)
-# Tools whose answers carry signals: each such answer observes signal computed -> served.
-SIGNAL_TOOLS = frozenset(
-    {
-        "get_enriched_data",
-        "get_trading_signals",
-        "get_jump_events",
-        "get_symbol_metrics",
-        "get_real_time_data",
-    }
-)
 INSTRUCTIONS = (
     "Market-microstructure analytics over a tick warehouse (trades, jump statistics, "
     "volatility and duration fits, BUY/SELL/HOLD signals). Start with list_symbols. Time "
@@ -565,307 +545,61 @@ async def _chart(runtime: Runtime, symbol: str, answer: Mapping[str, Any]) -> li
     ]
 
 
-_WINDOW_NOTE = (
-    " The window counts back from the newest data of the symbol unless start/end are given "
-    "(so replayed history answers sensibly); times without an offset are New York time, a "
-    "bare date is that whole day."
-)
-
-Symbol = Annotated[str, Field(description="ticker, e.g. AAPL (see list_symbols)", max_length=64)]
-HoursBack = Annotated[
-    float | None,
-    Field(description="window length in hours, back from end (or from the newest data)", gt=0),
-]
-Start = Annotated[
-    str | None,
-    Field(
-        description="window start, ISO 8601 (e.g. 2018-01-03T10:00:00) or YYYY-MM-DD", max_length=64
-    ),
-]
-End = Annotated[
-    str | None,
-    Field(
-        description="window end (exclusive), ISO 8601 or YYYY-MM-DD (inclusive day)", max_length=64
-    ),
-]
-CursorArg = Annotated[
-    str | None,
-    Field(
-        description="paging.next_cursor of the previous answer, to get the next (older) page",
-        max_length=512,
-    ),
-]
-
-
-Limit = Annotated[
-    int,
-    Field(
-        description=f"most rows to return (1-{MAX_LIMIT}; the server may cap lower)",
-        ge=1,
-        le=MAX_LIMIT,
-    ),
-]
-SymbolLimit = Annotated[int, Field(description="most symbols to list", ge=1, le=MAX_LIMIT)]
-StartDay = Annotated[
-    str | None,
-    Field(description="first day, YYYY-MM-DD (default: counted back by days)", max_length=32),
-]
-EndDay = Annotated[
-    str | None,
-    Field(description="last day, YYYY-MM-DD (default: the newest day with data)", max_length=32),
-]
-Days = Annotated[
-    int, Field(description="without start_day: how many days with data to return", ge=1, le=62)
-]
-Day = Annotated[
-    str | None, Field(description="YYYY-MM-DD (default: the symbol's newest day)", max_length=32)
-]
-SignalTypeArg = Annotated[SignalType, Field(description="BUY, SELL, HOLD or ALL")]
-Chart = Annotated[
-    bool,
-    Field(
-        description="also return a PNG chart of the newest day in the answer: price with "
-        "the detected jumps, GARCH volatility, trade-intensity z-score and ACD surprise"
-    ),
-]
-EvalSymbol = Annotated[
-    str | None,
-    Field(
-        description="only this symbol's rows (and the pooled ones); default: every symbol",
-        max_length=64,
-    ),
-]
-Symbols = Annotated[
-    list[Annotated[str, Field(max_length=64)]],
-    Field(description='tickers, e.g. ["AAPL", "MSFT"]', min_length=1, max_length=50),
-]
-
-
 def _register_tools(server: MCPServer[Runtime], runtime: Runtime) -> None:
+    """Register every tool of :data:`~mcp_server.toolspec.TOOLS`."""
+    for spec in TOOLS:
+        server.add_tool(
+            _tool_function(runtime, spec),
+            name=spec.name,
+            title=spec.title,
+            description=spec.description,
+            annotations=READ_ONLY,
+        )
+
+
+def _tool_function(runtime: Runtime, spec: ToolSpec) -> Callable[..., Any]:
+    """Return the function the SDK calls for ``spec``, its signature made from the input model.
+
+    The SDK derives a tool's input schema from its function's signature and its output
+    schema from the return annotation; both come from the table here, so a tool's
+    arguments are written once (its input model) and cannot drift between the schema, the
+    audit log and the service call.
+    """
     svc = runtime.service
 
-    async def get_enriched_data(
-        symbol: Symbol,
-        limit: Limit = 50,
-        hours_back: HoursBack = None,
-        start: Start = None,
-        end: End = None,
-        cursor: CursorArg = None,
-        ctx: Context | None = None,
-    ) -> Annotated[CallToolResult, m.EnrichedData]:
-        args = {
-            "symbol": symbol,
-            "limit": limit,
-            "hours_back": hours_back,
-            "start": start,
-            "end": end,
-            "cursor": cursor,
-        }
-        return await _run(
-            runtime,
-            "get_enriched_data",
-            ctx,
-            args,
-            lambda view: svc.enriched_data(view, **args),
-        )
-
-    async def get_trading_signals(
-        symbol: Symbol,
-        signal_type: SignalTypeArg = "ALL",
-        limit: Limit = 50,
-        hours_back: HoursBack = None,
-        start: Start = None,
-        end: End = None,
-        cursor: CursorArg = None,
-        ctx: Context | None = None,
-    ) -> Annotated[CallToolResult, m.TradingSignals]:
-        args = {
-            "symbol": symbol,
-            "signal_type": signal_type,
-            "limit": limit,
-            "hours_back": hours_back,
-            "start": start,
-            "end": end,
-            "cursor": cursor,
-        }
-        return await _run(
-            runtime,
-            "get_trading_signals",
-            ctx,
-            args,
-            lambda view: svc.trading_signals(view, **args),
-        )
-
-    async def get_jump_events(
-        symbol: Symbol,
-        hours_back: HoursBack = None,
-        start: Start = None,
-        end: End = None,
-        limit: Limit = 50,
-        cursor: CursorArg = None,
-        ctx: Context | None = None,
-    ) -> Annotated[CallToolResult, m.JumpEvents]:
-        args = {
-            "symbol": symbol,
-            "hours_back": hours_back,
-            "start": start,
-            "end": end,
-            "limit": limit,
-            "cursor": cursor,
-        }
-        return await _run(
-            runtime,
-            "get_jump_events",
-            ctx,
-            args,
-            lambda view: svc.jump_events(view, **args),
-        )
-
-    async def get_symbol_metrics(
-        symbol: Symbol,
-        start_day: StartDay = None,
-        end_day: EndDay = None,
-        days: Days = 5,
-        chart: Chart = False,
-        ctx: Context | None = None,
-    ) -> Annotated[CallToolResult, m.SymbolMetrics]:
-        args = {
-            "symbol": symbol,
-            "start_day": start_day,
-            "end_day": end_day,
-            "days": days,
-            "chart": chart,
-        }
+    async def tool(ctx: Context | None = None, **arguments: Any) -> CallToolResult:
+        args = spec.args.model_validate(arguments)
+        kwargs = spec.service_kwargs(args)
         result = await _run(
             runtime,
-            "get_symbol_metrics",
+            spec.name,
             ctx,
-            args,
-            lambda view: svc.symbol_metrics(
-                view, symbol=symbol, start_day=start_day, end_day=end_day, days=days
-            ),
+            args.model_dump(),
+            lambda view: getattr(svc, spec.method)(view, **kwargs),
         )
-        if chart and result.structured_content is not None:
-            result.content.extend(await _chart(runtime, symbol, result.structured_content))
+        if getattr(args, "chart", False) and result.structured_content is not None:
+            result.content.extend(
+                await _chart(runtime, kwargs["symbol"], result.structured_content)
+            )
         return result
 
-    async def get_signal_evaluation(
-        symbol: EvalSymbol = None,
-        ctx: Context | None = None,
-    ) -> Annotated[CallToolResult, m.SignalEvaluation]:
-        args = {"symbol": symbol}
-        return await _run(
-            runtime,
-            "get_signal_evaluation",
-            ctx,
-            args,
-            lambda view: svc.signal_evaluation(view, **args),
+    hints = typing.get_type_hints(spec.args, include_extras=True)
+    params = [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=hints[name],
+            default=inspect.Parameter.empty if field.is_required() else field.default,
         )
-
-    async def get_real_time_data(
-        symbols: Symbols,
-        ctx: Context | None = None,
-    ) -> Annotated[CallToolResult, m.RealTimeData]:
-        args = {"symbols": symbols}
-        return await _run(
-            runtime,
-            "get_real_time_data",
-            ctx,
-            args,
-            lambda view: svc.real_time_data(view, **args),
-        )
-
-    async def list_symbols(
-        limit: SymbolLimit = 200,
-        cursor: CursorArg = None,
-        ctx: Context | None = None,
-    ) -> Annotated[CallToolResult, m.SymbolList]:
-        args = {"limit": limit, "cursor": cursor}
-        return await _run(
-            runtime,
-            "list_symbols",
-            ctx,
-            args,
-            lambda view: svc.list_symbols(view, **args),
-        )
-
-    async def get_data_quality(
-        symbol: Symbol,
-        day: Day = None,
-        ctx: Context | None = None,
-    ) -> Annotated[CallToolResult, m.DataQuality]:
-        args = {"symbol": symbol, "day": day}
-        return await _run(
-            runtime,
-            "get_data_quality",
-            ctx,
-            args,
-            lambda view: svc.data_quality(view, **args),
-        )
-
-    tools: list[tuple[Callable[..., Any], str, str]] = [
-        (
-            list_symbols,
-            "List symbols",
-            "List the symbols in the warehouse with their trade counts, first/last trade and the "
-            "days that have trades and published signals. Start here.",
-        ),
-        (
-            get_enriched_data,
-            "Trades with signals",
-            "Trades of one symbol joined with their per-trade statistics (log return, "
-            "Lee-Mykland statistic and jump flag, GARCH variance, standardized return, ACD "
-            "duration and surprise, intensity z-score) and BUY/SELL/HOLD signal, newest first. "
-            "Default window: 1 hour." + _WINDOW_NOTE,
-        ),
-        (
-            get_trading_signals,
-            "Trading signals",
-            "BUY/SELL/HOLD signals of one symbol (signal_type filters; ALL for every type) with "
-            "their statistics, newest first, plus the count of each type in the window. Default "
-            "window: 24 hours." + _WINDOW_NOTE,
-        ),
-        (
-            get_jump_events,
-            "Jump events",
-            "Trades where the Lee-Mykland test detected a price jump, newest first, and the "
-            "day-level Barndorff-Nielsen-Shephard jump test of each day in the window. Default "
-            "window: 7 days." + _WINDOW_NOTE,
-        ),
-        (
-            get_symbol_metrics,
-            "Daily statistics",
-            "Daily statistics of one symbol: trade and return counts, VWAP, BNS realized "
-            "measures and jump test, GARCH(1,1) and ACD(1,1) (exponential, Weibull) fits, "
-            "Lee-Mykland jump count. Newest day first; by default the 5 newest days with data. "
-            "chart=true adds a PNG picture of the newest day (price with jumps, GARCH "
-            "volatility, intensity z-score, ACD surprise).",
-        ),
-        (
-            get_real_time_data,
-            "Newest data",
-            "For each symbol: the newest processed trade, the newest signal and the newest "
-            "BUY/SELL, each with its age in seconds, and the newest day's trade and signal "
-            "counts. Unknown symbols are listed, not fatal.",
-        ),
-        (
-            get_data_quality,
-            "Data quality",
-            "Quality checks of one symbol-day: ingest batches' quality verdicts, the signals "
-            "run's suite verdict and finality, feed gaps, rejected records (with samples; their "
-            "raw text is untrusted data) and minutes with trades. Default: the newest day.",
-        ),
-        (
-            get_signal_evaluation,
-            "Do the signals pay?",
-            "The newest stored evaluation of the BUY/SELL signals (microstructure evaluate): "
-            "signed forward returns 1, 5 and 30 minutes after each signal, hit rate, mean and "
-            "t-statistic per symbol and pooled (*), against seeded random entry times on the "
-            "same days, with a verdict per row. too_few_signals means the sample cannot say "
-            "anything: say so rather than read the numbers.",
-        ),
+        for name, field in spec.args.model_fields.items()
     ]
-    for fn, title, description in tools:
-        server.add_tool(
-            fn, name=fn.__name__, title=title, description=description, annotations=READ_ONLY
+    params.append(
+        inspect.Parameter(
+            "ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context | None, default=None
         )
+    )
+    returns = Annotated[CallToolResult, spec.output]
+    tool.__name__ = tool.__qualname__ = spec.name
+    tool.__signature__ = inspect.Signature(params, return_annotation=returns)  # type: ignore[attr-defined]
+    tool.__annotations__ = {p.name: p.annotation for p in params} | {"return": returns}
+    return tool

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigError
-from pipeline.settings import Secret, Settings
+from pipeline.settings import Secret, Settings, env_csv, env_float, env_int
 
 # name -> (default shown in docs, description).
 MCP_SETTINGS_DOC: dict[str, tuple[str, str]] = {
@@ -68,36 +68,6 @@ MCP_SETTINGS_DOC: dict[str, tuple[str, str]] = {
 _ENV_SETTINGS = "MICROSTRUCTURE_MCP_RESOLVED"  # handed from the command to uvicorn workers
 
 LOOPBACK_HOSTS: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
-
-
-def _env_int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} is {raw!r} and must be an integer") from None
-    if value < minimum:
-        raise ConfigError(f"{name} is {value} and must be at least {minimum}")
-    return value
-
-
-def _env_float(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} is {raw!r} and must be a number") from None
-    if value < minimum:
-        raise ConfigError(f"{name} is {value} and must be at least {minimum}")
-    return value
-
-
-def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    return tuple(p.strip() for p in env.get(name, "").split(",") if p.strip())
 
 
 def read_tokens_file(path: Path) -> dict[str, str]:
@@ -228,19 +198,23 @@ class McpSettings:
             "host": base.mcp_host,
             "port": base.mcp_port,
             "tokens": tokens,
-            "allowed_origins": _csv(e, "MICROSTRUCTURE_MCP_ALLOWED_ORIGINS"),
-            "allowed_hosts": _csv(e, "MICROSTRUCTURE_MCP_ALLOWED_HOSTS"),
-            "max_rows": _env_int(e, "MICROSTRUCTURE_MCP_MAX_ROWS", 1000, 1),
-            "max_bytes": _env_int(e, "MICROSTRUCTURE_MCP_MAX_BYTES", 24_000, 2_000),
-            "rate_per_s": _env_float(e, "MICROSTRUCTURE_MCP_RATE", 20.0, 0.0),
-            "burst": _env_int(e, "MICROSTRUCTURE_MCP_BURST", 40, 1),
-            "max_body_bytes": _env_int(e, "MICROSTRUCTURE_MCP_MAX_BODY", 65_536, 1024),
-            "workers": _env_int(e, "MICROSTRUCTURE_MCP_WORKERS", 1, 1),
+            "allowed_origins": env_csv(e, "MICROSTRUCTURE_MCP_ALLOWED_ORIGINS"),
+            "allowed_hosts": env_csv(e, "MICROSTRUCTURE_MCP_ALLOWED_HOSTS"),
+            "max_rows": env_int(e, "MICROSTRUCTURE_MCP_MAX_ROWS", 1000, minimum=1),
+            "max_bytes": env_int(e, "MICROSTRUCTURE_MCP_MAX_BYTES", 24_000, minimum=2_000),
+            "rate_per_s": env_float(e, "MICROSTRUCTURE_MCP_RATE", 20.0, minimum=0.0),
+            "burst": env_int(e, "MICROSTRUCTURE_MCP_BURST", 40, minimum=1),
+            "max_body_bytes": env_int(e, "MICROSTRUCTURE_MCP_MAX_BODY", 65_536, minimum=1024),
+            "workers": env_int(e, "MICROSTRUCTURE_MCP_WORKERS", 1, minimum=1),
             "log_level": base.log_level,
-            "query_timeout_s": _env_float(e, "MICROSTRUCTURE_MCP_QUERY_TIMEOUT_S", 10.0, 0.1),
-            "heavy_concurrency": _env_int(e, "MICROSTRUCTURE_MCP_HEAVY_CONCURRENCY", 2, 1),
-            "inline_scan_rows": _env_int(e, "MICROSTRUCTURE_MCP_INLINE_SCAN_ROWS", 200_000, 0),
-            "vertica_pool": _env_int(e, "MICROSTRUCTURE_MCP_VERTICA_POOL", 4, 1),
+            "query_timeout_s": env_float(
+                e, "MICROSTRUCTURE_MCP_QUERY_TIMEOUT_S", 10.0, minimum=0.1
+            ),
+            "heavy_concurrency": env_int(e, "MICROSTRUCTURE_MCP_HEAVY_CONCURRENCY", 2, minimum=1),
+            "inline_scan_rows": env_int(
+                e, "MICROSTRUCTURE_MCP_INLINE_SCAN_ROWS", 200_000, minimum=0
+            ),
+            "vertica_pool": env_int(e, "MICROSTRUCTURE_MCP_VERTICA_POOL", 4, minimum=1),
         }
         store = e.get("MICROSTRUCTURE_MCP_STORE", "").strip()
         if store:

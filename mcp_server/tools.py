@@ -33,6 +33,7 @@ import orjson
 from mcp.server.mcpserver.exceptions import ToolError
 
 from mcp_server import models as m
+from mcp_server.toolspec import TOOL_BY_NAME, SignalType
 from pipeline.nytime import NEW_YORK, NS, iso_new_york, iso_utc, ny_date, wall_time_ns
 from pipeline.serving.catalog import SESSION_MINUTES, SymbolSummary
 from pipeline.serving.format import round_value
@@ -43,7 +44,6 @@ MAX_WINDOW_HOURS = 24.0 * 31
 MAX_METRIC_DAYS = 62
 SYMBOL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,11}$")
 MAX_CURSOR_CHARS = 400
-SignalType = Literal["BUY", "SELL", "HOLD", "ALL"]
 SIGNAL_TYPES: tuple[str, ...] = ("BUY", "SELL", "HOLD")
 
 MEASURED_FROM = (
@@ -55,7 +55,6 @@ MEASURED_FROM = (
 
 __all__ = [
     "MEASURED_FROM",
-    "TOOL_METHODS",
     "Answer",
     "Cursor",
     "SignalType",
@@ -1211,14 +1210,20 @@ class ToolService:
         return Answer(data, render_text(summary, data), len(out_rows), time.perf_counter() - t0)
 
     def call(self, view: ServingView, tool: str, args: Mapping[str, Any]) -> Answer:
-        """Answer ``tool`` with keyword ``args`` (the server's, the benchmark's, the tests' way in).
+        """Answer ``tool`` with ``args`` checked by its input model (benchmark and tests).
+
+        The server's tools call the same methods with the same validated arguments
+        (:data:`mcp_server.toolspec.TOOLS`).
 
         Raises
         ------
         KeyError
             For a name that is not a tool.
+        pydantic.ValidationError
+            For arguments its input model refuses.
         """
-        return getattr(self, TOOL_METHODS[tool])(view, **args)
+        spec = TOOL_BY_NAME[tool]
+        return getattr(self, spec.method)(view, **spec.service_kwargs(args))
 
     def chart_rows(
         self, view: ServingView, symbol: str, day: str
@@ -1229,19 +1234,6 @@ class ToolService:
         rows = view.day_signal_rows(info.symbol, d)
         metrics = view.metrics(info.symbol, d, d)
         return rows, (metrics[0] if metrics else None)
-
-
-TOOL_METHODS: dict[str, str] = {
-    "list_symbols": "list_symbols",
-    "get_enriched_data": "enriched_data",
-    "get_trading_signals": "trading_signals",
-    "get_jump_events": "jump_events",
-    "get_symbol_metrics": "symbol_metrics",
-    "get_real_time_data": "real_time_data",
-    "get_data_quality": "data_quality",
-    "get_signal_evaluation": "signal_evaluation",
-}
-"""Each tool's method of :class:`ToolService` (keyword arguments = the tool's arguments)."""
 
 
 def _decode_position(text: str, query: str, secret: bytes) -> int:

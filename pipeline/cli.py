@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ingest",
     "signals",
     "live_signals",
+    "reconcile",
     "serve_mcp",
     "status",
     "metrics_exporter",

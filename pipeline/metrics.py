@@ -750,3 +750,25 @@ def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> floa
             return prev_le + (le - prev_le) * (rank - prev_count) / (count - prev_count)
         prev_le, prev_count = le, count
     return prev_le
+
+
+def sample_quantile(values: Sequence[float] | npt.ArrayLike, q: float) -> float:
+    """Return the ``q`` quantile of measured samples (numpy's linear interpolation).
+
+    The one definition of a sample percentile in the platform's figures (benchmarks,
+    latency recorders); a histogram's quantile is :func:`histogram_quantile`.
+
+    Parameters
+    ----------
+    values
+        The samples, in any order.
+    q
+        Quantile in [0, 1].
+
+    Returns
+    -------
+    float
+        The quantile; NaN when there are no samples.
+    """
+    arr = np.asarray(values, dtype=np.float64)
+    return float(np.quantile(arr, q)) if arr.size else float("nan")

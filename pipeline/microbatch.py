@@ -38,7 +38,6 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any, overload
 
 import numpy as np
@@ -51,9 +50,9 @@ from pipeline.errors import OffsetError, ParseError
 from pipeline.events import Aggregate, Gap, Quote, Reject, Trade
 from pipeline.kafka.codec import SCHEMA_TRADE, decode_event, decode_trades_bulk
 from pipeline.kafka.offsets import KafkaRecord, OffsetRange, plan_stop
+from pipeline.nytime import NEW_YORK
 from pipeline.warehouse.schema import VARCHAR_BYTES
 
-NEW_YORK = "America/New_York"
 NS_PER_S = 1_000_000_000
 OPEN_NS = (9 * 3600 + 30 * 60) * NS_PER_S  # 09:30:00 local
 CLOSE_NS = 16 * 3600 * NS_PER_S  # 16:00:00 local, inclusive
@@ -1252,22 +1251,3 @@ def plan_microbatches(
         if stop is not None:
             planned.append(PlannedBatch(partition, start, stop))
     return planned, warnings
-
-
-def day_bounds_ns(day: date) -> tuple[int, int]:
-    """Return the UTC epoch ns bounds ``[start, end)`` of a New York calendar day.
-
-    Parameters
-    ----------
-    day
-        The local date.
-
-    Returns
-    -------
-    tuple[int, int]
-        Local midnight of ``day`` and of the next day, as UTC epoch ns (23 or 25 hours
-        apart on DST switch days).
-    """
-    start = pd.Timestamp(day.isoformat()).tz_localize(NEW_YORK)
-    end = (pd.Timestamp(day.isoformat()) + pd.Timedelta(days=1)).tz_localize(NEW_YORK)
-    return int(start.as_unit("ns").value), int(end.as_unit("ns").value)

@@ -28,6 +28,7 @@ import pandas as pd
 
 from pipeline._typing import Float64Array, Int64Array
 from pipeline.errors import ConfigError, DataError
+from pipeline.nytime import NEW_YORK
 
 NS_PER_S = 1_000_000_000
 TRADE_COLUMNS: tuple[str, ...] = (
@@ -143,7 +144,7 @@ def load_from_dir(directory: Path, symbol: str, day: str) -> SymbolDay:
     SymbolDay
         The symbol-day's rows.
     """
-    from pipeline.commands.compute import OUTPUT_FILES
+    from pipeline.signals import OUTPUT_FILES
 
     paths = {k: directory / v for k, v in OUTPUT_FILES.items()}
     missing = [str(p) for p in paths.values() if not p.is_file()]
@@ -298,7 +299,7 @@ def render_symbol_day(data: SymbolDay, *, dpi: int = 100) -> Rendered:
 
     def clock(v: float, _pos: int) -> str:
         ns = open_ns + round(v * NS_PER_S)
-        stamp = pd.Timestamp(ns, unit="ns", tz="UTC").tz_convert("America/New_York")
+        stamp = pd.Timestamp(ns, unit="ns", tz="UTC").tz_convert(NEW_YORK)
         return stamp.strftime("%H:%M")
 
     ax_a.xaxis.set_major_formatter(FuncFormatter(clock))
@@ -375,7 +376,7 @@ def _html(data: SymbolDay, r: Rendered) -> str:
     t = data.trades
     for kind in ("BUY", "SELL"):
         for ns, px in zip(*r.markers[kind], strict=True):
-            stamp = pd.Timestamp(int(ns), unit="ns", tz="UTC").tz_convert("America/New_York")
+            stamp = pd.Timestamp(int(ns), unit="ns", tz="UTC").tz_convert(NEW_YORK)
             jumps.append(f"<tr><td>{stamp.strftime('%H:%M:%S.%f')}</td><td>{kind}</td>"
                          f"<td>{px:g}</td></tr>")  # fmt: skip
     jumps.sort()

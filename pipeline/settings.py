@@ -124,7 +124,30 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
 }
 
 
-def _env_int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+def env_int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    """Read an integer setting; unset or empty gives ``default``.
+
+    Parameters
+    ----------
+    env
+        The environment.
+    name
+        The variable.
+    default
+        Its value when unset.
+    minimum
+        The smallest value allowed.
+
+    Returns
+    -------
+    int
+        The value.
+
+    Raises
+    ------
+    ConfigError
+        If it is not an integer or is below ``minimum`` (the message names the variable).
+    """
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -137,11 +160,57 @@ def _env_int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 
     return value
 
 
+def env_float(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
+    """Read a number setting, as :func:`env_int` reads an integer one.
+
+    Parameters
+    ----------
+    env, name, default, minimum
+        As for :func:`env_int`.
+
+    Returns
+    -------
+    float
+        The value.
+
+    Raises
+    ------
+    ConfigError
+        If it is not a number or is below ``minimum``.
+    """
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} is {raw!r} and must be a number") from None
+    if value < minimum:
+        raise ConfigError(f"{name} is {value} and must be at least {minimum}")
+    return value
+
+
+def env_csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Read a comma list setting (blank items dropped, order kept).
+
+    Parameters
+    ----------
+    env, name
+        As for :func:`env_int`.
+
+    Returns
+    -------
+    tuple[str, ...]
+        The items, stripped.
+    """
+    return tuple(p.strip() for p in env.get(name, "").split(",") if p.strip())
+
+
 def _env_days(env: Mapping[str, str], name: str) -> int | None:
     """Read a retention horizon in days; unset or empty means keep everything."""
     if not env.get(name, "").strip():
         return None
-    return _env_int(env, name, 0, minimum=1)
+    return env_int(env, name, 0, minimum=1)
 
 
 def parse_kafka_config(raw: str) -> dict[str, str]:
@@ -261,22 +330,22 @@ class Settings:
             home=home,
             warehouse_url=warehouse_url,
             kafka_bootstrap=bootstrap,
-            kafka_port=_env_int(e, "MICROSTRUCTURE_KAFKA_PORT", 19092, minimum=1),
+            kafka_port=env_int(e, "MICROSTRUCTURE_KAFKA_PORT", 19092, minimum=1),
             kafka_version=e.get("MICROSTRUCTURE_KAFKA_VERSION", "") or "4.1.1",
             kafka_extra=parse_kafka_config(e.get("MICROSTRUCTURE_KAFKA_CONFIG", "")),
             topic=e.get("MICROSTRUCTURE_TOPIC", "") or DEFAULT_TOPIC,
-            topic_partitions=_env_int(e, "MICROSTRUCTURE_TOPIC_PARTITIONS", 4, minimum=1),
-            max_records=_env_int(e, "MICROSTRUCTURE_MAX_RECORDS", 200_000, minimum=1),
-            future_tolerance_s=_env_int(e, "MICROSTRUCTURE_FUTURE_TOLERANCE_S", 300, minimum=0),
+            topic_partitions=env_int(e, "MICROSTRUCTURE_TOPIC_PARTITIONS", 4, minimum=1),
+            max_records=env_int(e, "MICROSTRUCTURE_MAX_RECORDS", 200_000, minimum=1),
+            future_tolerance_s=env_int(e, "MICROSTRUCTURE_FUTURE_TOLERANCE_S", 300, minimum=0),
             feed_url=e.get("MICROSTRUCTURE_FEED_URL", "") or DEFAULT_FEED_URL,
             rest_url=e.get("MICROSTRUCTURE_REST_URL", "") or DEFAULT_REST_URL,
             api_key=Secret(api_key),
             symbols=symbols,
-            queue_size=_env_int(e, "MICROSTRUCTURE_QUEUE_SIZE", 10_000, minimum=1),
-            queue_bytes=_env_int(e, "MICROSTRUCTURE_QUEUE_BYTES", 256 << 20, minimum=1),
+            queue_size=env_int(e, "MICROSTRUCTURE_QUEUE_SIZE", 10_000, minimum=1),
+            queue_bytes=env_int(e, "MICROSTRUCTURE_QUEUE_BYTES", 256 << 20, minimum=1),
             mcp_auth_token=Secret(e.get("MCP_AUTH_TOKEN", "")),
             mcp_host=e.get("MICROSTRUCTURE_MCP_HOST", "") or "127.0.0.1",
-            mcp_port=_env_int(e, "MICROSTRUCTURE_MCP_PORT", 8765, minimum=1),
+            mcp_port=env_int(e, "MICROSTRUCTURE_MCP_PORT", 8765, minimum=1),
             log_level=(e.get("MICROSTRUCTURE_LOG_LEVEL", "") or "INFO").upper(),
             vertica=vertica,
             vertica_password=Secret(e.get("VERTICA_PASSWORD", "")),

@@ -66,11 +66,12 @@ from pipeline.feed.gaps import ClosedGap, GapBook
 from pipeline.feed.parse import Fields, parse_frame_fields, reason_code
 from pipeline.feed.rest import BackfillError, RestTrades
 from pipeline.feed.source import FrameSource
-from pipeline.feed.supervisor import Backoff, Disconnect, FeedSupervisor, Sleep
+from pipeline.feed.supervisor import Disconnect, FeedSupervisor, Sleep
 from pipeline.feed.watchdog import SilenceWatchdog, Verdict
 from pipeline.kafka import codec
 from pipeline.kafka.producer import EventProducer
 from pipeline.metrics import LatencyHistograms, StreamSnapshot
+from pipeline.retry import Backoff
 
 logger = logging.getLogger(__name__)
 

@@ -31,9 +31,15 @@ def _services() -> dict[str, dict[str, Any]]:
 
 
 def test_compose_has_the_whole_stack() -> None:
-    assert {"kafka", "kafka-init", "streamer", "dagster-webserver", "dagster-daemon", "mcp"} <= set(
-        _services()
-    )
+    assert {
+        "kafka",
+        "kafka-init",
+        "streamer",
+        "live-signals",
+        "dagster-webserver",
+        "dagster-daemon",
+        "mcp",
+    } <= set(_services())
 
 
 def test_compose_file_is_valid_against_the_compose_specification_schema() -> None:

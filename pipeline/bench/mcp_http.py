@@ -98,11 +98,12 @@ def write_sample_warehouse(
     """
     import time
     from datetime import date, datetime
-    from zoneinfo import ZoneInfo
 
     import numpy as np
     import pandas as pd
 
+    from pipeline.microbatch import local_time_columns
+    from pipeline.nytime import NEW_YORK, ny_dates
     from pipeline.signals.assemble import compute_frames
     from pipeline.warehouse import open_warehouse
     from pipeline.warehouse.base import QualityResultRow
@@ -124,17 +125,15 @@ def write_sample_warehouse(
         d["symbol"] = sym
         frames.append(d.sort_values("timestamp_ns", kind="stable"))
     t = pd.concat(frames, ignore_index=True)
-    ny = pd.to_datetime(t["timestamp_ns"], utc=True).dt.tz_convert("America/New_York")
-    t["trade_date"] = ny.dt.date
+    t["trade_date"] = ny_dates(t["timestamp_ns"].to_numpy(dtype=np.int64))
     if trades_per_day is not None:
         t = t.groupby(["symbol", "trade_date"], sort=False).head(trades_per_day)
     t = t.sort_values(["timestamp_ns", "symbol"], kind="stable").reset_index(drop=True)
-    ny = pd.to_datetime(t["timestamp_ns"], utc=True).dt.tz_convert("America/New_York")
-    midnight = ny.dt.normalize()
-    open_ns = (midnight + pd.Timedelta(hours=9, minutes=30)).dt.tz_convert("UTC").astype("int64")
-    close_ns = (midnight + pd.Timedelta(hours=16)).dt.tz_convert("UTC").astype("int64")
-    t["ns_from_open"] = t["timestamp_ns"] - open_ns
-    t["in_regular_hours"] = (t["timestamp_ns"] >= open_ns) & (t["timestamp_ns"] <= close_ns)
+    # The loader's own derivation (pipeline.microbatch), so tests built on this fixture
+    # notice when it changes.
+    derived = local_time_columns(t["timestamp_ns"].to_numpy(dtype=np.int64))
+    t["ns_from_open"] = derived["ns_from_open"].to_numpy()
+    t["in_regular_hours"] = derived["in_regular_hours"].to_numpy()
     t["kafka_partition"] = t["symbol"].map(_partition).astype("int32")
     t["exchange_id"] = t["exchange"].map(lambda x: ord(x) - 64 if x else 0).astype("int32")
 
@@ -169,12 +168,11 @@ def write_sample_warehouse(
     )
     params = Params()
     n_signals = 0
-    new_york = ZoneInfo("America/New_York")
     for day in sorted(set(md_rows["trade_date"])):
         day_input = wh.read_day(day)
         trades = day_input.trades
         frames_ = compute_frames(trades, params, passthrough=("kafka_partition", "kafka_offset"))
-        close = datetime(day.year, day.month, day.day, 16, tzinfo=new_york)
+        close = datetime(day.year, day.month, day.day, 16, tzinfo=NEW_YORK)
         run = build_signal_run(
             run_id=f"signals-{day}-bench",
             day=day,
@@ -572,49 +570,6 @@ def loadgen_main(spec_path: Path) -> dict[str, Any]:
 # --- the benchmark -----------------------------------------------------------------------------
 
 
-def _pct(values: Sequence[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def _proc_cpu_s(pids: Sequence[int]) -> float:
-    """Return user+system CPU seconds of ``pids`` (Linux /proc), ignoring exited ones."""
-    import os
-
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
-
-
-def _machine_busy_s() -> float:
-    """Return CPU seconds the whole machine has spent busy (all cores, /proc/stat)."""
-    import os
-
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def _children(pid: int) -> list[int]:
-    out = [pid]
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.extend(_children(int(stat.parent.name)))
-    return out
-
-
 def measure_queries(
     path: Path, symbols: Sequence[str], repeat: int = 300
 ) -> dict[str, dict[str, float]]:
@@ -622,6 +577,7 @@ def measure_queries(
     import tempfile
 
     from mcp_server.tools import ToolService
+    from pipeline.metrics import sample_quantile
     from pipeline.serving.store_view import StorePort
 
     with tempfile.TemporaryDirectory(prefix="bench-mcp-store-") as store:
@@ -640,7 +596,11 @@ def measure_queries(
         finally:
             port.close()
     return {
-        t: {"p50_ms": round(_pct(v, 0.5), 3), "p99_ms": round(_pct(v, 0.99), 3), "n": len(v)}
+        t: {
+            "p50_ms": round(sample_quantile(v, 0.5), 3),
+            "p99_ms": round(sample_quantile(v, 0.99), 3),
+            "n": len(v),
+        }
         for t, v in sorted(by_tool.items())
     }
 
@@ -742,6 +702,9 @@ def run(args: argparse.Namespace) -> int:
 
     import httpx
 
+    from pipeline import processes
+    from pipeline.metrics import sample_quantile
+
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per /health poll otherwise
     with tempfile.TemporaryDirectory(prefix="bench-mcp-") as tmp_s:
         tmp = Path(tmp_s)
@@ -783,8 +746,9 @@ def run(args: argparse.Namespace) -> int:
                 }
                 spec_path = tmp / f"spec-{phase['name']}.json"
                 spec_path.write_text(json.dumps(spec))
-                pids = _children(server.pid)
-                cpu0, busy0, t0 = _proc_cpu_s(pids), _machine_busy_s(), time.perf_counter()
+                procs = processes.tree(server.pid)
+                cpu0, busy0 = processes.cpu_s(procs), processes.machine_busy_s()
+                t0 = time.perf_counter()
                 out = subprocess.run(
                     [sys.executable, "-m", "pipeline.bench.mcp_http", "loadgen", str(spec_path)],
                     capture_output=True,
@@ -792,8 +756,8 @@ def run(args: argparse.Namespace) -> int:
                     check=True,
                 )
                 wall = time.perf_counter() - t0
-                server_cpu[phase["name"]] = (_proc_cpu_s(pids) - cpu0) / wall
-                machine_cpu[phase["name"]] = (_machine_busy_s() - busy0) / wall
+                server_cpu[phase["name"]] = (processes.cpu_s(procs) - cpu0) / wall
+                machine_cpu[phase["name"]] = (processes.machine_busy_s() - busy0) / wall
                 results.update(json.loads(out.stdout))
         finally:
             stop_server(server, timeout_s=20)
@@ -804,13 +768,13 @@ def run(args: argparse.Namespace) -> int:
     all_lat = [v / 1e6 for vs in lat_r["latency_ns"].values() for v in vs]
     report = {
         "saturation_requests_per_s": round(sat_r["requests"] / sat_r["wall_s"], 1),
-        "p50_ms": round(_pct(all_lat, 0.5), 3),
-        "p99_ms": round(_pct(all_lat, 0.99), 3),
+        "p50_ms": round(sample_quantile(all_lat, 0.5), 3),
+        "p99_ms": round(sample_quantile(all_lat, 0.99), 3),
         "max_ms": round(max(all_lat), 3) if all_lat else None,
         "per_tool": {
             t: {
-                "p50_ms": round(_pct([x / 1e6 for x in v], 0.5), 3),
-                "p99_ms": round(_pct([x / 1e6 for x in v], 0.99), 3),
+                "p50_ms": round(sample_quantile([x / 1e6 for x in v], 0.5), 3),
+                "p99_ms": round(sample_quantile([x / 1e6 for x in v], 0.99), 3),
             }
             for t, v in sorted(lat_r["latency_ns"].items())
         },
@@ -818,10 +782,10 @@ def run(args: argparse.Namespace) -> int:
         "errors": {"saturation": sat_r["errors"], "latency": lat_r["errors"]},
         "query_ms": queries,
         "saturation_p50_ms": round(
-            _pct([v / 1e6 for vs in sat_r["latency_ns"].values() for v in vs], 0.5), 3
+            sample_quantile([v / 1e6 for vs in sat_r["latency_ns"].values() for v in vs], 0.5), 3
         ),
         "saturation_p99_ms": round(
-            _pct([v / 1e6 for vs in sat_r["latency_ns"].values() for v in vs], 0.99), 3
+            sample_quantile([v / 1e6 for vs in sat_r["latency_ns"].values() for v in vs], 0.99), 3
         ),
         "loadgen_cpu_pct_of_core": {
             "saturation": round(100 * sat_r["cpu_s"] / sat_r["wall_s"], 1),

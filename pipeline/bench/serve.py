@@ -93,26 +93,10 @@ def _note(text: str) -> None:
 # --- processes and their memory ----------------------------------------------------------------
 
 
-def _tree(pid: int) -> list[Any]:
-    import psutil
-
-    try:
-        p = psutil.Process(pid)
-        return [p, *p.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-
-
 def _rss_mb(pid: int) -> float:
-    import psutil
+    from pipeline import processes
 
-    total = 0
-    for p in _tree(pid):
-        try:
-            total += p.memory_info().rss
-        except psutil.NoSuchProcess:
-            continue
-    return total / 2**20
+    return processes.rss_mb(processes.tree(pid))
 
 
 class RssSampler:
@@ -258,28 +242,20 @@ def run_loadgen(
     return json.loads(out.stdout)["latency"]
 
 
-def _pct(values: Sequence[float], q: float) -> float:
-    import numpy as np
-
-    return (
-        float(np.percentile(np.asarray(values, dtype=float), q * 100))
-        if len(values)
-        else float("nan")
-    )
-
-
 def _latency_report(lat: dict[str, Any]) -> dict[str, Any]:
+    from pipeline.metrics import sample_quantile
+
     every = [v / 1e6 for vs in lat["latency_ns"].values() for v in vs]
     return {
         "requests_per_s": round(lat["requests"] / lat["wall_s"], 1),
-        "p50_ms": round(_pct(every, 0.5), 3),
-        "p99_ms": round(_pct(every, 0.99), 3),
+        "p50_ms": round(sample_quantile(every, 0.5), 3),
+        "p99_ms": round(sample_quantile(every, 0.99), 3),
         "max_ms": round(max(every), 3) if every else None,
         "errors": lat["errors"],
         "per_tool": {
             t: {
-                "p50_ms": round(_pct([x / 1e6 for x in v], 0.5), 3),
-                "p99_ms": round(_pct([x / 1e6 for x in v], 0.99), 3),
+                "p50_ms": round(sample_quantile([x / 1e6 for x in v], 0.5), 3),
+                "p99_ms": round(sample_quantile([x / 1e6 for x in v], 0.99), 3),
                 "n": len(v),
             }
             for t, v in sorted(lat["latency_ns"].items())
@@ -450,16 +426,9 @@ def _rate(runs: Sequence[dict[str, Any]], mode: str) -> float:
 
 
 def _tree_cpu_s(pid: int) -> float:
-    import psutil
+    from pipeline import processes
 
-    total = 0.0
-    for p in _tree(pid):
-        try:
-            t = p.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += t.user + t.system + t.children_user + t.children_system
-    return total
+    return processes.cpu_s(processes.tree(pid), reaped_children=True)
 
 
 def ingest_phase(
@@ -591,6 +560,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.bench.serve_data import (
         cached_serve_warehouse,
     )
+    from pipeline.metrics import sample_quantile
     from pipeline.settings import Settings
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -618,8 +588,8 @@ def run(args: argparse.Namespace) -> int:
     report.update(
         {
             "p99_ms": report["latency"]["p99_ms"],
-            "freshness_p50_s": round(_pct(fresh, 0.5), 3),
-            "freshness_p99_s": round(_pct(fresh, 0.99), 3),
+            "freshness_p50_s": round(sample_quantile(fresh, 0.5), 3),
+            "freshness_p99_s": round(sample_quantile(fresh, 0.99), 3),
             "freshness_max_s": round(max(fresh), 3) if fresh else None,
             "ingest_rows_per_s_without": round(base),
             "ingest_rows_per_s_server_idle": round(idle),

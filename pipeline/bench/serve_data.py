@@ -47,10 +47,12 @@ from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
+
+from pipeline.metrics import sample_quantile
+from pipeline.nytime import NEW_YORK
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,7 +68,6 @@ N_PARTITIONS = 4
 TRADES_PER_SYMBOL_DAY = 40_000
 FIRST_SESSION = date(2018, 1, 2)
 MARKER_SYMBOL = "ZZFRESH"
-NEW_YORK = ZoneInfo("America/New_York")
 
 _NS_PER_S = 1_000_000_000
 _NS_PER_MS = 1_000_000
@@ -801,7 +802,7 @@ def _write_day(con: Any, rows: _DayRows) -> None:
 
 def _publish_day_signals(wh: Any, day: date, computed_ns: int) -> int:
     """Compute, audit and publish one day's signals as the signals asset does; return rows."""
-    from pipeline.microbatch import day_bounds_ns
+    from pipeline.nytime import day_bounds_ns
     from pipeline.quality import validate_signals
     from pipeline.signals.assemble import compute_frames
     from pipeline.warehouse.finality import ingested_through, loaded_watermarks
@@ -1383,13 +1384,6 @@ def _marker_ts(batch: Microbatch, marker_symbol: str) -> int | None:
     return int(mine.max()) if len(mine) else None
 
 
-def _pct(values: Sequence[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def run_loader(
     path: Path,
     batches: Sequence[Microbatch],
@@ -1489,8 +1483,8 @@ def run_loader(
         seconds=round(seconds, 6),
         rows_per_s=round(rows / seconds, 1) if seconds > 0 else 0.0,
         n_batches=len(loads),
-        load_s_p50=_pct(load_s, 0.5),
-        load_s_p99=_pct(load_s, 0.99),
+        load_s_p50=sample_quantile(load_s, 0.5),
+        load_s_p99=sample_quantile(load_s, 0.99),
         load_s_max=max(load_s) if load_s else float("nan"),
         stopped_by=stopped_by,
         batches=tuple(loads),

@@ -284,6 +284,8 @@ class _Recorder:
 def _percentiles(rec: _Recorder, warmup_s: float) -> dict[str, float | int | None]:
     import numpy as np
 
+    from pipeline.metrics import sample_quantile
+
     receipt = np.asarray(rec.receipt_ns, dtype=np.int64)
     ack = np.asarray(rec.ack_ns, dtype=np.int64)
     if receipt.size == 0:
@@ -293,8 +295,8 @@ def _percentiles(rec: _Recorder, warmup_s: float) -> dict[str, float | int | Non
     span_s = (ack.max() - receipt.min()) / 1e9
     return {
         "n": int(receipt.size),
-        "p50_ms": round(float(np.percentile(lat, 50)), 3) if lat.size else None,
-        "p99_ms": round(float(np.percentile(lat, 99)), 3) if lat.size else None,
+        "p50_ms": round(sample_quantile(lat, 0.5), 3) if lat.size else None,
+        "p99_ms": round(sample_quantile(lat, 0.99), 3) if lat.size else None,
         "max_ms": round(float(lat.max()), 3) if lat.size else None,
         "events_per_s": round(receipt.size / span_s, 1) if span_s > 0 else None,
     }

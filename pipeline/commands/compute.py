@@ -14,17 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from pipeline.errors import DataError
+from pipeline.signals import OUTPUT_FILES
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from pipeline.signals.assemble import SignalFrames
 
-OUTPUT_FILES: dict[str, str] = {
-    "trade_signals": "trade_signals.parquet",
-    "symbol_day_metrics": "symbol_day_metrics.parquet",
-    "intensity_buckets": "intensity_buckets.parquet",
-}
 _TYPED: dict[str, Any] = {
     "timestamp_ns": "Int64",
     "symbol": "str",

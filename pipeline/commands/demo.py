@@ -3,8 +3,10 @@
 replay-server (the shipped XXX sample, 2018-01-02) -> ``microstructure stream`` -> a real
 local Kafka broker -> Dagster microbatches (the real sensor tick and runs, recorded in a
 persistent Dagster instance) -> DuckDB -> the signals asset for the day -> the MCP server,
-queried by the official MCP client over stdio. Each stage is the product's own command or
-code path; nothing is simulated.
+queried by the official MCP client over stdio; beside the batch, ``microstructure
+live-signals`` consumes the same topic into ``trading-signals``, and ``microstructure
+reconcile`` compares its records with the batch's, trade by trade. Each stage is the
+product's own command or code path; nothing is simulated.
 
 The demo keeps its state apart from the platform's (``$MICROSTRUCTURE_HOME/demo``) and its
 own broker on port 19192, so it never touches a user's topic or warehouse. It resets that
@@ -70,6 +72,8 @@ class DemoFacts:
     tables: dict[str, int] = field(default_factory=dict)
     signals: dict[str, Any] = field(default_factory=dict)
     mcp: dict[str, Any] = field(default_factory=dict)
+    live: dict[str, Any] = field(default_factory=dict)
+    reconcile: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     report: str = ""
 
@@ -137,6 +141,10 @@ def demo_settings(base: Settings, kafka_port: int) -> Settings:
         warehouse_url=f"duckdb:///{home / 'warehouse.duckdb'}",
         kafka_port=kafka_port,
         topic=DEMO_TOPIC if base.uses_local_broker else f"demo-{base.topic}",
+        signals_topic=(
+            base.signals_topic if base.uses_local_broker else f"demo-{base.signals_topic}"
+        ),
+        live_group=f"demo-{base.live_group}",
         topic_partitions=4,
     )
 
@@ -160,6 +168,8 @@ def child_env(settings: Settings) -> dict[str, str]:
             "MICROSTRUCTURE_HOME": str(settings.home),
             "MICROSTRUCTURE_WAREHOUSE_URL": settings.warehouse_url,
             "MICROSTRUCTURE_TOPIC": settings.topic,
+            "MICROSTRUCTURE_SIGNALS_TOPIC": settings.signals_topic,
+            "MICROSTRUCTURE_LIVE_GROUP": settings.live_group,
             "MICROSTRUCTURE_KAFKA_PORT": str(settings.kafka_port),
             "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
             "DAGSTER_HOME": str(settings.dagster_home),
@@ -211,10 +221,10 @@ def write_day_file(day: str, out: Path) -> int:
     """
     import pandas as pd
 
+    from pipeline.nytime import NEW_YORK
+
     frame = pd.read_csv(SAMPLE, keep_default_na=False, dtype={"conditions": str, "exchange": str})
-    local = pd.to_datetime(frame["timestamp_ns"], unit="ns", utc=True).dt.tz_convert(
-        "America/New_York"
-    )
+    local = pd.to_datetime(frame["timestamp_ns"], unit="ns", utc=True).dt.tz_convert(NEW_YORK)
     day_frame = frame[local.dt.strftime("%Y-%m-%d") == day]
     if day_frame.empty:
         raise PipelineError(
@@ -298,6 +308,46 @@ def run_feed(settings: Settings, day_file: Path, steps: _Steps) -> dict[str, Any
     if out.returncode != 0:
         raise FeedError(f"stream exited with code {out.returncode}; see the messages above")
     summary: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return summary
+
+
+def start_live(settings: Settings) -> subprocess.Popen[str]:
+    """Start ``live-signals`` beside the batch: it stops at the topic's end offsets.
+
+    Parameters
+    ----------
+    settings
+        Demo settings (topic, signals topic, group, warehouse for priors).
+
+    Returns
+    -------
+    subprocess.Popen
+        The process; its last stdout line is its JSON summary (:func:`finish_live`).
+    """
+    log = settings.home / "live-signals.log"
+    with log.open("wb") as log_fh:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            _cli("live-signals", "--until-caught-up", "--idle-exit-s", "60", "--json"),
+            env=child_env(settings),
+            stdout=subprocess.PIPE,
+            stderr=log_fh,
+            text=True,
+        )
+
+
+def finish_live(proc: subprocess.Popen[str], timeout_s: float = 300.0) -> dict[str, Any]:
+    """Wait for the live process and return its JSON summary.
+
+    Raises
+    ------
+    PipelineError
+        If it failed or printed no summary.
+    """
+    out, _ = proc.communicate(timeout=timeout_s)
+    lines = out.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise PipelineError(f"live-signals exited with code {proc.returncode}; see its log")
+    summary: dict[str, Any] = json.loads(lines[-1])
     return summary
 
 
@@ -400,9 +450,10 @@ def write_demo_report(settings: Settings, day: str) -> Path:
 
 def _fmt_ts(ns: int) -> str:
     from datetime import UTC, datetime
-    from zoneinfo import ZoneInfo
 
-    t = datetime.fromtimestamp(ns / 1e9, tz=UTC).astimezone(ZoneInfo("America/New_York"))
+    from pipeline.nytime import NEW_YORK
+
+    t = datetime.fromtimestamp(ns / 1e9, tz=UTC).astimezone(NEW_YORK)
     return t.strftime("%H:%M:%S.%f")[:-3]
 
 
@@ -480,6 +531,21 @@ def print_summary(facts: DemoFacts, settings: Settings, steps: _Steps) -> None:
             )
     c.print(table)
     c.print(f"MCP tools served: {', '.join(facts.mcp.get('tools', []))}")
+    rc = facts.reconcile
+    if rc:
+        counts = facts.live.get("counts", {})
+        whole = rc["whole_day"]
+        no_fits = rc["provenance"]["garch_params"].get("none") == rc["compared"]
+        fits = "null: no prior day in the demo warehouse" if no_fits else "from the previous day"
+        c.print(
+            f"live-signals beside the batch: {counts.get('signals', 0):,} provisional signals "
+            f"(n rule {', '.join(rc['provenance']['lm_n_rule'])}); reconcile {DEMO_DAY}: "
+            f"{rc['compared']:,} trades joined on input offset, [bold]causal mismatches "
+            f"{rc['causal_mismatches']}[/bold] (returns, L, rolling BNS, intensity z); flag "
+            f"agreement {whole['jump_detected']['agree_rate']:.4f} (live-only flags "
+            f"{whole['jump_detected']['live_only']}, the running n); GARCH/ACD live "
+            f"{fits}"
+        )
     c.print(f"time per step (s): {facts.seconds}")
     c.rule("[bold]Next", align="left")
     c.print("Open the Dagster UI on the demo's runs, assets and partitions:")
@@ -491,6 +557,31 @@ def print_summary(facts: DemoFacts, settings: Settings, steps: _Steps) -> None:
         f"-- {Path.cwd() / '.venv/bin/microstructure'} serve-mcp"
     )
     c.print("Or over HTTP:  MCP_AUTH_TOKEN=... make mcp   (see mcp_server/README.md)")
+
+
+def reconcile_demo_day(settings: Settings, day: str, steps: _Steps) -> dict[str, Any]:
+    """Compare the live records of ``day`` with the batch and print the report.
+
+    Parameters
+    ----------
+    settings
+        Demo settings.
+    day
+        The demo day.
+    steps
+        Output sink.
+
+    Returns
+    -------
+    dict[str, Any]
+        The reconciliation (``microstructure reconcile DAY --json``).
+    """
+    from pipeline.commands.reconcile import reconcile_day
+
+    result = reconcile_day(settings, day)
+    for line in result.lines():
+        steps.say(line)
+    return result.as_dict()
 
 
 def run_demo(base: Settings, day: str, kafka_port: int, keep_broker: bool) -> DemoFacts:
@@ -519,10 +610,11 @@ def run_demo(base: Settings, day: str, kafka_port: int, keep_broker: bool) -> De
 
     settings = demo_settings(base, kafka_port)
     facts = DemoFacts()
-    steps = _Steps(total=8)
+    steps = _Steps(total=9)
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     quiet_dagster(False)
     broker: LocalBroker | None = None
+    live: subprocess.Popen[str] | None = None
     try:
         with steps.step("Prepare state and the day's trades", facts, "prepare"):
             reset_state(settings.home)
@@ -533,24 +625,24 @@ def run_demo(base: Settings, day: str, kafka_port: int, keep_broker: bool) -> De
             applied = open_warehouse(settings.warehouse_url).migrate()
             steps.say(f"warehouse {settings.warehouse_url}: {len(applied)} migrations applied")
 
-        with steps.step("Kafka: start a real broker and create the topic", facts, "kafka"):
+        with steps.step("Kafka: start a real broker and create the topics", facts, "kafka"):
             if settings.uses_local_broker:
                 broker = LocalBroker.from_settings(settings)
                 steps.say(f"Apache Kafka {settings.kafka_version} (KRaft) from Maven Central jars")
                 pid = broker.up()
                 steps.say(f"broker pid {pid} at {settings.bootstrap_servers}")
-            with contextlib.suppress(PipelineError):
-                delete_topic(
-                    settings.bootstrap_servers, settings.topic, extra_conf=settings.kafka_extra
+            for name in (settings.topic, settings.signals_topic):
+                with contextlib.suppress(PipelineError):
+                    delete_topic(settings.bootstrap_servers, name, extra_conf=settings.kafka_extra)
+                ensure_topic(
+                    settings.bootstrap_servers,
+                    name,
+                    settings.topic_partitions,
+                    extra_conf=settings.kafka_extra,
                 )
-            ensure_topic(
-                settings.bootstrap_servers,
-                settings.topic,
-                settings.topic_partitions,
-                extra_conf=settings.kafka_extra,
-            )
             steps.say(
-                f"topic {settings.topic}: {settings.topic_partitions} partitions, key = symbol"
+                f"topics {settings.topic} and {settings.signals_topic}: "
+                f"{settings.topic_partitions} partitions each, key = symbol"
             )
 
         with steps.step("Feed: replay-server -> stream -> Kafka", facts, "feed"):
@@ -564,6 +656,11 @@ def run_demo(base: Settings, day: str, kafka_port: int, keep_broker: bool) -> De
         with steps.step(
             "Dagster: sensor ticks -> exactly-once microbatches -> DuckDB", facts, "ingest"
         ):
+            live = start_live(settings)
+            steps.say(
+                f"live-signals (pid {live.pid}) consumes {settings.topic} beside the batch into "
+                f"{settings.signals_topic}, as group {settings.live_group!r}"
+            )
             summary = run_ingest(settings, until_caught_up=True, echo=steps.say)
             if summary.failed:
                 raise PipelineError(f"{summary.failed} ingest runs failed: {summary.errors}")
@@ -601,7 +698,15 @@ def run_demo(base: Settings, day: str, kafka_port: int, keep_broker: bool) -> De
 
         with steps.step("Status: latency per stage, lag, gaps, runs and checks", facts, "status"):
             show_status(settings, steps, facts.mcp.get("signal_to_served_s"))
+
+        with steps.step(f"Live vs batch: reconcile {day}", facts, "reconcile"):
+            facts.live = finish_live(live)
+            live = None
+            facts.reconcile = reconcile_demo_day(settings, day, steps)
     finally:
+        if live is not None and live.poll() is None:
+            live.terminate()
+            live.communicate(timeout=30)
         if broker is not None and not keep_broker:
             broker.down()
     print_summary(facts, settings, steps)

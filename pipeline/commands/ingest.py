@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline import processes
 from pipeline.settings import Settings
 
 DAGSTER_YAML = Path(__file__).resolve().parents[2] / "docker" / "dagster.yaml"
@@ -269,7 +270,7 @@ def fail_orphaned_runs(instance: Any, echo: Echo = print) -> int:
         dg.RunsFilter(job_name="ingest_job", statuses=IN_PROGRESS, tags={HOST_TAG: host})
     ):
         pid = int(run.tags.get(PID_TAG) or 0)
-        if pid <= 0 or pid == os.getpid() or _process_alive(pid):
+        if pid <= 0 or pid == os.getpid() or processes.alive(pid):
             continue
         instance.report_run_failed(
             run,
@@ -279,21 +280,6 @@ def fail_orphaned_runs(instance: Any, echo: Echo = print) -> int:
         echo(f"run {run.run_id[:8]} of dead process {pid}: marked failed")
         n += 1
     return n
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A killed child its parent has not reaped yet still answers signal 0.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def _execute(

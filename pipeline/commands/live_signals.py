@@ -49,6 +49,23 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--idle-exit-s", type=float, default=None, help="stop after S seconds without a record"
     )
+    p.add_argument(
+        "--until-caught-up",
+        action="store_true",
+        help="stop once every input partition is consumed to its end offset at start "
+        "(one instance: the demo, a reconcile of a finished day)",
+    )
+    p.add_argument(
+        "--warehouse-url",
+        default=None,
+        help="read priors (previous day's n, GARCH and ACD fits) from this warehouse "
+        "(default $MICROSTRUCTURE_WAREHOUSE_URL)",
+    )
+    p.add_argument(
+        "--no-priors",
+        action="store_true",
+        help="no priors: running n, GARCH and ACD columns null",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=_run)
 
@@ -56,7 +73,9 @@ def register(sub: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     from pipeline.errors import ConfigError
     from pipeline.kafka.broker import ensure_topic
-    from pipeline.live.service import LiveConfig, LiveSignalsService
+    from pipeline.live.partition import no_priors
+    from pipeline.live.priors import WarehousePriors, warehouse_reader
+    from pipeline.live.service import LiveConfig, LiveSignalsService, end_offsets
     from pipeline.settings import Settings
 
     settings = Settings.from_env()
@@ -82,11 +101,21 @@ def _run(args: argparse.Namespace) -> int:
         f"at {config.bootstrap}",
         file=sys.stderr,
     )
-    summary = LiveSignalsService(config).run(idle_exit_s=args.idle_exit_s, stop=stop)
+    priors = (
+        None
+        if args.no_priors
+        else WarehousePriors(warehouse_reader(args.warehouse_url or settings.warehouse_url))
+    )
+    service = LiveSignalsService(config, priors or no_priors)
+    ends = end_offsets(config) if args.until_caught_up else None
+    summary = service.run(idle_exit_s=args.idle_exit_s, stop=stop, until=ends)
+    prior_counts = dict(sorted(priors.counts.items())) if priors else {}
     if args.json:
-        print(orjson.dumps(summary.as_dict()).decode())
+        print(orjson.dumps({**summary.as_dict(), "priors": prior_counts}).decode())
     else:
         for name, count in sorted(summary.counts.items()):
             print(f"{name:<32} {count:,}")
+        for name, count in prior_counts.items():
+            print(f"priors:{name:<25} {count:,}")
         print(f"commits {summary.commits:,}, partitions restored {len(summary.restored)}")
     return 0

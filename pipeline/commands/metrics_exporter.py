@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from pipeline.errors import ConfigError
 from pipeline.metrics import (
@@ -37,11 +36,11 @@ from pipeline.metrics import (
     LagRow,
     PipelineSnapshot,
 )
+from pipeline.nytime import NEW_YORK
 from pipeline.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-NEW_YORK = ZoneInfo("America/New_York")
 DEFAULT_PORT = 9109
 # A ledger row whose commit stamp precedes one already counted by less than this is still
 # looked for (commit stamps are taken before COMMIT, so concurrent loaders can interleave).

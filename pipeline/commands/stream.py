@@ -303,11 +303,11 @@ def _stream(args: argparse.Namespace, early_stop: list[str]) -> int:
     from pipeline.clock import SystemClock
     from pipeline.feed.rest import RestTrades
     from pipeline.feed.source import WebSocketSource
-    from pipeline.feed.supervisor import Backoff
     from pipeline.feed.watchdog import AlwaysOpen, SilenceWatchdog, UsEquityHours
     from pipeline.kafka.consumer import watermarks
     from pipeline.kafka.producer import EventProducer
     from pipeline.metrics import REGISTRY, LatencyHistograms, StreamMetrics, serve_metrics
+    from pipeline.retry import Backoff
     from pipeline.settings import Settings
     from pipeline.streamer import Recovery, Streamer, recover_from_kafka
 

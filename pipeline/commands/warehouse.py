@@ -139,17 +139,13 @@ def _restore(args: argparse.Namespace) -> int:
 
 def _retention(args: argparse.Namespace) -> int:
     from datetime import date, datetime
-    from zoneinfo import ZoneInfo
 
+    from pipeline.nytime import NEW_YORK
     from pipeline.warehouse import open_warehouse
     from pipeline.warehouse.retention import RetentionPolicy, apply_retention
 
     settings = Settings.from_env()
-    today = (
-        date.fromisoformat(args.today)
-        if args.today
-        else datetime.now(ZoneInfo("America/New_York")).date()
-    )
+    today = date.fromisoformat(args.today) if args.today else datetime.now(NEW_YORK).date()
     result = apply_retention(
         open_warehouse(_url(args)), RetentionPolicy.from_settings(settings), today
     )

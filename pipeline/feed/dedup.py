@@ -34,9 +34,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
-NEW_YORK = ZoneInfo("America/New_York")
+from pipeline.nytime import NEW_YORK
+
 _NS_PER_HOUR = 3_600_000_000_000
 
 DedupKey = tuple[str, date, int, int, str]

@@ -40,15 +40,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 from pipeline.errors import DataError
 from pipeline.events import Reject, Trade
 from pipeline.feed import taq
 from pipeline.feed.parse import MISSING_FIELD, MISTYPED_FIELD
+from pipeline.nytime import NEW_YORK
 
 STAGE = "file"
-NEW_YORK = ZoneInfo("America/New_York")
 PLAIN_REQUIRED = ("timestamp_ns", "symbol", "price", "size")
 FLAT_FILE_COLUMNS = (
     "ticker",

@@ -1,5 +1,9 @@
 """A local test double of the Polygon/Massive stocks feed: WebSocket and REST v3 trades.
 
+This module is the server and its WebSocket protocol; the pure parts are beside it:
+pacing in :mod:`pipeline.feed.replay_timeline`, bars in :mod:`pipeline.feed.replay_bars`,
+REST pages in :mod:`pipeline.feed.replay_rest`.
+
 Protocol (integrations.md 1.2; shapes in :mod:`pipeline.feed.messages`):
 
 - on connect: ``[{"ev":"status","status":"connected","message":"Connected Successfully"}]``;
@@ -45,37 +49,32 @@ many events: a stalled session, which only a silence watchdog notices.
 from __future__ import annotations
 
 import asyncio
-import base64
-import bisect
 import contextlib
 import http
 import logging
-import math
 import time
-from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from typing import Any, Literal
-from urllib.parse import parse_qs, quote, urlsplit
+from typing import Literal
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from pipeline.errors import ConfigError
-from pipeline.events import Aggregate, Quote, Trade
+from pipeline.events import Quote, Trade
 from pipeline.feed import messages as m
+from pipeline.feed.replay_bars import Bars, WireEvent
+from pipeline.feed.replay_rest import TradeIndex, json_response
+from pipeline.feed.replay_timeline import Timeline
 
 logger = logging.getLogger(__name__)
 
 CLOSE_POLICY = 1008
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
-REST_MAX_LIMIT = 50_000
-REST_DEFAULT_LIMIT = 1_000
 NS_PER_S = 1_000_000_000
 DropMode = Literal["abort", "going_away", "force_disconnect"]
 _DROP_MODES = ("abort", "going_away", "force_disconnect")
@@ -103,183 +102,12 @@ class ReplayStats:
     subscriptions: list[str] = field(default_factory=lambda: list[str]())
 
 
-@dataclass(frozen=True, slots=True)
-class _WireEvent:
-    sip_ns: int
-    symbol: str
-    kind: str  # "T" or "Q"
-    text: str  # one event's JSON, pre-serialised once for every connection
-    price: float = 0.0
-    size: int = 0
-
-
 def _frame(events: Iterable[str]) -> str:
     return "[" + ",".join(events) + "]"
 
 
 def _status_frame(status: str, message: str) -> str:
     return orjson.dumps([m.status_message(status, message)]).decode()
-
-
-def rest_trade_row(t: Trade) -> dict[str, Any]:
-    """Return the REST v3 ``results[]`` row of a trade (ns timestamps, as the provider sends).
-
-    Parameters
-    ----------
-    t
-        The print.
-
-    Returns
-    -------
-    dict
-        ``conditions, exchange, id, price, sequence_number, sip_timestamp, size, tape`` and
-        ``trf_id``/``trf_timestamp`` on off-exchange prints.
-    """
-    row: dict[str, Any] = {
-        "conditions": list(t.conditions),
-        "exchange": t.exchange,
-        "id": t.trade_id,
-        "price": t.price,
-        "sip_timestamp": t.sip_timestamp_ns,
-        "size": float(t.size),  # a double on REST (fractional shares)
-    }
-    if t.sequence_number is not None:
-        row["sequence_number"] = t.sequence_number
-    if t.tape is not None:
-        row["tape"] = t.tape
-    if t.trf_id is not None:
-        row["trf_id"] = t.trf_id
-    if t.trf_timestamp_ns is not None:
-        row["trf_timestamp"] = t.trf_timestamp_ns
-    return row
-
-
-class _Timeline:
-    """When each event is due, as seconds after the timeline's start."""
-
-    def __init__(
-        self,
-        sips: Sequence[int],
-        speed: float | None,
-        rate: float | None,
-        max_pause_s: float | None,
-    ) -> None:
-        self.n = len(sips)
-        self.speed = speed
-        self.rate = rate
-        self._due: array[float] | None = None
-        if speed is not None and self.n:
-            due = array("d", [0.0]) * self.n
-            t = 0.0
-            cap = max_pause_s if max_pause_s is not None else math.inf
-            for k in range(1, self.n):
-                t += min((sips[k] - sips[k - 1]) / NS_PER_S / speed, cap)
-                due[k] = t
-            self._due = due
-
-    @property
-    def paced(self) -> bool:
-        """Return False when events are due at once (max speed)."""
-        return self.speed is not None or self.rate is not None
-
-    def due_s(self, k: int) -> float:
-        """Return when event ``k`` is due (seconds after start)."""
-        if self._due is not None:
-            return self._due[k]
-        if self.rate is not None:
-            return k / self.rate
-        return 0.0
-
-    def due_before(self, elapsed_s: float) -> int:
-        """Return how many events were due strictly before ``elapsed_s`` (gone for a subscriber)."""
-        if self._due is not None:
-            return bisect.bisect_left(self._due, elapsed_s)
-        if self.rate is not None:
-            return min(self.n, max(0, math.ceil(elapsed_s * self.rate)))
-        return 0
-
-    def due_count(self, elapsed_s: float) -> int:
-        """Return how many events are due ``elapsed_s`` after the start."""
-        if self._due is not None:
-            return bisect.bisect_right(self._due, elapsed_s)
-        if self.rate is not None:
-            return min(self.n, max(0, math.floor(elapsed_s * self.rate) + 1))
-        return self.n
-
-
-class _Bars:
-    """Per-second (A) and per-minute (AM) bars of one connection's symbols, built from trades."""
-
-    def __init__(self) -> None:
-        self._open: dict[tuple[str, str], list[Any]] = {}
-        self._day: dict[str, list[float]] = {}  # symbol -> [day open, volume, notional]
-
-    def day(self, w: _WireEvent) -> None:
-        """Count a trade once in its symbol's day totals (``av``, ``op``, ``a``)."""
-        day = self._day.setdefault(w.symbol, [w.price, 0.0, 0.0])
-        day[1] += w.size
-        day[2] += w.price * w.size
-
-    def add(self, kind: str, w: _WireEvent) -> str | None:
-        """Add a trade to the ``kind`` bar of its symbol; return a finished bar's JSON."""
-        width = NS_PER_S if kind == m.EV_AGG_SECOND else 60 * NS_PER_S
-        start = w.sip_ns - w.sip_ns % width
-        key = (kind, w.symbol)
-        bar = self._open.get(key)
-        out: str | None = None
-        if bar is not None and bar[0] != start:
-            out = self._finish(kind, w.symbol, bar, width)
-            bar = None
-        if bar is None:
-            # start, open, high, low, close, volume, notional, count
-            self._open[key] = [
-                start,
-                w.price,
-                w.price,
-                w.price,
-                w.price,
-                w.size,
-                w.price * w.size,
-                1,
-            ]
-        else:
-            bar[2] = max(bar[2], w.price)
-            bar[3] = min(bar[3], w.price)
-            bar[4] = w.price
-            bar[5] += w.size
-            bar[6] += w.price * w.size
-            bar[7] += 1
-        return out
-
-    def _finish(self, kind: str, symbol: str, bar: list[Any], width: int) -> str:
-        start, o, h, low, c, v, notional, count = bar
-        day = self._day.get(symbol, [o, v, notional])
-        agg = Aggregate(
-            kind=kind,  # type: ignore[arg-type]
-            symbol=symbol,
-            start_ns=start,
-            end_ns=start + width,
-            open=o,
-            high=h,
-            low=low,
-            close=c,
-            volume=int(v),
-            vwap=round(notional / v, 4) if v else None,
-            accumulated_volume=int(day[1]),
-            day_open=day[0],
-            day_vwap=round(day[2] / day[1], 4) if day[1] else None,
-            average_size=int(v // count) if count else None,
-        )
-        return orjson.dumps(m.aggregate_message(agg)).decode()
-
-    def flush(self) -> list[str]:
-        """Finish every open bar (end of the replay)."""
-        out = []
-        for (kind, symbol), bar in sorted(self._open.items()):
-            width = NS_PER_S if kind == m.EV_AGG_SECOND else 60 * NS_PER_S
-            out.append(self._finish(kind, symbol, bar, width))
-        self._open.clear()
-        return out
 
 
 class ReplayServer:
@@ -372,8 +200,8 @@ class ReplayServer:
             if value is not None and value <= 0:
                 raise ConfigError(f"{name} is {value} and must be positive")
         ordered = sorted(trades, key=lambda t: t.sip_timestamp_ns)
-        wire: list[_WireEvent] = [
-            _WireEvent(
+        wire: list[WireEvent] = [
+            WireEvent(
                 t.sip_timestamp_ns,
                 t.symbol,
                 m.EV_TRADE,
@@ -385,7 +213,7 @@ class ReplayServer:
         ]
         if quotes:
             wire.extend(
-                _WireEvent(
+                WireEvent(
                     q.sip_timestamp_ns,
                     q.symbol,
                     m.EV_QUOTE,
@@ -396,7 +224,7 @@ class ReplayServer:
             wire.sort(key=lambda w: w.sip_ns)
         self._trades = ordered
         self._wire = wire
-        self._timeline = _Timeline(
+        self._timeline = Timeline(
             [w.sip_ns for w in wire], speed if rate is None else None, rate, max_pause_s
         )
         self.api_key = api_key
@@ -427,7 +255,7 @@ class ReplayServer:
         self._active = 0
         self._server: Server | None = None
         self._t0: float | None = None
-        self._rest_index: dict[str, tuple[list[int], list[Trade]]] | None = None
+        self._rest = TradeIndex(self._trades)
         self._sessions: set[_Session] = set()
 
     @property
@@ -558,7 +386,7 @@ class ReplayServer:
             return None
         parts = urlsplit(request.path)
         if not parts.path.startswith("/v3/trades/"):
-            return _json_response(
+            return json_response(
                 http.HTTPStatus.NOT_FOUND, {"status": "NOT_FOUND", "message": "Not Found"}
             )
         self.stats.rest_requests += 1
@@ -567,7 +395,7 @@ class ReplayServer:
         key = auth[7:] if auth.startswith("Bearer ") else query.pop("apiKey", "")
         if key != self.api_key:
             self.stats.rest_errors += 1
-            return _json_response(
+            return json_response(
                 http.HTTPStatus.UNAUTHORIZED,
                 {"status": "ERROR", "request_id": "replay", "error": "Unknown API Key"},
             )
@@ -579,117 +407,24 @@ class ReplayServer:
                 if self.rest_failures % 2 == 0
                 else http.HTTPStatus.SERVICE_UNAVAILABLE
             )
-            resp = _json_response(status, {"status": "ERROR", "error": status.phrase})
+            resp = json_response(status, {"status": "ERROR", "error": status.phrase})
             resp.headers["Retry-After"] = "0"
             return resp
         ticker = parts.path[len("/v3/trades/") :]
+        due_through: int | None = None
+        if self.shared_timeline:
+            now = self.sip_now_ns()
+            due_through = -1 if now is None else now  # -1: nothing due yet
         try:
-            body = self._rest_trades(ticker, query)
+            body = self._rest.page(ticker, query, due_through, self.rest_url)
         except ValueError as e:
             self.stats.rest_errors += 1
-            return _json_response(
+            return json_response(
                 http.HTTPStatus.BAD_REQUEST,
                 {"status": "ERROR", "request_id": "replay", "error": str(e)},
             )
-        return _json_response(http.HTTPStatus.OK, body)
-
-    def _index(self) -> dict[str, tuple[list[int], list[Trade]]]:
-        if self._rest_index is None:
-            index: dict[str, tuple[list[int], list[Trade]]] = {}
-            for t in self._trades:
-                sips, rows = index.setdefault(t.symbol, ([], []))
-                sips.append(t.sip_timestamp_ns)
-                rows.append(t)
-            self._rest_index = index
-        return self._rest_index
-
-    def _rest_trades(self, ticker: str, query: dict[str, str]) -> dict[str, Any]:
-        cursor = query.get("cursor")
-        if cursor:
-            try:
-                state = orjson.loads(base64.urlsafe_b64decode(cursor.encode() + b"=="))
-                lo, hi, limit, order, pos = (
-                    int(state["lo"]),
-                    int(state["hi"]),
-                    int(state["limit"]),
-                    str(state["order"]),
-                    int(state["pos"]),
-                )
-            except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as e:
-                raise ValueError(f"invalid cursor: {e}") from None
-        else:
-            lo, hi = _time_bounds(query)
-            limit = int(query.get("limit", REST_DEFAULT_LIMIT))
-            if not 1 <= limit <= REST_MAX_LIMIT:
-                raise ValueError(f"limit {limit} must be between 1 and {REST_MAX_LIMIT}")
-            order = query.get("order", "asc")
-            if order not in ("asc", "desc"):
-                raise ValueError(f"order {order!r} must be asc or desc")
-            if query.get("sort", "timestamp") != "timestamp":
-                raise ValueError("sort must be timestamp")
-            pos = 0
-        now = self.sip_now_ns() if self.shared_timeline else None
-        if now is not None:
-            hi = min(hi, now)
-        elif self.shared_timeline:
-            hi = -1  # nothing due yet
-        sips, rows = self._index().get(ticker, ([], []))
-        first = bisect.bisect_left(sips, lo)
-        last = bisect.bisect_right(sips, hi)
-        window = rows[first:last] if order == "asc" else rows[first:last][::-1]
-        page = window[pos : pos + limit]
-        self.stats.rest_trades += len(page)
-        body: dict[str, Any] = {
-            "results": [rest_trade_row(t) for t in page],
-            "status": "OK",
-            "request_id": "replay",
-        }
-        if pos + limit < len(window):
-            state = {"lo": lo, "hi": hi, "limit": limit, "order": order, "pos": pos + limit}
-            token = base64.urlsafe_b64encode(orjson.dumps(state)).decode().rstrip("=")
-            body["next_url"] = f"{self.rest_url}/v3/trades/{quote(ticker)}?cursor={token}"
-        return body
-
-
-def _json_response(status: http.HTTPStatus, body: object) -> Response:
-    payload = orjson.dumps(body)
-    headers = Headers(
-        [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(payload))),
-            ("Connection", "close"),
-        ]
-    )
-    return Response(status.value, status.phrase, headers, payload)
-
-
-def _parse_ts(text: str, *, end: bool) -> int:
-    """Return ns of a REST ``timestamp`` value: ns digits or a date (whole day)."""
-    text = text.strip()
-    if text.isdigit():
-        return int(text)
-    try:
-        d = date.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"timestamp {text!r} is neither ns nor YYYY-MM-DD") from None
-    start = int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp()) * NS_PER_S
-    return start + 86_400 * NS_PER_S - 1 if end else start
-
-
-def _time_bounds(query: dict[str, str]) -> tuple[int, int]:
-    lo, hi = 0, 2**63 - 1
-    if "timestamp" in query:
-        lo = _parse_ts(query["timestamp"], end=False)
-        hi = lo if query["timestamp"].strip().isdigit() else _parse_ts(query["timestamp"], end=True)
-    if "timestamp.gte" in query:
-        lo = max(lo, _parse_ts(query["timestamp.gte"], end=False))
-    if "timestamp.gt" in query:
-        lo = max(lo, _parse_ts(query["timestamp.gt"], end=True) + 1)
-    if "timestamp.lte" in query:
-        hi = min(hi, _parse_ts(query["timestamp.lte"], end=True))
-    if "timestamp.lt" in query:
-        hi = min(hi, _parse_ts(query["timestamp.lt"], end=False) - 1)
-    return lo, hi
+        self.stats.rest_trades += len(body["results"])
+        return json_response(http.HTTPStatus.OK, body)
 
 
 class _Session:
@@ -851,7 +586,7 @@ class _Session:
             for kind in (m.EV_AGG_SECOND, m.EV_AGG_MINUTE)
             if kind in self.all_symbols or self.subs[kind]
         ]
-        bars = _Bars()
+        bars = Bars()
         try:
             while k < n:
                 now = loop.time()

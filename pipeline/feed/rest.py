@@ -30,6 +30,7 @@ import orjson
 from pipeline.errors import FeedError
 from pipeline.events import Reject
 from pipeline.feed.parse import Fields, rest_trade_fields
+from pipeline.retry import Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +116,7 @@ class RestTrades:
         self.backoff_max_s = backoff_max_s
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._backoff = Backoff(initial_s=backoff_initial_s, max_s=backoff_max_s)
         self._clock_ns = clock_ns
         self.stats = RestStats()
         self._client = httpx.AsyncClient(
@@ -138,13 +140,12 @@ class RestTrades:
         await self.aclose()
 
     def _delay_s(self, attempt: int, retry_after: str | None) -> float:
-        cap = min(self.backoff_max_s, self.backoff_initial_s * 2 ** (attempt - 1))
         if retry_after is not None:
             try:
                 return min(self.backoff_max_s, max(0.0, float(retry_after)))
             except ValueError:
                 pass  # an HTTP date: fall back to our own backoff
-        return cap / 2 + self._rng.uniform(0.0, cap / 2)
+        return self._backoff.delay_s(attempt, self._rng)
 
     async def _get_json(self, path_and_query: str, what: str) -> dict[str, object]:
         last = ""

@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -44,42 +43,12 @@ from pipeline.events import FeedStatus
 from pipeline.feed import messages as m
 from pipeline.feed.parse import parse_frame
 from pipeline.feed.source import FeedClosed, FrameConnection, FrameSource
+from pipeline.retry import Backoff
 
 logger = logging.getLogger(__name__)
 
 FrameHandler = Callable[[str | bytes, int], Awaitable[None]]
 Sleep = Callable[[float], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Capped exponential backoff with "equal jitter".
-
-    Attempt ``n`` (1-based) waits a uniform time in ``[cap/2, cap]`` with
-    ``cap = min(max_s, initial_s * multiplier**(n-1))``: never zero (no reconnect storm),
-    never beyond ``max_s``, and spread so that many clients do not reconnect in step.
-    """
-
-    initial_s: float = 0.5
-    max_s: float = 30.0
-    multiplier: float = 2.0
-    max_attempts: int | None = None
-    """Consecutive failed connections before giving up; None = never give up."""
-
-    def __post_init__(self) -> None:
-        if not 0 < self.initial_s <= self.max_s or self.multiplier < 1:
-            raise ValueError(
-                f"backoff needs 0 < initial_s <= max_s and multiplier >= 1, got {self}"
-            )
-
-    def delay_s(self, attempt: int, rng: random.Random) -> float:
-        """Return the wait before reconnect attempt ``attempt`` (1-based)."""
-        steps = max(0, attempt - 1)
-        # Compared in logs: with "never give up" the attempt count grows without bound, and
-        # multiplier ** steps overflows a float (OverflowError) long after the cap is reached.
-        grown = math.log(self.initial_s) + steps * math.log(self.multiplier)
-        cap = self.max_s if grown >= math.log(self.max_s) else math.exp(grown)
-        return cap / 2 + rng.uniform(0.0, cap / 2)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,12 +30,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import Enum
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
 from pipeline.clock import Clock
 from pipeline.errors import ConfigError
+from pipeline.nytime import NEW_YORK
 
-NEW_YORK = ZoneInfo("America/New_York")
 _EXTENDED_OPEN_S = 4 * 3600
 _EXTENDED_CLOSE_S = 20 * 3600
 NS_PER_S = 1_000_000_000

@@ -51,6 +51,7 @@ from confluent_kafka.admin import (  # the documented import path; the stubs re-
     NewTopic,  # pyright: ignore[reportPrivateImportUsage]
 )
 
+from pipeline import processes
 from pipeline.errors import BrokerError, ConfigError, KafkaError
 from pipeline.settings import Settings
 
@@ -404,21 +405,6 @@ def _set_pdeathsig() -> None:
     """Ask Linux to SIGKILL this child when its parent dies; runs between fork and exec."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped by its parent) still answers kill(0); it is dead to us.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -777,20 +763,17 @@ class LocalBroker:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        if not _pid_alive(pid) or not self._is_our_jvm(pid):
+        if not processes.alive(pid) or not self._is_our_jvm(pid):
             self.pid_file.unlink(missing_ok=True)
             return None
         return pid
 
     def _is_our_jvm(self, pid: int) -> bool:
         # A pid can be reused after a reboot or crash: only signal a JVM running our config.
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            return True  # no /proc (not Linux): trust the pid file
-        return (
-            BROKER_MAIN.encode() in cmdline and str(self.server_properties_file).encode() in cmdline
-        )
+        cmdline = processes.command_line(pid)
+        if cmdline is None:
+            return False  # gone since, or not ours to read: not a JVM we started
+        return BROKER_MAIN in cmdline and str(self.server_properties_file) in cmdline
 
     def _write_config(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -959,7 +942,7 @@ class LocalBroker:
         proc = _CHILDREN.get(pid)
         if proc is not None:
             return proc.poll() is None
-        return _pid_alive(pid)
+        return processes.alive(pid)
 
     def down(self, timeout_s: float = 30.0) -> bool:
         """Stop the broker: SIGTERM (controlled shutdown), then SIGKILL after ``timeout_s``.
@@ -1004,7 +987,7 @@ class LocalBroker:
             del _CHILDREN[pid]
             return True
         deadline = time.monotonic() + timeout_s
-        while _pid_alive(pid):
+        while processes.alive(pid):
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.1)

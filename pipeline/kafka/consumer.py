@@ -36,6 +36,7 @@ from pipeline.errors import KafkaError, OffsetError
 from pipeline.kafka.broker import client_conf
 from pipeline.kafka.offsets import KafkaRecord, OffsetRange
 from pipeline.microbatch import Headers, PackedHeaders, RecordColumns, paused_gc
+from pipeline.retry import Backoff
 
 DEFAULT_GROUP_ID = "microstructure-warehouse"
 # Messages per consume() call: a batch's fields are taken out right after the call, while
@@ -136,7 +137,8 @@ def _watermarks_of(
     Just after a topic is created or a broker restarts, a partition answers "not leader"
     until its leader is elected: a moment, not a failure.
     """
-    delay_s = 0.02
+    backoff = Backoff(initial_s=0.02, max_s=0.5)
+    attempt = 0
     while True:
         remaining = max(0.1, deadline - time.monotonic())
         try:
@@ -146,12 +148,13 @@ def _watermarks_of(
             retriable = isinstance(err, _LibKafkaError) and (
                 err.retriable() or err.code() in _LEADERSHIP_CODES
             )
+            attempt += 1
+            delay_s = backoff.delay_s(attempt)
             if not retriable or time.monotonic() + delay_s >= deadline:
                 raise KafkaError(
                     f"watermarks of {tp.topic}:{tp.partition} on {bootstrap} not available: {e}"
                 ) from e
             time.sleep(delay_s)
-            delay_s = min(delay_s * 2, 0.5)
             continue
         return int(low), int(high)
 

@@ -38,7 +38,7 @@ from confluent_kafka import KafkaError as _LibKafkaError
 from pipeline.errors import KafkaError
 from pipeline.kafka import codec
 from pipeline.kafka.broker import client_conf
-from pipeline.kafka.consumer import read_range
+from pipeline.kafka.consumer import read_range, watermarks
 from pipeline.kafka.offsets import OffsetRange
 from pipeline.kafka.producer import EventProducer, PendingAcks
 from pipeline.live.partition import (
@@ -146,6 +146,7 @@ class LiveSignalsService:
         self._on_ack = on_ack
         self.summary = LiveSummary()
         self._procs: dict[int, PartitionProcessor] = {}
+        self._committed_at_assign: dict[int, int] = {}
         self._healthy = True
         self._inflight: deque[_Batch] = deque()
         self._to_commit: dict[int, tuple[int, Checkpoint | None]] = {}
@@ -188,6 +189,7 @@ class LiveSignalsService:
         committed = consumer.committed(partitions, timeout=self.config.replay_timeout_s)
         for tp in committed:
             self._procs[tp.partition] = self._restore(tp)
+            self._committed_at_assign[tp.partition] = tp.offset
         logger.info("assigned partitions %s", sorted(tp.partition for tp in partitions))
 
     def _restore(self, tp: TopicPartition) -> PartitionProcessor:
@@ -253,9 +255,13 @@ class LiveSignalsService:
 
     # -- the loop --------------------------------------------------------------------------------
     def run(
-        self, *, idle_exit_s: float | None = None, stop: threading.Event | None = None
+        self,
+        *,
+        idle_exit_s: float | None = None,
+        stop: threading.Event | None = None,
+        until: Mapping[int, int] | None = None,
     ) -> LiveSummary:
-        """Consume until ``stop`` is set or no record came for ``idle_exit_s``.
+        """Consume until ``stop`` is set, no record came for ``idle_exit_s``, or ``until``.
 
         Parameters
         ----------
@@ -263,6 +269,9 @@ class LiveSignalsService:
             Stop after this long without a record (None: run until ``stop``).
         stop
             Set it (e.g. from a signal handler) for a clean stop: flush and commit.
+        until
+            ``{partition: end offset}``: stop once this instance's position on every one of
+            them is at or past its end (:func:`end_offsets`; meant for one instance).
 
         Returns
         -------
@@ -291,6 +300,8 @@ class LiveSignalsService:
         gc.freeze()
         try:
             while stop is None or not stop.is_set():
+                if until is not None and self._reached(until):
+                    break
                 # Whatever is already fetched, without waiting to fill a batch; with nothing,
                 # wait for one record (briefly while acknowledgements are outstanding).
                 msgs = consume(cfg.batch_size, 0)
@@ -339,6 +350,21 @@ class LiveSignalsService:
             raise KafkaError(self._commit_error)
         self._producer.close(cfg.flush_timeout_s)
         return self.summary
+
+    def _reached(self, until: Mapping[int, int]) -> bool:
+        """Return True when this instance has consumed every partition of ``until`` to its end."""
+        # A partition committed at its end when assigned is done before any record comes.
+        done = {p for p, o in self._committed_at_assign.items() if p in self._procs and o >= 0}
+        done = {p for p in done if self._committed_at_assign[p] >= until.get(p, 0)}
+        tps = [
+            TopicPartition(self.config.input_topic, p)
+            for p, end in until.items()
+            if end > 0 and p not in done
+        ]
+        if not tps:
+            return True
+        # Unassigned or not yet fetched partitions have an invalid (negative) position.
+        return all(tp.offset >= until[tp.partition] for tp in self._consumer.position(tps))
 
     def _process(self, msgs: list[Message]) -> None:
         by_partition: dict[int, list[Record]] = {}
@@ -417,3 +443,9 @@ class LiveSignalsService:
         for tp in cast("list[TopicPartition]", result or ()):
             if tp.error is not None:
                 raise KafkaError(f"commit of {tp} for {self.config.group_id!r} failed: {tp.error}")
+
+
+def end_offsets(config: LiveConfig, timeout_s: float = 30.0) -> dict[int, int]:
+    """Return ``{partition: high watermark}`` of the input topic now (``run(until=...)``)."""
+    ends = watermarks(config.bootstrap, config.input_topic, timeout_s, config.extra_conf)
+    return {p: high for p, (_, high) in ends.items()}

@@ -77,6 +77,7 @@ from pipeline.serving.store import (
     source_version,
     write_batches,
 )
+from pipeline.warehouse.duckdb_backend import is_lock_error
 from pipeline.warehouse.schema import EVALUATION_COLUMNS
 
 logger = logging.getLogger(__name__)
@@ -129,14 +130,6 @@ class WarehouseMissing(Exception):
 
 class WarehouseHeld(Exception):
     """A writer held the warehouse through the short retry; try again on the next tick."""
-
-
-def _is_lock_error(e: duckdb.Error) -> bool:
-    """Return True if another writer holds the file (another process, or this one)."""
-    if isinstance(e, duckdb.IOException) and "lock" in str(e).lower():
-        return True
-    # The file is open in this very process (a loader thread beside an inline store).
-    return "already attached" in str(e)
 
 
 @dataclass
@@ -434,9 +427,9 @@ class Materializer:
             try:
                 self._con.execute("ATTACH ? AS src (READ_ONLY)", [str(self.warehouse)])
             except duckdb.Error as e:
-                if not _is_lock_error(e) or time.monotonic() >= deadline:
+                if not is_lock_error(e) or time.monotonic() >= deadline:
                     os.close(fd)
-                    if _is_lock_error(e):
+                    if is_lock_error(e):
                         raise WarehouseHeld("a writer held the warehouse file") from e
                     raise
                 time.sleep(self.retry_s)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import DataError
+from pipeline.signals.fit_state import FIT_STATE_COLUMNS, fit_state_row
 from udx.kernels import Params, symbol_day
 from udx.kernels.schema import (
     INTENSITY_BUCKET_COLUMNS,
@@ -44,6 +45,8 @@ class SignalFrames:
     symbol_day_metrics: pd.DataFrame
     intensity_buckets: pd.DataFrame
     rejects: pd.DataFrame
+    # Per symbol-day: what the live path needs to filter the next day (fit_state.py).
+    fit_states: pd.DataFrame | None = None
 
 
 def pandas_dtype(column: Column) -> str:
@@ -187,6 +190,7 @@ def compute_frames(
     seq_parts: list[np.ndarray] = []
     row_parts: list[np.ndarray] = []
     metric_rows: list[dict[str, Any]] = []
+    fit_rows: list[dict[str, Any]] = []
     bucket_parts: list[dict[str, Any]] = []
     for done, key in enumerate(keys, start=1):
         symbol, day = cast("tuple[Any, Any]", key)
@@ -207,6 +211,7 @@ def compute_frames(
             note = f"rejected rows: {int(bad.sum())} ({text})"
             metrics["notes"] = f"{metrics['notes']}; {note}" if metrics["notes"] else note
         metric_rows.append(metrics)
+        fit_rows.append({"symbol": symbol, "date": date, **fit_state_row(result)})
         bucket_parts.append({"symbol": symbol, "date": date, **result.intensity})
         if progress is not None:
             progress(done, len(keys), str(symbol), date)
@@ -228,6 +233,7 @@ def compute_frames(
         symbol_day_metrics=_metrics_frame(metric_rows),
         intensity_buckets=_bucket_frame(bucket_parts),
         rejects=rejects,
+        fit_states=pd.DataFrame(fit_rows, columns=["symbol", "date", *FIT_STATE_COLUMNS]),
     )
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -29,8 +28,10 @@ from typing import Any
 import duckdb
 
 from pipeline.errors import ConfigError, WarehouseError, WarehouseLockedError
+from pipeline.retry import Backoff
 from pipeline.warehouse import duckdb_path
 from pipeline.warehouse import queries as q
+from pipeline.warehouse.duckdb_backend import is_lock_error
 
 DEFAULT_LOCK_TIMEOUT_S = 30.0
 
@@ -69,20 +70,22 @@ def _attach_read_only(
     conn: duckdb.DuckDBPyConnection, path: Path, alias: str, timeout_s: float
 ) -> None:
     deadline = time.monotonic() + timeout_s
-    delay_s = 0.005
+    backoff = Backoff(initial_s=0.005, max_s=0.25)
+    attempt = 0
     while True:
         try:
             conn.execute(f"ATTACH {_quote(path)} AS {alias} (READ_ONLY)")
             return
-        except duckdb.IOException as e:
-            if "lock" not in str(e).lower():
+        except duckdb.Error as e:
+            if not is_lock_error(e):
                 raise WarehouseError(f"cannot open warehouse {path}: {e}") from e
+            attempt += 1
+            delay_s = backoff.delay_s(attempt)
             if time.monotonic() + delay_s > deadline:
                 raise WarehouseLockedError(
                     f"warehouse {path} stayed locked by a writer for {timeout_s:g} s ({e})"
                 ) from e
-            time.sleep(delay_s * (0.5 + random.random()))  # noqa: S311 - jitter, not crypto
-            delay_s = min(delay_s * 2, 0.25)
+            time.sleep(delay_s)
 
 
 def _describe(conn: duckdb.DuckDBPyConnection, alias: str, source: str) -> BackupManifest:

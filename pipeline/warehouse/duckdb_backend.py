@@ -43,6 +43,7 @@ from pipeline.warehouse.base import (
     SignalTables,
 )
 from pipeline.warehouse.finality import LedgerFrontier
+from pipeline.warehouse.fit_states import with_fit_states
 from pipeline.warehouse.migrate import apply_migrations, read_applied
 from pipeline.warehouse.topic_identity import (
     TopicIncarnation,
@@ -85,8 +86,24 @@ class DuckDBSession:
         return cur.fetch_df()
 
 
-def _is_lock_error(e: duckdb.Error) -> bool:
-    return isinstance(e, duckdb.IOException) and "lock" in str(e).lower()
+def is_lock_error(e: duckdb.Error) -> bool:
+    """Return True if ``e`` says another connection holds the file: retry later, not a fault.
+
+    Parameters
+    ----------
+    e
+        An error from ``duckdb.connect`` or ``ATTACH``.
+
+    Returns
+    -------
+    bool
+        True for a lock held by another process (DuckDB's IOException naming the lock) and
+        for a file this very process has attached already (a loader thread beside an
+        in-process serving store).
+    """
+    if isinstance(e, duckdb.IOException) and "lock" in str(e).lower():
+        return True
+    return "already attached" in str(e)
 
 
 class FileLocks:
@@ -261,13 +278,13 @@ class DuckDBWarehouse:
                 return duckdb.connect(str(self.path), read_only=self.read_only)
             except duckdb.Error as e:
                 _FILE_LOCKS.release(self.path)
-                if _is_lock_error(e) and time.monotonic() < deadline:
+                if is_lock_error(e) and time.monotonic() < deadline:
                     # DuckDB opens and closes the file twice before it locks it, and any
                     # close drops every POSIX lock of the process, the wait's included: a
                     # reader polling for the file can get in then. Wait for it as for any.
                     time.sleep(_FILE_LOCKS.poll_s)
                     continue
-                if _is_lock_error(e):
+                if is_lock_error(e):
                     raise WarehouseLockedError(
                         f"warehouse {self.path} is locked by another process ({e}); DuckDB "
                         "allows one writing process: stop the other writer or use a server "
@@ -777,7 +794,7 @@ class DuckDBWarehouse:
         ib = _contract(
             frames.intensity_buckets, q.TRADE_INTENSITY_COLUMNS, "intensity_buckets", day
         )
-        sdm = sdm.assign(
+        sdm = with_fit_states(sdm, getattr(frames, "fit_states", None)).assign(
             input_offsets=[run.symbol_input_offsets.get(str(s), "{}") for s in sdm["symbol"]]
         )
         with self.transaction() as s:

@@ -124,6 +124,14 @@ SYMBOL_DAY_METRICS_COLUMNS: tuple[str, ...] = (
     "lm_jump_count",
     "notes",
 )
+# What the live path needs to filter a symbol's next day with this day's fits (migration
+# 0016; pipeline/signals/fit_state.py); null where there is no fit.
+FIT_STATE_COLUMNS: tuple[str, ...] = (
+    "garch_omega_scaled",
+    "garch_backcast_scaled",
+    "acd_exp_psi1",
+    "acd_diurnal",
+)
 TRADE_INTENSITY_COLUMNS: tuple[str, ...] = (
     "symbol",
     "date",
@@ -351,9 +359,10 @@ INSERT_TRADING_SIGNALS = (
     f"SELECT {_cols(TRADING_SIGNALS_COLUMNS)}, ?, ? FROM {FRAME}"
 )
 _SDM_PROVENANCE = ("kernel_version", "params", "input_offsets", "run_id")
+_SDM_INSERT_COLS = (*SYMBOL_DAY_METRICS_COLUMNS, *FIT_STATE_COLUMNS)
 INSERT_SYMBOL_DAY_METRICS = (
-    f"INSERT INTO {SYMBOL_DAY_METRICS} ({_cols((*SYMBOL_DAY_METRICS_COLUMNS, *_SDM_PROVENANCE))}) "
-    f"SELECT {_cols(SYMBOL_DAY_METRICS_COLUMNS)}, ?, ?, input_offsets, ? FROM {FRAME}"
+    f"INSERT INTO {SYMBOL_DAY_METRICS} ({_cols((*_SDM_INSERT_COLS, *_SDM_PROVENANCE))}) "
+    f"SELECT {_cols(_SDM_INSERT_COLS)}, ?, ?, input_offsets, ? FROM {FRAME}"
 )
 INSERT_TRADE_INTENSITY = (
     f"INSERT INTO {TRADE_INTENSITY} ({_cols((*TRADE_INTENSITY_COLUMNS, *_PROVENANCE))}) "
@@ -384,6 +393,44 @@ INSERT_SIGNAL_RUN = (
 
 # --- named reads (commands, demo summary, sensor) ------------------------------------------
 
+# A symbol-day's n and fits as the live path reads them (the "symbol_day_priors" read).
+PRIOR_COLUMNS: tuple[str, ...] = (
+    "symbol",
+    "date",
+    "n_returns",
+    "garch_scale",
+    "garch_omega_scaled",
+    "garch_alpha",
+    "garch_beta",
+    "garch_backcast_scaled",
+    "acd_exp_omega",
+    "acd_exp_alpha",
+    "acd_exp_beta",
+    "acd_exp_psi1",
+    "acd_diurnal",
+    "run_id",
+)
+# Per-trade batch columns that reconcile compares with the live records.
+RECONCILE_COLUMNS: tuple[str, ...] = (
+    "symbol",
+    "seq",
+    "timestamp_ns",
+    "price",
+    "log_return",
+    "lee_mykland_stat",
+    "lm_xi",
+    "jump_detected",
+    "garch_sigma2",
+    "standardized_return",
+    "bns_stat",
+    "conditional_duration",
+    "acd_surprise",
+    "trade_intensity_zscore",
+    "trading_signal",
+    "kafka_partition",
+    "kafka_offset",
+    "run_id",
+)
 GAP_STATE_COLUMNS: tuple[str, ...] = (
     "subscription",
     "gap_id",
@@ -464,6 +511,18 @@ READS: dict[str, str] = {
     "feed_gap_states": (
         f"SELECT {_cols(GAP_STATE_COLUMNS)} FROM {FEED_GAP_STATE} WHERE detected_ns >= ? "
         "ORDER BY detected_ns, subscription"
+    ),
+    # Each symbol's most recent day in [day - max age, day) with a regular-hours return: its
+    # n and fits, the live path's priors for day (pipeline/live/priors.py): (day, earliest day).
+    "symbol_day_priors": (
+        f"SELECT {_cols(PRIOR_COLUMNS)} FROM {SYMBOL_DAY_METRICS} "
+        "WHERE date < ? AND date >= ? AND n_returns > 0 "
+        "QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY date DESC) = 1 ORDER BY symbol"
+    ),
+    # A day's published per-trade signals with their input offsets (reconcile): (day).
+    "trading_signals_of_day": (
+        f"SELECT {_cols(RECONCILE_COLUMNS)} FROM {TRADING_SIGNALS} WHERE date = ? "
+        "ORDER BY symbol, seq"
     ),
     # Quality verdicts, newest first: (suite or NULL, limit).
     "quality_results": (

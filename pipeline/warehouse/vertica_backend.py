@@ -88,6 +88,7 @@ from pipeline.warehouse.base import (
     SignalTables,
 )
 from pipeline.warehouse.finality import LedgerFrontier
+from pipeline.warehouse.fit_states import with_fit_states
 from pipeline.warehouse.migrate import apply_migrations, read_applied
 from pipeline.warehouse.topic_identity import (
     TopicIncarnation,
@@ -736,6 +737,19 @@ READS: dict[str, tuple[str, tuple[str, ...]]] = {
         f"SELECT {_cols(q.GAP_STATE_COLUMNS)} FROM {q.FEED_GAP_STATE} "
         "WHERE detected_ns >= :since_ns ORDER BY detected_ns, subscription",
         ("since_ns",),
+    ),
+    "symbol_day_priors": (
+        f"SELECT {_cols(q.PRIOR_COLUMNS)} FROM ("
+        f"SELECT {_cols(q.PRIOR_COLUMNS)}, ROW_NUMBER() OVER "
+        "(PARTITION BY symbol ORDER BY date DESC) AS rn "
+        f"FROM {q.SYMBOL_DAY_METRICS} WHERE date < :day AND date >= :earliest "
+        "AND n_returns > 0) AS p WHERE rn = 1 ORDER BY symbol",
+        ("day", "earliest"),
+    ),
+    "trading_signals_of_day": (
+        f"SELECT {_cols(q.RECONCILE_COLUMNS)} FROM {q.TRADING_SIGNALS} WHERE date = :day "
+        "ORDER BY symbol, seq",
+        ("day",),
     ),
     "quality_results": (
         f"SELECT {_cols(q.QUALITY_COLUMNS)} FROM {q.QUALITY_RESULTS} "
@@ -1388,7 +1402,7 @@ class VerticaWarehouse:
             frames.intensity_buckets, q.TRADE_INTENSITY_COLUMNS, "intensity_buckets", day
         )
         ts = ts.assign(kernel_version=run.kernel_version, run_id=run.run_id)
-        sdm = sdm.assign(
+        sdm = with_fit_states(sdm, getattr(frames, "fit_states", None)).assign(
             kernel_version=run.kernel_version,
             params=run.params_json,
             input_offsets=[run.symbol_input_offsets.get(str(x), "{}") for x in sdm["symbol"]],

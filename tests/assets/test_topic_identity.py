@@ -11,7 +11,6 @@ ledger rows kept as history and the trades already stored not stored twice.
 
 from __future__ import annotations
 
-import time
 from datetime import date
 
 import dagster as dg
@@ -21,6 +20,7 @@ from pipeline.cli import main
 from pipeline.kafka.broker import delete_topic, ensure_topic
 from pipeline.warehouse import open_warehouse
 from tests.assets.support import harness, produce
+from tests.support.wait import wait_until
 from tests.warehouse.factories import sample_trades
 
 pytestmark = pytest.mark.kafka
@@ -31,11 +31,13 @@ DAY1 = date(2018, 1, 2)
 def recreate(bootstrap: str, topic: str, partitions: int, timeout_s: float = 60.0) -> None:
     """Delete ``topic`` and create it again (empty, with a new topic id)."""
     delete_topic(bootstrap, topic, timeout_s=30.0)
-    deadline = time.monotonic() + timeout_s
     # Deletion completes in the background: until it has, creating answers "already exists".
-    while not ensure_topic(bootstrap, topic, partitions, timeout_s=30.0).created:
-        assert time.monotonic() < deadline, f"{topic} was not deleted within {timeout_s} s"
-        time.sleep(0.2)
+    wait_until(
+        lambda: ensure_topic(bootstrap, topic, partitions, timeout_s=30.0).created,
+        timeout_s,
+        interval_s=0.2,
+        what=f"{topic} deleted and created again",
+    )
 
 
 def stored_trade_ids(url: str) -> set[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -111,6 +112,7 @@ _frames = st.one_of(
 )
 
 
+@pytest.mark.property
 @settings(max_examples=EXAMPLES, derandomize=True, deadline=None)
 @given(_frames)
 def test_every_frame_is_parsed_or_rejected_with_a_reason(frame: bytes | str) -> None:
@@ -130,6 +132,7 @@ def test_every_frame_is_parsed_or_rejected_with_a_reason(frame: bytes | str) -> 
             assert isinstance(e.trade_id, str)
 
 
+@pytest.mark.property
 @settings(max_examples=EXAMPLES, derandomize=True, deadline=None)
 @given(_trade)
 def test_the_hot_path_trade_check_agrees_with_the_detailed_validator(ev: dict[str, object]) -> None:

@@ -17,6 +17,7 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 from pipeline.commands.replay_server import load_trades
 from pipeline.events import Trade
 from pipeline.feed.replay_server import ReplayServer
+from tests.support.wait import until
 
 pytestmark = pytest.mark.replay
 
@@ -253,8 +254,7 @@ def test_a_shared_timeline_is_live_what_is_due_while_away_is_gone_from_the_socke
                 await _subscribe(ws, "T.*")
                 first = [str(e["i"]) for e in await _recv_json(ws)]
             # Away while the session goes on, then back: the feed resumes "now".
-            while srv.due_count() < 200:  # noqa: ASYNC110 - a clock, not an event
-                await asyncio.sleep(0.01)
+            await until(lambda: srv.due_count() >= 200, timeout_s=30.0, what="200 due")
             async with connect(srv.url) as ws:
                 await _subscribe(ws, "T.*")
                 events: list[dict[str, object]] = []
@@ -393,8 +393,7 @@ def test_a_reader_that_stops_reading_is_cut_off() -> None:
             ws.transport.pause_reading()  # a client stuck in its own callback
             await ws.send('{"action":"auth","params":"k"}')
             await ws.send('{"action":"subscribe","params":"T.*"}')
-            while srv.stats.slow_reader_kills == 0:  # noqa: ASYNC110 - a counter
-                await asyncio.sleep(0.05)
+            await until(lambda: srv.stats.slow_reader_kills, 30.0, what="a slow-reader kill")
             ws.transport.resume_reading()
             closed = False
             try:

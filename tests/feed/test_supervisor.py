@@ -17,8 +17,10 @@ from pipeline.errors import AuthError, FeedError, MaxConnectionsError
 from pipeline.events import Trade
 from pipeline.feed.replay_server import ReplayServer
 from pipeline.feed.source import RecordedSource, WebSocketSource
-from pipeline.feed.supervisor import Backoff, Disconnect, FeedSupervisor
+from pipeline.feed.supervisor import Disconnect, FeedSupervisor
 from pipeline.kafka.broker import free_port
+from pipeline.retry import Backoff
+from tests.support.wait import until
 
 T = TypeVar("T")
 CONNECTED = '[{"ev":"status","status":"connected","message":"Connected Successfully"}]'
@@ -207,11 +209,9 @@ def test_a_requested_reconnect_is_an_outage_with_its_reason_and_resubscribes() -
         ) as srv:
             sup = _supervisor(WebSocketSource(srv.url), rec, exit_on_close=True)
             task = asyncio.create_task(sup.run())
-            while len(rec.frames) < 10:  # noqa: ASYNC110 - a counter filled by the callback
-                await asyncio.sleep(0.01)
+            await until(lambda: len(rec.frames) >= 10, timeout_s=30.0, what="10 frames")
             assert await sup.request_reconnect("silence watchdog: test")
-            while not (rec.disconnects and sup.connected):  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
+            await until(lambda: rec.disconnects and sup.connected, 30.0, what="a reconnect")
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

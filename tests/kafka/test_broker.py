@@ -14,6 +14,7 @@ from confluent_kafka.admin import (
     ConfigResource,  # pyright: ignore[reportPrivateImportUsage]
 )
 
+from pipeline import processes
 from pipeline.cli import main
 from pipeline.errors import BrokerError
 from pipeline.kafka.broker import (
@@ -32,11 +33,7 @@ pytestmark = pytest.mark.kafka
 
 
 def _jvm_alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
+    return processes.alive(pid)
 
 
 def test_session_broker_serves_metadata(kafka_broker: str) -> None:

@@ -106,6 +106,7 @@ def test_malformed_quote_and_bar_values_are_parse_errors(
         codec.decode_event(orjson.dumps(value), [("schema", schema)])
 
 
+@pytest.mark.property
 @settings(max_examples=200, derandomize=True, deadline=None)
 @given(
     st.builds(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +14,7 @@ from confluent_kafka.admin import AdminClient
 from pipeline.errors import OffsetError
 from pipeline.kafka.consumer import read_range, watermarks
 from pipeline.kafka.offsets import OffsetRange
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -117,10 +117,11 @@ def test_an_open_transaction_is_beyond_the_readable_range(
     p.commit_transaction(30)
     # The commit returns once the coordinator has logged it; the partition's markers (and
     # with them the last stable offset) follow asynchronously, so wait for them.
-    deadline = time.monotonic() + 30.0
-    while watermarks(kafka_broker, kafka_topic, 10.0)[0] != (0, 2):
-        assert time.monotonic() < deadline, "the committed transaction never became readable"
-        time.sleep(0.05)
+    wait_until(
+        lambda: watermarks(kafka_broker, kafka_topic, 10.0)[0] == (0, 2),
+        30.0,
+        what="the committed transaction readable",
+    )
     assert [r.value for r in read_range(kafka_broker, OffsetRange(kafka_topic, 0, 0, 2), 10.0)] == [
         b"pending"
     ]

@@ -155,3 +155,23 @@ def test_latency_recorder_percentiles() -> None:
         rec(Ack("trade", None, 0, ms * 1_000_000, 0, ms))
     assert rec.percentile_ms(50) == pytest.approx(50.0, abs=1)
     assert rec.percentile_ms(100) == 100.0
+
+
+def test_report_thread_shortens_the_interpreter_switch_interval_while_it_runs(
+    kafka_broker: str, kafka_topic: str
+) -> None:
+    import sys
+
+    from pipeline.kafka.producer import GIL_SWITCH_INTERVAL_S
+
+    before = sys.getswitchinterval()
+    producer = EventProducer(kafka_broker, kafka_topic)
+    producer.start_background_poll()
+    try:
+        # A report waits at most this long for the event loop to hand over the lock.
+        assert sys.getswitchinterval() == pytest.approx(min(GIL_SWITCH_INTERVAL_S, before))
+        producer.send(_trades(1)[0])
+        producer.flush(30.0)
+    finally:
+        producer.stop_background_poll()
+    assert sys.getswitchinterval() == before

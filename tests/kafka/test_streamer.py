@@ -24,6 +24,7 @@ from pipeline.kafka.consumer import read_range, watermarks
 from pipeline.kafka.offsets import OffsetRange
 from pipeline.kafka.producer import EventProducer, LatencyRecorder
 from pipeline.streamer import Streamer
+from tests.support.wait import until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.replay]
 
@@ -350,9 +351,13 @@ def _ticks(n: int, symbols: tuple[str, ...] = ("AAA", "BBB", "CCC")) -> list[Tra
 
 async def _stop_when_done(streamer: Streamer, srv: ReplayServer, settle_s: float = 0.5) -> None:
     """Stop once the live session is over and every queued repair has finished."""
-    while not srv.timeline_finished.is_set() or streamer._open_repairs:  # noqa: ASYNC110
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(settle_s)
+    await until(
+        lambda: srv.timeline_finished.is_set() and not streamer._open_repairs,
+        timeout_s=300.0,
+        interval_s=0.05,
+        what="the session's end and its repairs",
+    )
+    await asyncio.sleep(settle_s)  # deliberate: the last frames' delivery, not a condition
     streamer.request_stop("session over")
 
 
@@ -360,7 +365,7 @@ def test_disconnects_of_a_live_session_are_backfilled_from_rest_exactly_once(
     kafka_broker: str, kafka_topic: str
 ) -> None:
     from pipeline.feed.rest import RestTrades
-    from pipeline.feed.supervisor import Backoff
+    from pipeline.retry import Backoff
 
     source = _ticks(6000)
 
@@ -439,7 +444,7 @@ def test_a_slow_consumer_hangs_up_and_the_backfill_fills_what_it_missed(
     kafka_broker: str, kafka_topic: str
 ) -> None:
     from pipeline.feed.rest import RestTrades
-    from pipeline.feed.supervisor import Backoff
+    from pipeline.retry import Backoff
 
     source = _ticks(3000)
 
@@ -614,8 +619,8 @@ def test_the_silence_watchdog_notices_a_stalled_session_through_a_rest_probe(
 ) -> None:
     from pipeline.clock import SystemClock
     from pipeline.feed.rest import RestTrades
-    from pipeline.feed.supervisor import Backoff
     from pipeline.feed.watchdog import AlwaysOpen, SilenceWatchdog
+    from pipeline.retry import Backoff
 
     source = _ticks(3000)
 
@@ -686,7 +691,7 @@ def test_a_key_revoked_mid_session_stops_with_auth_error_after_producing_what_ca
     kafka_broker: str, kafka_topic: str
 ) -> None:
     from pipeline.errors import AuthError
-    from pipeline.feed.supervisor import Backoff
+    from pipeline.retry import Backoff
 
     async def go() -> None:
         srv = ReplayServer(_ticks(100), api_key="k", revoke_key_after=1, drop_after_events=40,
@@ -783,7 +788,7 @@ def test_a_flood_of_large_frames_hits_the_byte_bound_and_the_policy_hangs_up_los
     16 MiB). Here bursts of 400 prints in one SIP millisecond go out as ~40 KB frames and
     fill a 100 KB bound at 3 frames of 10,000."""
     from pipeline.feed.rest import RestTrades
-    from pipeline.feed.supervisor import Backoff
+    from pipeline.retry import Backoff
 
     t0 = 1_700_000_000_000_000_000
     source = [

@@ -10,8 +10,10 @@ import duckdb
 import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
+from pydantic import ValidationError
 
-from mcp_server.server import TOOL_NAMES, Runtime
+from mcp_server.server import TOOL_NAMES, Runtime, runtime_of
+from mcp_server.toolspec import TOOL_BY_NAME, TOOLS
 from pipeline.bench.mcp_http import SampleFacts
 from tests.mcp_server.conftest import ServerFactory
 
@@ -76,6 +78,46 @@ async def test_the_seven_tools_are_listed_read_only_and_idempotent(
             assert "counts back from the newest data of the symbol unless start/end" in (
                 t.description or ""
             )
+
+
+async def test_each_tool_is_declared_once_by_its_table_row(server: MCPServer[Runtime]) -> None:
+    """Schema, argument order and output model of every tool come from mcp_server.toolspec."""
+    async with Client(server) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+    for spec in TOOLS:
+        listed = tools[spec.name]
+        assert listed.title == spec.title
+        assert listed.description == spec.description
+        # The input model's fields, in its order, are the tool's arguments: one order for all.
+        assert list(listed.input_schema["properties"]) == list(spec.args.model_fields)
+        assert set(listed.input_schema.get("required", [])) == {
+            n for n, f in spec.args.model_fields.items() if f.is_required()
+        }
+        assert listed.output_schema == spec.output.model_json_schema()
+    window = ["limit", "hours_back", "start", "end", "cursor"]
+    for name in ("get_enriched_data", "get_trading_signals", "get_jump_events"):
+        assert list(TOOL_BY_NAME[name].args.model_fields)[-5:] == window
+
+
+async def test_arguments_the_input_model_refuses_are_refused_on_every_path(
+    server: MCPServer[Runtime], sample: SampleFacts
+) -> None:
+    runtime = runtime_of(server)
+    async with Client(server) as client:
+        # Through MCP (the SDK validates the signature made from the input model) ...
+        text = await err(client, "get_jump_events", symbol=sample.symbols[0], limit=0)
+        assert "limit" in text
+        # ... and through ToolService.call, the benchmark's and the contract tests' way in.
+        view = runtime.port.wait_ready(30.0)
+        with pytest.raises(ValidationError, match="limit"):
+            runtime.service.call(view, "get_jump_events", {"symbol": sample.symbols[0], "limit": 0})
+        with pytest.raises(ValidationError, match="limt"):
+            runtime.service.call(view, "get_jump_events", {"symbol": "X", "limt": 5})
+        # A valid call answers through the same method the MCP tool uses.
+        answer = runtime.service.call(view, "get_jump_events", {"symbol": sample.symbols[0]})
+        assert answer.data == await ok(client, "get_jump_events", symbol=sample.symbols[0]) | {
+            "provenance": answer.data["provenance"]
+        }
 
 
 async def test_list_symbols_names_every_symbol_with_its_days(

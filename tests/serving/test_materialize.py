@@ -18,6 +18,7 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from pipeline import processes
 from pipeline.kafka.offsets import OffsetRange
 from pipeline.microbatch import shape_batch
 from pipeline.nytime import day_bounds_ns
@@ -444,11 +445,7 @@ def test_the_materializer_process_exits_when_its_server_is_gone(
 
     def alive() -> bool:
         # A zombie (exited, not yet reaped by whoever adopted it) counts as gone.
-        try:
-            stat = Path(f"/proc/{child}/stat").read_text()
-        except FileNotFoundError:
-            return False
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+        return processes.alive(child)
 
     try:
         wait_until(

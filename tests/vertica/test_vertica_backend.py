@@ -488,6 +488,8 @@ READ_ARGS: dict[str, tuple[Any, ...]] = {
     "feed_gap_states": (0,),
     "quality_results": ("ingest", "ingest", 20),
     "trade_batches_after": ("polygon-market-data", 0, 100),
+    "symbol_day_priors": (date(2018, 1, 3), date(2017, 12, 20)),
+    "trading_signals_of_day": (DAY,),
 }
 
 

@@ -21,7 +21,7 @@ import numpy.typing as npt
 from udx.kernels._checks import KernelInputError, as_float64, as_int64, check_prices, check_sizes
 from udx.kernels._typing import Float64Array, Int64Array
 from udx.kernels.acd import AcdDay, acd_day
-from udx.kernels.config import NS_PER_S, Params
+from udx.kernels.config import DEFAULT_TZ, NS_PER_S, Params
 from udx.kernels.garch import GarchFit, fit_garch, garch_variance
 from udx.kernels.intensity import intensity_counts, intensity_zscores
 from udx.kernels.jumps import (
@@ -40,7 +40,7 @@ _NAN = math.nan
 _LABELS = np.array(SIGNAL_LABELS)
 
 
-def local_date(timestamp_ns: int, tz: str = "America/New_York") -> str:
+def local_date(timestamp_ns: int, tz: str = DEFAULT_TZ) -> str:
     """Return the local calendar date (``YYYY-MM-DD``) of a UTC ns stamp in zone ``tz``."""
     seconds = int(timestamp_ns) // NS_PER_S
     return dt.datetime.fromtimestamp(seconds, tz=ZoneInfo(tz)).date().isoformat()
