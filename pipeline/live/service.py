@@ -112,6 +112,7 @@ class LiveConfig:
     commit_interval_s: float = 0.2
     linger_ms: float = 1.0
     gc_interval_s: float = 10.0
+    fetch_wait_max_ms: int = 10
 
 
 @dataclass(slots=True)
@@ -173,6 +174,12 @@ class LiveSignalsService:
                 # Fetches, commits and heartbeats share a broker's connection: a small request
                 # must not wait for the previous one's ACK (Nagle + delayed ACK, ~40 ms).
                 "socket.nagle.disable": True,
+                # A fetch the broker holds for data came back after its whole wait here, with
+                # the records appended meanwhile (batches of 2,000 at 10,000/s, the thread idle
+                # in consume 79% of the time): a short wait bounds that delay. An instance
+                # fed at 10,000/s, alternating: input append -> consumed p50 33-162 ms at the
+                # default 500 ms, 17-55 ms at 10 ms (load 3-9, noisy).
+                "fetch.wait.max.ms": config.fetch_wait_max_ms,
             }
         )
         self._consumer = Consumer(conf)
