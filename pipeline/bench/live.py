@@ -28,9 +28,10 @@ process, in a fresh consumer group, its kernels loaded before it subscribes.
    Every run must leave one output record per input record in its output topic and its
    group's committed offsets at the end of the input, else the command fails.
 3. **Causal mismatches on the demo day.** The demo's day (XXX, 2018-01-02, every print of
-   the New York date) is produced to an input topic and consumed by an instance; the
-   causal columns of its signal records are compared with the batch's
-   (:mod:`pipeline.bench.live_causal`) on the trades as read back from the input topic.
+   the New York date) is produced to an input topic and consumed by an instance; its signal
+   records are reconciled with the batch (:func:`pipeline.live.reconcile.reconcile`, the
+   ``reconcile`` command's comparison) whose rows :mod:`pipeline.bench.live_causal` computes
+   with ``symbol_day`` on the trades as read back from the input topic.
 
 ``--json`` prints one object: ``p50_ms``, ``p99_ms``, ``max_ms``, ``max_events_per_s``,
 ``causal_mismatches``, then details. Figures are printed, never asserted.
@@ -398,18 +399,13 @@ def _max_rate(bootstrap: str, args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _causal(bootstrap: str) -> dict[str, Any]:
-    """Run the demo day through one instance; compare its causal columns with the batch."""
-    import orjson
-
-    from pipeline.bench.live_causal import (
-        all_causal_mismatches,
-        batch_causal,
-        live_in_batch_order,
-    )
+    """Run the demo day through one instance; reconcile its records with the batch."""
+    from pipeline.bench.live_causal import batch_rows
     from pipeline.commands.demo import DEMO_DAY, SAMPLE
     from pipeline.commands.replay_server import load_trades
     from pipeline.events import Trade
     from pipeline.kafka import codec
+    from pipeline.live.reconcile import collect_live, reconcile
     from udx.kernels import local_date
 
     trades = list(load_trades(SAMPLE, tape=None, limit=None)[0])
@@ -420,34 +416,28 @@ def _causal(bootstrap: str) -> dict[str, Any]:
         res = _instance(_live_child, bootstrap, topic, 2000)
         try:
             inputs = [
-                e
-                for e in (
-                    codec.decode_event(r.value, r.headers) for r in _records(bootstrap, topic)
-                )
-                if isinstance(e, Trade)
+                (r.partition, r.offset, e)
+                for r in _records(bootstrap, topic)
+                if isinstance(e := codec.decode_event(r.value, r.headers), Trade)
             ]
-            live = []
-            for r in _records(bootstrap, res["out_topic"]):
-                h = dict(r.headers)
-                if h.get("schema") == codec.SCHEMA_SIGNAL:
-                    live.append(
-                        (
-                            int(h["input_partition"] or -1),
-                            int(h["input_offset"] or -1),
-                            orjson.loads(r.value or b"{}"),
-                        )
-                    )
+            live = collect_live(
+                ((r.headers, r.value) for r in _records(bootstrap, res["out_topic"])),
+                DEMO_DAY,
+                topic,
+            )
         finally:
             _delete(bootstrap, res["out_topic"])
     finally:
         _delete(bootstrap, topic)
-    batch = batch_causal(inputs)
+    rec = reconcile(live, batch_rows(inputs), DEMO_DAY)
     return {
         "day": DEMO_DAY,
         "prints": len(day),
-        "signals": len(live),
-        "batch_prints": int(sum(len(b["timestamp_ns"]) for b in batch.values())),
-        "causal_mismatches": all_causal_mismatches(live_in_batch_order(live), batch),
+        "signals": len(live.records),
+        "compared": rec.compared,
+        "causal_mismatches": rec.causal_mismatches,
+        "causal": rec.causal,
+        "comparison": "pipeline.live.reconcile.reconcile, batch rows from symbol_day",
     }
 
 
@@ -521,10 +511,11 @@ def run(args: argparse.Namespace) -> int:
     bad = [
         r for r in runs if not (r["records_in"] == r["records_out"] == r["consumed"] == r["volume"])
     ]
-    if causal and causal["signals"] != causal["batch_prints"]:
+    uncompared = bool(causal) and not causal["signals"] == causal["compared"] > 0
+    if uncompared:
         print(
             f"bench live: {causal['signals']:,} signals on the demo day, "
-            f"{causal['batch_prints']:,} prints in the batch"
+            f"{causal['compared']:,} compared with the batch"
         )
     if args.json:
         print(json.dumps(summary))
@@ -535,7 +526,7 @@ def run(args: argparse.Namespace) -> int:
             f"bench live: {r['who']} run {r['round']} at {r['volume']:,} consumed "
             f"{r['consumed']:,} and left {r['records_out']:,} records for {r['records_in']:,}"
         )
-    return 1 if bad else 0
+    return 1 if bad or uncompared else 0
 
 
 def _print_text(args: argparse.Namespace, s: dict[str, Any]) -> None:

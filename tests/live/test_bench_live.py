@@ -10,15 +10,11 @@ from datetime import date
 import orjson
 import pytest
 
-from pipeline.bench.live_causal import (
-    all_causal_mismatches,
-    batch_causal,
-    causal_mismatches,
-    live_in_batch_order,
-)
+from pipeline.bench.live_causal import batch_rows
 from pipeline.cli import main
 from pipeline.kafka import codec
 from pipeline.live.partition import PartitionProcessor
+from pipeline.live.reconcile import collect_live, reconcile
 from tests.warehouse.factories import sample_trades
 from udx.kernels import Params
 
@@ -36,7 +32,7 @@ def test_bench_live_prints_the_five_figures_and_the_ratio_to_the_bare_loop(
     out = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert list(out)[:5] == ["p50_ms", "p99_ms", "max_ms", "max_events_per_s", "causal_mismatches"]
     assert out["causal_mismatches"] == 0
-    assert out["causal"]["signals"] == out["causal"]["batch_prints"] > 30_000
+    assert out["causal"]["signals"] == out["causal"]["compared"] > 30_000
     for key in ("p50_ms", "p99_ms", "max_ms", "max_events_per_s", "baseline_events_per_s"):
         assert isinstance(out[key], float), key
         assert out[key] > 0, key
@@ -50,17 +46,20 @@ def test_bench_live_prints_the_five_figures_and_the_ratio_to_the_bare_loop(
     }
 
 
-def test_the_causal_comparison_counts_every_differing_print() -> None:
+def test_the_batch_rows_reconcile_with_live_records_and_a_difference_is_counted() -> None:
     trades = sample_trades(3000, day=date(2018, 1, 2))
     proc = PartitionProcessor("t", 0, Params())
     outs = proc.process_batch([(k, *codec.encode(t)[1:]) for k, t in enumerate(trades)])
-    live = [(0, k, orjson.loads(o[1])) for k, o in enumerate(outs) if o is not None]
-    assert len(live) > 500
-    batch = batch_causal(trades)
-    assert all_causal_mismatches(live_in_batch_order(live), batch) == 0
-    ((key, rows),) = live_in_batch_order(live).items()
-    bad = [dict(r) for r in rows]
-    bad[400]["bns_stat"] = (bad[400]["bns_stat"] or 1.0) * (1 + 1e-9)
-    bad[401]["lee_mykland_stat"] = None
-    assert causal_mismatches(bad, batch[key]) == 2
-    assert causal_mismatches(rows[:-3], batch[key]) == 3  # missing prints count too
+    raw = [(o[2], o[1]) for o in outs if o is not None]
+    batch = batch_rows((0, k, t) for k, t in enumerate(trades))
+    assert len(raw) == len(batch) > 500
+    rec = reconcile(collect_live(raw, "2018-01-02", "t"), batch, "2018-01-02")
+    assert (rec.causal_mismatches, rec.compared) == (0, len(batch))
+    # One print's BNS off by 1e-8 relative, one record missing: two mismatches.
+    bad = [orjson.loads(v) for _, v in raw]
+    k = next(i for i, v in enumerate(bad) if v["bns_stat"] is not None)
+    bad[k]["bns_stat"] *= 1 + 1e-8
+    changed = [(h, orjson.dumps(v)) for (h, _), v in zip(raw, bad, strict=True)][:-1]
+    rec = reconcile(collect_live(changed, "2018-01-02", "t"), batch, "2018-01-02")
+    assert rec.causal_mismatches == 2
+    assert rec.missing_live == 1
