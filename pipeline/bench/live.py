@@ -365,7 +365,30 @@ def _fixed_rate(bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
         "receipt_to_input_append_p99_ms": pct(to_input, 99),
         "input_append_to_ack_p50_ms": pct(input_to_ack, 50),
         "input_append_to_ack_p99_ms": pct(input_to_ack, 99),
+        # Per second of receipt: is the p99 a steady cost or a few stalls, and in which half?
+        "by_second": _by_second(receipt[keep], lat, to_input),
     }
+
+
+def _by_second(receipt: Any, lat_ms: Any, to_input_ms: Any) -> list[dict[str, Any]]:
+    """Return, per second of receipt, the trades and the p99 of the path and its first half."""
+    import numpy as np
+
+    if not len(receipt):
+        return []
+    second = (receipt - receipt.min()) // 1_000_000_000
+    out = []
+    for k in np.unique(second).tolist():
+        sel = second == k
+        out.append(
+            {
+                "second": int(k),
+                "n": int(sel.sum()),
+                "p99_ms": round(float(np.percentile(lat_ms[sel], 99)), 1),
+                "to_input_p99_ms": round(float(np.percentile(to_input_ms[sel], 99)), 1),
+            }
+        )
+    return out
 
 
 def _max_rate(bootstrap: str, args: argparse.Namespace) -> list[dict[str, Any]]:
