@@ -103,6 +103,7 @@ def harness(
     max_records: int = 200_000,
     warehouse: WarehouseResource | None = None,
     quality: QualityResource | None = None,
+    signals_kafka: KafkaResource | None = None,
 ) -> Harness:
     url = f"duckdb:///{duckdb_file}"
     defs = build_defs(
@@ -112,6 +113,7 @@ def harness(
         warehouse=warehouse or WarehouseResource(url=url),
         sensor_retry_base_s=0.0,
         quality=quality or QualityResource(),
+        signals_kafka=signals_kafka,
     )
     return Harness(defs, instance, bootstrap, topic, url)
 
