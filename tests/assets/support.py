@@ -24,6 +24,16 @@ def produce(bootstrap: str, topic: str, events: Sequence[Event]) -> None:
         producer.flush(60.0)
 
 
+def produce_outputs(
+    bootstrap: str, topic: str, outputs: Sequence[tuple[bytes, bytes, list[tuple[str, bytes]]]]
+) -> None:
+    """Send live records through the project's producer, every delivery acknowledged."""
+    with EventProducer(bootstrap, topic) as producer:
+        for key, value, headers in outputs:
+            producer.produce_record(key, value, headers, "signal")
+        producer.flush(60.0)
+
+
 def produce_raw(
     bootstrap: str,
     topic: str,

@@ -10,29 +10,16 @@ load exactly once across a crash between the rows and COMMIT.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import dagster as dg
 import pytest
 
 from assets.resources import KafkaResource, WarehouseResource
 from pipeline.kafka import codec
-from pipeline.kafka.producer import EventProducer
 from pipeline.warehouse import open_warehouse
-from tests.assets.support import harness, produce_raw
+from tests.assets.support import harness, produce_outputs, produce_raw
 from tests.warehouse.factories import live_outputs
 
 pytestmark = pytest.mark.kafka
-
-
-def produce_outputs(
-    bootstrap: str, topic: str, outputs: Sequence[tuple[bytes, bytes, list[tuple[str, bytes]]]]
-) -> None:
-    """Send live records through the project's producer, every delivery acknowledged."""
-    with EventProducer(bootstrap, topic) as producer:
-        for key, value, headers in outputs:
-            producer.produce_record(key, value, headers, "signal")
-        producer.flush(60.0)
 
 
 def _harness(bootstrap, topic, duckdb_file, instance, warehouse=None):
