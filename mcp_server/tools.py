@@ -1320,7 +1320,7 @@ _LIVE_FIELDS = (
 )
 
 
-def _live_signal(view: ServingView, symbol: str, now_ns: int) -> dict[str, Any] | None:
+def live_signal(view: ServingView, symbol: str, now_ns: int) -> dict[str, Any] | None:
     """Return the newest live signal of ``symbol`` beside the batch's value of its trade."""
     row = view.newest_live(symbol)
     if row is None:
@@ -1370,7 +1370,7 @@ def _real_time_row(view: ServingView, info: SymbolSummary, now_ns: int) -> dict[
         "last_trade": trade,
         "last_signal": _aged(newest.signal, _SIGNAL_FIELDS, now_ns),
         "last_buy_or_sell": _aged(newest.action, _SIGNAL_FIELDS, now_ns),
-        "live_signal": _live_signal(view, info.symbol, now_ns),
+        "live_signal": live_signal(view, info.symbol, now_ns),
         "trades_today": e.n_trades if e is not None else 0,
         "signals_today": {
             "BUY": s.n_buy if s else 0,
