@@ -12,6 +12,11 @@ INGEST_CHECK_SPECS = [
     dg.AssetCheckSpec(c.name, asset=c.asset, blocking=True, description=c.description)
     for c in INGEST_CHECKS
 ]
+# The same gates on the live path's loads (asset live_signals: assets/ingest.py).
+LIVE_CHECK_SPECS = [
+    dg.AssetCheckSpec(c.name, asset="live_signals", blocking=True, description=c.description)
+    for c in INGEST_CHECKS
+]
 SIGNAL_CHECK_SPECS = [
     dg.AssetCheckSpec(c.name, asset=c.asset, blocking=True, description=c.description)
     for c in SIGNAL_CHECKS

@@ -6,11 +6,17 @@ import os
 
 import dagster as dg
 
-from assets.ingest import market_data
-from assets.jobs import ingest_job, signals_job
+from assets.ingest import live_signals, market_data
+from assets.jobs import ingest_job, live_signals_job, signals_job
 from assets.resources import KafkaResource, QualityResource, WarehouseResource
 from assets.schedules import signals_daily_schedule, signals_hourly_schedule
-from assets.sensors import build_market_data_sensor, market_data_sensor, stale_signals_sensor
+from assets.sensors import (
+    build_live_signals_sensor,
+    build_market_data_sensor,
+    live_signals_sensor,
+    market_data_sensor,
+    stale_signals_sensor,
+)
 from assets.signals import signal_tables
 from pipeline.errors import ConfigError
 from pipeline.settings import Settings, parse_kafka_config
@@ -36,7 +42,7 @@ def _parsed_env(name: str) -> dict[str, str] | None:
 
 
 def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    """Return the ``kafka``, ``warehouse`` and ``quality`` resources from ``settings``.
+    """Return the ``kafka``, ``signals_kafka``, ``warehouse`` and ``quality`` resources.
 
     Parameters
     ----------
@@ -69,6 +75,14 @@ def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableReso
             max_records=settings.max_records,
             future_tolerance_s=settings.future_tolerance_s,
         ),
+        # The live path's topic, loaded by the same microbatches (assets.ingest.live_signals).
+        "signals_kafka": KafkaResource(
+            bootstrap_servers=settings.bootstrap_servers,
+            topic=settings.signals_topic,
+            extra_config=extra,
+            max_records=settings.max_records,
+            future_tolerance_s=settings.future_tolerance_s,
+        ),
         "warehouse": WarehouseResource(url=url),
         "quality": QualityResource(known_symbols=list(settings.symbols)),
     }
@@ -80,12 +94,13 @@ def build_defs(
     settings: Settings | None = None,
     sensor_retry_base_s: float | None = None,
     quality: QualityResource | None = None,
+    signals_kafka: KafkaResource | None = None,
 ) -> dg.Definitions:
     """Build the definitions; tests pass their own broker and warehouse file.
 
     Parameters
     ----------
-    kafka, warehouse, quality
+    kafka, warehouse, quality, signals_kafka
         Resources to use instead of the ones from ``settings``.
     settings
         Defaults for missing resources (the environment when omitted).
@@ -104,13 +119,18 @@ def build_defs(
         resources["warehouse"] = warehouse
     if quality is not None:
         resources["quality"] = quality
+    if signals_kafka is not None:
+        resources["signals_kafka"] = signals_kafka
     return dg.Definitions(
-        assets=[market_data, signal_tables, enriched_market_data],
-        jobs=[ingest_job, signals_job],
+        assets=[market_data, live_signals, signal_tables, enriched_market_data],
+        jobs=[ingest_job, live_signals_job, signals_job],
         sensors=[
             market_data_sensor
             if sensor_retry_base_s is None
             else build_market_data_sensor(retry_base_s=sensor_retry_base_s),
+            live_signals_sensor
+            if sensor_retry_base_s is None
+            else build_live_signals_sensor(retry_base_s=sensor_retry_base_s),
             stale_signals_sensor,
         ],
         schedules=[signals_hourly_schedule, signals_daily_schedule],

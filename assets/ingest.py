@@ -1,11 +1,25 @@
-"""``market_data``: one Kafka microbatch per run, loaded exactly once (architecture.md 4)."""
+"""``market_data`` and ``live_signals``: one Kafka microbatch per run, loaded exactly once.
+
+Both assets are the same loader (architecture.md 4) on two topics: ``market_data`` reads the
+market-data topic, ``live_signals`` the trading-signals topic that ``microstructure
+live-signals`` writes (issue 17.5). Each run reads ``[ledger end, stop)`` of one partition,
+shapes it (``pipeline.microbatch.shape_batch`` files every record by its schema), runs the
+ingest gates and commits the rows with their ledger row in one warehouse transaction.
+"""
 
 # No `from __future__ import annotations`: Dagster reads the parameter annotations
 # (config and resource types) at definition time.
 
+from dataclasses import replace
+
 import dagster as dg
 
-from assets.checks import INGEST_CHECK_SPECS, check_results, skipped_results
+from assets.checks import (
+    INGEST_CHECK_SPECS,
+    LIVE_CHECK_SPECS,
+    check_results,
+    skipped_results,
+)
 from assets.resources import KafkaResource, QualityResource, WarehouseResource
 from pipeline.errors import KafkaError
 from pipeline.kafka.offsets import OffsetRange
@@ -14,6 +28,7 @@ from pipeline.quality import validate_batch
 from pipeline.warehouse.topic_identity import TopicIncarnation, check_topic_identity
 
 INGEST_GROUP = "ingest"
+LIVE_ASSET = "live_signals"
 TP_TAG = "ingest/tp"
 STOP_TAG = "ingest/stop"
 # The ledger position a run was planned from: retries are counted per start, because the
@@ -48,6 +63,60 @@ def market_data(
     and ledger row in one warehouse transaction. A topic recreated under the ledger's name
     (another Kafka topic id) fails the run with ``TopicRecreatedError`` and writes nothing.
     """
+    return load_microbatch(context, config, kafka, warehouse, quality, "market_data")
+
+
+@dg.asset(
+    name=LIVE_ASSET,
+    group_name=INGEST_GROUP,
+    kinds={"kafka", "duckdb"},
+    check_specs=LIVE_CHECK_SPECS,
+)
+def live_signals(
+    context: dg.AssetExecutionContext,
+    config: MicrobatchConfig,
+    signals_kafka: KafkaResource,
+    warehouse: WarehouseResource,
+    quality: QualityResource,
+) -> dg.MaterializeResult:
+    """Load the live path's provisional signals (trading-signals topic) exactly once.
+
+    The loader of ``market_data`` on the topic ``microstructure live-signals`` writes: each
+    run loads ``[ledger end, stop_offset)`` of one partition into ``live_signals`` (and the
+    input records the live path refused into ``live_signal_rejects``) with its ledger row in
+    one transaction. A record repeated by the at-least-once producer (same input key) is
+    stored once and counted in ``n_signal_duplicates``; a record that is not a valid live
+    record is a ``market_data_rejects`` row with its reason.
+    """
+    return load_microbatch(context, config, signals_kafka, warehouse, quality, LIVE_ASSET)
+
+
+def load_microbatch(
+    context: dg.AssetExecutionContext,
+    config: MicrobatchConfig,
+    kafka: KafkaResource,
+    warehouse: WarehouseResource,
+    quality: QualityResource,
+    asset: str,
+) -> dg.MaterializeResult:
+    """Load one offset range of ``kafka.topic`` exactly once (the body of both assets).
+
+    Parameters
+    ----------
+    context
+        The run's context (logs, run id).
+    config
+        Partition and exclusive stop offset; the start comes from the ledger.
+    kafka, warehouse, quality
+        The topic, the warehouse and the ingest gates' settings.
+    asset
+        The asset the run materializes (its checks carry this key).
+
+    Returns
+    -------
+    dagster.MaterializeResult
+        Counts as committed and one check result per ingest gate.
+    """
     wh = warehouse.open()
     # The topic's identity, before anything is read: the ledger's offsets are the offsets
     # of the topic it loaded, and a recreated topic's must not be read from the old end.
@@ -63,7 +132,10 @@ def market_data(
         )
         return dg.MaterializeResult(
             metadata={"noop": True, "partition": config.partition, "next_offset": start},
-            check_results=skipped_results(INGEST_CHECK_SPECS, "range already loaded"),
+            check_results=skipped_results(
+                LIVE_CHECK_SPECS if asset == LIVE_ASSET else INGEST_CHECK_SPECS,
+                "range already loaded",
+            ),
         )
     offsets = OffsetRange(kafka.topic, config.partition, start, config.stop_offset)
     batch = shape_batch(
@@ -107,10 +179,15 @@ def market_data(
             "n_quote_duplicates": loaded.n_quote_duplicates,
             "n_aggregates": loaded.n_aggregates,
             "n_aggregate_duplicates": loaded.n_aggregate_duplicates,
-            "dagster/row_count": loaded.n_trades,
+            "n_signals": loaded.n_signals,
+            "n_signal_duplicates": loaded.n_signal_duplicates,
+            "n_signal_rejects": loaded.n_signal_rejects,
+            "dagster/row_count": loaded.n_signals if asset == LIVE_ASSET else loaded.n_trades,
             "advisory_commit": advisory,
             "quality_passed": report.passed,
             "quality_s": round(report.elapsed_s, 4),
         },
-        check_results=check_results(report),
+        check_results=check_results(
+            replace(report, outcomes=tuple(replace(o, asset=asset) for o in report.outcomes))
+        ),
     )

@@ -1,5 +1,7 @@
 """``market_data_sensor``: Kafka high watermarks vs. the warehouse ledger -> microbatch runs.
 
+(``live_signals_sensor`` does the same for the trading-signals topic -> ``live_signals`` runs.)
+
 (And ``stale_signals_sensor``: ledger batches a day's signals run did not read -> a recompute.)
 
 The sensor never consumes messages and never commits offsets: it reads the watermarks
@@ -23,8 +25,8 @@ from datetime import date
 
 import dagster as dg
 
-from assets.ingest import START_TAG, STOP_TAG, TP_TAG, tp_tag_value
-from assets.jobs import ingest_job, signals_job
+from assets.ingest import LIVE_ASSET, START_TAG, STOP_TAG, TP_TAG, tp_tag_value
+from assets.jobs import ingest_job, live_signals_job, signals_job
 from assets.resources import KafkaResource, WarehouseResource
 from pipeline.errors import KafkaError, TopicRecreatedError, WarehouseLockedError
 from pipeline.microbatch import plan_microbatches
@@ -77,6 +79,7 @@ def build_market_data_sensor(
     dagster.SensorDefinition
         The sensor, targeting ``ingest_job``.
     """
+    policy = (retry_base_s, retry_cap_s, max_attempts)
 
     @dg.sensor(
         name="market_data_sensor",
@@ -90,70 +93,142 @@ def build_market_data_sensor(
         warehouse: WarehouseResource,
     ) -> dg.SensorResult | dg.SkipReason:
         """Request one microbatch run per lagging topic-partition (upper offset only)."""
-        try:
-            marks = kafka.watermarks()
-            wh = warehouse.open(lock_timeout_s=SENSOR_LOCK_TIMEOUT_S)
-            # A recreated topic (another Kafka topic id than the ledger's) is not planned:
-            # its runs would fail until an operator acknowledges it, so say so instead.
-            check_topic_identity(wh.topic_incarnation(kafka.topic), kafka.topic_id())
-            ledger = wh.next_offsets(kafka.topic)
-        except (KafkaError, WarehouseLockedError) as e:
-            return dg.SkipReason(f"not planned this tick: {e}")
-        except TopicRecreatedError as e:
-            context.log.error(str(e))
-            return dg.SkipReason(str(e))
-        planned, warnings = plan_microbatches(marks, ledger, kafka.max_records)
-        for w in warnings:
-            context.log.warning(w)
-        if not planned:
-            return dg.SkipReason(f"{kafka.topic}: every partition is loaded to its high watermark")
-        busy = {
-            run.tags.get(TP_TAG)
-            for run in context.instance.get_runs(
-                dg.RunsFilter(job_name=ingest_job.name, statuses=IN_PROGRESS)
-            )
-        }
-        requests: list[dg.RunRequest] = []
-        stuck: list[str] = []
-        now = time.time()
-        for batch in planned:
-            tp = tp_tag_value(kafka.topic, batch.partition)
-            if tp in busy:
-                continue
-            # Runs planned from this start that did not move the ledger (a run that had
-            # committed would have moved it past this start).
-            earlier = context.instance.get_run_records(
-                dg.RunsFilter(tags={TP_TAG: tp, START_TAG: str(batch.start)}), limit=max_attempts
-            )
-            attempt = len(earlier)
-            if attempt >= max_attempts:
-                message = (
-                    f"{tp} is stuck: {attempt} runs from offset {batch.start} left the ledger "
-                    "there; see the failed ingest_job runs"
-                )
-                context.log.error(message)
-                stuck.append(message)
-                continue
-            if attempt:
-                last_end = max(r.end_time or r.create_timestamp.timestamp() for r in earlier)
-                if now - last_end < min(retry_cap_s, retry_base_s * 2 ** (attempt - 1)):
-                    continue
-            requests.append(
-                microbatch_request(kafka.topic, batch.partition, batch.stop, attempt, batch.start)
-            )
-        if not requests:
-            return dg.SkipReason(
-                "; ".join(stuck)
-                if stuck
-                else "lagging partitions have a run queued, running or backing off"
-            )
-        return dg.SensorResult(run_requests=requests)
+        return plan_requests(context, kafka, warehouse, ingest_job.name, "market_data", policy)
 
     return market_data_sensor
 
 
+def build_live_signals_sensor(
+    retry_base_s: float = RETRY_BASE_S,
+    retry_cap_s: float = RETRY_CAP_S,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> dg.SensorDefinition:
+    """Build ``live_signals_sensor``: the trading-signals topic's microbatches (issue 17.5).
+
+    The market-data sensor's planning on the topic ``microstructure live-signals`` writes
+    (resource ``signals_kafka``), requesting ``live_signals_job`` runs; same ledger, same
+    run keys (they name the topic), same retries and stuck reports.
+
+    Returns
+    -------
+    dagster.SensorDefinition
+        The sensor, targeting ``live_signals_job``.
+    """
+    policy = (retry_base_s, retry_cap_s, max_attempts)
+
+    @dg.sensor(
+        name="live_signals_sensor",
+        job=live_signals_job,
+        minimum_interval_seconds=SENSOR_INTERVAL_S,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def live_signals_sensor(
+        context: dg.SensorEvaluationContext,
+        signals_kafka: KafkaResource,
+        warehouse: WarehouseResource,
+    ) -> dg.SensorResult | dg.SkipReason:
+        """Request one microbatch run per lagging partition of the trading-signals topic."""
+        return plan_requests(
+            context, signals_kafka, warehouse, live_signals_job.name, LIVE_ASSET, policy
+        )
+
+    return live_signals_sensor
+
+
+def plan_requests(
+    context: dg.SensorEvaluationContext,
+    kafka: KafkaResource,
+    warehouse: WarehouseResource,
+    job_name: str,
+    op: str,
+    policy: tuple[float, float, int],
+) -> dg.SensorResult | dg.SkipReason:
+    """Plan one microbatch run per lagging partition of ``kafka.topic`` (both sensors).
+
+    Parameters
+    ----------
+    context
+        The sensor's context (instance, logs).
+    kafka, warehouse
+        The topic and the warehouse whose ledger says where loading stands.
+    job_name, op
+        The job the runs execute and the asset (op) their config is for.
+    policy
+        ``(retry_base_s, retry_cap_s, max_attempts)``.
+
+    Returns
+    -------
+    dagster.SensorResult | dagster.SkipReason
+        The run requests, or why there are none.
+    """
+    retry_base_s, retry_cap_s, max_attempts = policy
+    try:
+        marks = kafka.watermarks()
+        wh = warehouse.open(lock_timeout_s=SENSOR_LOCK_TIMEOUT_S)
+        # A recreated topic (another Kafka topic id than the ledger's) is not planned:
+        # its runs would fail until an operator acknowledges it, so say so instead.
+        check_topic_identity(wh.topic_incarnation(kafka.topic), kafka.topic_id())
+        ledger = wh.next_offsets(kafka.topic)
+    except (KafkaError, WarehouseLockedError) as e:
+        return dg.SkipReason(f"not planned this tick: {e}")
+    except TopicRecreatedError as e:
+        context.log.error(str(e))
+        return dg.SkipReason(str(e))
+    planned, warnings = plan_microbatches(marks, ledger, kafka.max_records)
+    for w in warnings:
+        context.log.warning(w)
+    if not planned:
+        return dg.SkipReason(f"{kafka.topic}: every partition is loaded to its high watermark")
+    busy = {
+        run.tags.get(TP_TAG)
+        for run in context.instance.get_runs(dg.RunsFilter(job_name=job_name, statuses=IN_PROGRESS))
+    }
+    requests: list[dg.RunRequest] = []
+    stuck: list[str] = []
+    now = time.time()
+    for batch in planned:
+        tp = tp_tag_value(kafka.topic, batch.partition)
+        if tp in busy:
+            continue
+        # Runs planned from this start that did not move the ledger (a run that had
+        # committed would have moved it past this start).
+        earlier = context.instance.get_run_records(
+            dg.RunsFilter(tags={TP_TAG: tp, START_TAG: str(batch.start)}), limit=max_attempts
+        )
+        attempt = len(earlier)
+        if attempt >= max_attempts:
+            message = (
+                f"{tp} is stuck: {attempt} runs from offset {batch.start} left the ledger "
+                "there; see the failed ingest_job runs"
+            )
+            context.log.error(message)
+            stuck.append(message)
+            continue
+        if attempt:
+            last_end = max(r.end_time or r.create_timestamp.timestamp() for r in earlier)
+            if now - last_end < min(retry_cap_s, retry_base_s * 2 ** (attempt - 1)):
+                continue
+        requests.append(
+            microbatch_request(
+                kafka.topic, batch.partition, batch.stop, attempt, batch.start, op=op
+            )
+        )
+    if not requests:
+        return dg.SkipReason(
+            "; ".join(stuck)
+            if stuck
+            else "lagging partitions have a run queued, running or backing off"
+        )
+    return dg.SensorResult(run_requests=requests)
+
+
 def microbatch_request(
-    topic: str, partition: int, stop: int, attempt: int = 0, start: int | None = None
+    topic: str,
+    partition: int,
+    stop: int,
+    attempt: int = 0,
+    start: int | None = None,
+    op: str = "market_data",
 ) -> dg.RunRequest:
     """Return the run request of one microbatch: two integers of config and the tp tags.
 
@@ -168,6 +243,8 @@ def microbatch_request(
     start
         The ledger position the request was planned from (tagged: retries count per start;
         the run itself reads its start from the ledger).
+    op
+        The asset whose config the request sets (``market_data`` or ``live_signals``).
 
     Returns
     -------
@@ -176,9 +253,7 @@ def microbatch_request(
     """
     return dg.RunRequest(
         run_key=run_key(topic, partition, stop, attempt),
-        run_config={
-            "ops": {"market_data": {"config": {"partition": partition, "stop_offset": stop}}}
-        },
+        run_config={"ops": {op: {"config": {"partition": partition, "stop_offset": stop}}}},
         tags={
             TP_TAG: tp_tag_value(topic, partition),
             STOP_TAG: str(stop),
@@ -191,6 +266,7 @@ def microbatch_request(
 
 
 market_data_sensor = build_market_data_sensor()
+live_signals_sensor = build_live_signals_sensor()
 
 
 @dg.sensor(

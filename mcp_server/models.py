@@ -148,6 +148,14 @@ class SignalRow(_Out):
     trading_signal: str
     kafka_partition: int | None
     kafka_offset: int | None
+    source: Literal["batch", "live"] = Field(
+        description="batch: a signals run's row (the source of truth); live: the live path's "
+        "row of a trade no run has computed yet (docs/live.md)"
+    )
+    provisional: bool = Field(
+        description="true for every live row, and for batch rows of a day whose run is not "
+        "final (computed before the close, or before trades loaded since); false: final"
+    )
 
 
 class SignalCounts(_Out):
@@ -293,6 +301,50 @@ class LatestSignal(_Out):
     trade_intensity_zscore: float | None
 
 
+class LiveProvenance(_Out):
+    """How the live path computed a provisional signal."""
+
+    lm_n: int | None = Field(description="the provisional n of the Lee-Mykland threshold")
+    lm_n_rule: str | None = Field(
+        description="prior: a given count (the previous day's); running: returns seen so far"
+    )
+    garch_params: str | None = Field(description="source of the GARCH parameters (null: none)")
+    acd_params: str | None = Field(description="source of the ACD parameters (null: none)")
+    kernel_version: str | None
+
+
+class BatchValue(LatestSignal):
+    """The signals run's row of the same trade, once a run has computed it."""
+
+    final: bool = Field(description="the run's day is final (see provenance.signal_runs)")
+
+
+class LiveSignal(_Out):
+    """A symbol's newest signal from the live path (provisional: the batch is the truth)."""
+
+    provisional: bool = Field(description="always true: a live value, to be replaced by the batch")
+    time: str
+    timestamp_ns: int
+    age_s: float = Field(description="seconds between the trade and now (server clock)")
+    date: str
+    seq: int
+    price: float
+    trading_signal: str
+    lee_mykland_stat: float | None
+    lm_xi: float | None
+    jump_detected: bool
+    standardized_return: float | None
+    trade_intensity_zscore: float | None
+    kafka_partition: int | None = Field(description="the trade's market-data partition")
+    kafka_offset: int | None = Field(description="the trade's market-data offset")
+    emitted: str | None = Field(description="when the live path produced it (Kafka time)")
+    emitted_age_s: float | None
+    provenance: LiveProvenance
+    batch: BatchValue | None = Field(
+        description="the batch's value of the same trade; null until a signals run has it"
+    )
+
+
 class RealTimeRow(_Out):
     """What is newest for one symbol."""
 
@@ -300,6 +352,9 @@ class RealTimeRow(_Out):
     last_trade: LatestTrade | None
     last_signal: LatestSignal | None
     last_buy_or_sell: LatestSignal | None
+    live_signal: LiveSignal | None = Field(
+        description="the newest provisional signal of the live path (null: none loaded)"
+    )
     trades_today: int = Field(description="trades on the symbol's newest day")
     signals_today: SignalCounts
 

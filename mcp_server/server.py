@@ -13,7 +13,9 @@ long type-filtered windows, every Vertica query) run in worker threads, at most
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import contextvars
 import gc
 import inspect
@@ -35,11 +37,13 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.types import CallToolResult, ContentBlock, ImageContent, TextContent, ToolAnnotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from mcp_server import telemetry as tm
+from mcp_server.live_resource import LIVE_URI, read_live, watch
 from mcp_server.settings import McpSettings, token_digest
 from mcp_server.tools import Answer, ToolService, iso_utc
 from mcp_server.toolspec import SIGNAL_TOOLS, TOOL_NAMES, TOOLS, ToolSpec
@@ -238,9 +242,13 @@ def build_server(
         content_hooks=dict(content_hooks or {}),
     )
 
+    bus = InMemorySubscriptionBus()
+
     @asynccontextmanager
     async def lifespan(_server: MCPServer[Runtime]) -> AsyncIterator[Runtime]:
         runtime.port.start()
+        # The live resources' change notices (mcp_server/live_resource.py).
+        watcher = asyncio.create_task(watch(runtime.port, bus, settings.live_watch_s))
         _preload()
         # Everything loaded so far (the SDK, pydantic schemas, pandas: about 140,000
         # objects) lives as long as the process: move it out of the cyclic collector's
@@ -249,6 +257,9 @@ def build_server(
         try:
             yield runtime
         finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
             runtime.port.close()
 
     verifier = StaticTokenVerifier(settings.tokens) if settings.auth_required else None
@@ -258,6 +269,7 @@ def build_server(
         instructions=INSTRUCTIONS,
         version=SERVER_VERSION,
         lifespan=lifespan,
+        subscriptions=bus,
         token_verifier=verifier,
         # Static bearer tokens: no authorization server to advertise, so no RFC 9728
         # metadata (resource_server_url None) and nothing for a client to discover.
@@ -267,6 +279,20 @@ def build_server(
         log_level=settings.log_level if settings.log_level in _LEVELS else "INFO",  # type: ignore[arg-type]
     )
     _register_tools(server, runtime)
+
+    @server.resource(
+        LIVE_URI,
+        name="live_signal",
+        title="A symbol's newest live signal",
+        description="The live path's newest provisional signal of the symbol (with the batch's "
+        "value of the same trade once a signals run has it) and the live BUY/SELL count of its "
+        "newest day. Listen for this URI (subscriptions/listen) to be told when a new live "
+        "BUY or SELL arrives.",
+        mime_type="application/json",
+    )
+    async def live_resource(symbol: str) -> str:
+        return read_live(await _view(runtime), symbol)
+
     server.middleware.append(_audit_rejected_calls)
     _RUNTIMES[server] = runtime
 

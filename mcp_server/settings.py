@@ -138,6 +138,7 @@ class McpSettings:
     heavy_concurrency: int = 2
     inline_scan_rows: int = 200_000
     wait_first_s: float = 15.0
+    live_watch_s: float = 0.5  # how often the live resources' watcher looks for new BUY/SELL
     store: Path | None = None
     vertica_pool: int = 4
     insecure_public_http: bool = False

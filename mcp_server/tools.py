@@ -187,12 +187,14 @@ def resolve_window(
     start: str | None,
     end: str | None,
     default_hours: float,
+    newest_ns: int | None = None,
 ) -> ResolvedWindow:
     """Turn the window arguments into ``[start_ns, end_ns)``.
 
-    Without ``start``/``end`` the window ends just after the symbol's newest trade and
-    reaches ``hours_back`` (default ``default_hours``) back. With only ``start`` it runs
-    to the newest trade; with only ``end`` it reaches ``hours_back`` back from ``end``.
+    Without ``start``/``end`` the window ends just after the symbol's newest trade (or
+    ``newest_ns`` when given: signal windows end at the newest signal, live ones included)
+    and reaches ``hours_back`` (default ``default_hours``) back. With only ``start`` it runs
+    to that end; with only ``end`` it reaches ``hours_back`` back from ``end``.
 
     Raises
     ------
@@ -205,7 +207,8 @@ def resolve_window(
     hours = default_hours if hours_back is None else hours_back
     if not 0 < hours <= MAX_WINDOW_HOURS:
         raise ToolError(f"hours_back is {hours:g} and must be > 0 and at most {MAX_WINDOW_HOURS:g}")
-    newest_end = (info.last_ns if info.last_ns is not None else time.time_ns()) + 1
+    newest = info.last_ns if newest_ns is None else newest_ns
+    newest_end = (newest if newest is not None else time.time_ns()) + 1
     if start is None and end is None:
         end_ns = newest_end
         return ResolvedWindow(end_ns - int(hours * HOUR_NS), end_ns, "newest_data")
@@ -716,7 +719,9 @@ class ToolService:
         """Answer ``get_trading_signals``."""
         info = find_symbol(view, symbol)
         limit = self._limit(limit)
-        win = resolve_window(info, hours_back, start, end, default_hours=24.0)
+        win = resolve_window(
+            info, hours_back, start, end, default_hours=24.0, newest_ns=info.signals_last_ns
+        )
         kind: SignalKind = signal_type
         q = query_id("get_trading_signals", info.symbol, signal_type)
         rows, pg, win, qs = self._paged(
@@ -724,7 +729,9 @@ class ToolService:
             win,
             cursor,
             2,
-            lambda a, b, before, n: view.signals_page(info.symbol, kind, a, b, before, n),
+            lambda a, b, before, n: _finality(
+                view, view.signals_page(info.symbol, kind, a, b, before, n)
+            ),
             limit,
             "signals" if signal_type == "ALL" else f"{signal_type} signals",
         )
@@ -764,14 +771,18 @@ class ToolService:
         """Answer ``get_jump_events``."""
         info = find_symbol(view, symbol)
         limit = self._limit(limit)
-        win = resolve_window(info, hours_back, start, end, default_hours=24.0 * 7)
+        win = resolve_window(
+            info, hours_back, start, end, default_hours=24.0 * 7, newest_ns=info.signals_last_ns
+        )
         q = query_id("get_jump_events", info.symbol)
         rows, pg, win, qs = self._paged(
             q,
             win,
             cursor,
             2,
-            lambda a, b, before, n: view.signals_page(info.symbol, "JUMP", a, b, before, n),
+            lambda a, b, before, n: _finality(
+                view, view.signals_page(info.symbol, "JUMP", a, b, before, n)
+            ),
             limit,
             "jumps",
         )
@@ -1272,6 +1283,61 @@ _SIGNAL_FIELDS = (
 )
 
 
+def _finality(view: ServingView, page: Page) -> Page:
+    """Mark each signal row of a page provisional (live, or its day not final) or final."""
+    cat = view.catalog
+    finals: dict[str, bool] = {}
+    for r in page.rows:
+        day = r["date"]
+        if day not in finals:
+            finals[day] = bool(cat.final(date.fromisoformat(day)))
+        r["provisional"] = r["source"] == "live" or not finals[day]
+    return page
+
+
+_LIVE_FIELDS = (
+    "time",
+    "timestamp_ns",
+    "date",
+    "seq",
+    "price",
+    "trading_signal",
+    "lee_mykland_stat",
+    "lm_xi",
+    "jump_detected",
+    "standardized_return",
+    "trade_intensity_zscore",
+    "kafka_partition",
+    "kafka_offset",
+)
+
+
+def live_signal(view: ServingView, symbol: str, now_ns: int) -> dict[str, Any] | None:
+    """Return the newest live signal of ``symbol`` beside the batch's value of its trade."""
+    row = view.newest_live(symbol)
+    if row is None:
+        return None
+    out: dict[str, Any] = {"provisional": True}
+    out.update(_aged(row, _LIVE_FIELDS, now_ns) or {})
+    emitted = row["emitted_ns"]
+    out["emitted"] = iso_utc(emitted)
+    out["emitted_age_s"] = None if emitted is None else round((now_ns - emitted) / NS, 3)
+    out["provenance"] = {
+        k: row[k] for k in ("lm_n", "lm_n_rule", "garch_params", "acd_params", "kernel_version")
+    }
+    day = date.fromisoformat(row["date"])
+    batch = None
+    if row["kafka_partition"] is not None and row["kafka_offset"] is not None:
+        batch = view.batch_signal_of(
+            symbol, day, row["timestamp_ns"], row["kafka_partition"], row["kafka_offset"]
+        )
+    value = None if batch is None else _aged(batch, _SIGNAL_FIELDS, now_ns)
+    if value is not None:
+        value["final"] = bool(view.catalog.final(day))
+    out["batch"] = value
+    return out
+
+
 def _aged(
     row: Mapping[str, Any] | None, fields: Sequence[str], now_ns: int
 ) -> dict[str, Any] | None:
@@ -1296,6 +1362,7 @@ def _real_time_row(view: ServingView, info: SymbolSummary, now_ns: int) -> dict[
         "last_trade": trade,
         "last_signal": _aged(newest.signal, _SIGNAL_FIELDS, now_ns),
         "last_buy_or_sell": _aged(newest.action, _SIGNAL_FIELDS, now_ns),
+        "live_signal": live_signal(view, info.symbol, now_ns),
         "trades_today": e.n_trades if e is not None else 0,
         "signals_today": {
             "BUY": s.n_buy if s else 0,

@@ -38,6 +38,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, overload
 
 import numpy as np
@@ -48,7 +49,16 @@ import pyarrow.compute as _pc
 
 from pipeline.errors import OffsetError, ParseError
 from pipeline.events import Aggregate, Gap, Quote, Reject, Trade
-from pipeline.kafka.codec import SCHEMA_TRADE, decode_event, decode_trades_bulk
+from pipeline.kafka.codec import (
+    SCHEMA_REJECT,
+    SCHEMA_SIGNAL,
+    SCHEMA_TRADE,
+    SIGNAL_FLOATS,
+    decode_event,
+    decode_signal,
+    decode_trades_bulk,
+    input_key,
+)
 from pipeline.kafka.offsets import KafkaRecord, OffsetRange, plan_stop
 from pipeline.nytime import NEW_YORK
 from pipeline.warehouse.schema import VARCHAR_BYTES
@@ -163,6 +173,52 @@ AGGREGATE_COLUMNS: tuple[str, ...] = (
     "kafka_offset",
 )
 
+# The live path's records (topic trading-signals, sql/migrations/0015), without loaded_ns. A
+# live record is identified by its input key: the market-data record it was derived from.
+LIVE_KEY: tuple[str, ...] = ("input_topic", "input_partition", "input_offset")
+LIVE_SIGNAL_COLUMNS: tuple[str, ...] = (
+    "symbol",
+    "date",
+    "seq",
+    "timestamp_ns",
+    "price",
+    "size",
+    "log_return",
+    "lee_mykland_stat",
+    "lm_xi",
+    "lm_n",
+    "lm_n_rule",
+    "jump_detected",
+    "garch_sigma2",
+    "standardized_return",
+    "bns_stat",
+    "conditional_duration",
+    "acd_surprise",
+    "trade_intensity_zscore",
+    "trading_signal",
+    "in_order",
+    "garch_params",
+    "acd_params",
+    "kernel_version",
+    "params",
+    *LIVE_KEY,
+    "emitted_ns",
+    "kafka_topic",
+    "kafka_partition",
+    "kafka_offset",
+)
+LIVE_REJECT_COLUMNS: tuple[str, ...] = (
+    "stage",
+    "reason",
+    "raw",
+    *LIVE_KEY,
+    "kernel_version",
+    "emitted_ns",
+    "kafka_topic",
+    "kafka_partition",
+    "kafka_offset",
+)
+
 # pyarrow.compute generates its functions at import: its stubs cannot list them.
 pc: Any = _pc
 
@@ -195,6 +251,15 @@ class Microbatch:
         One row per distinct bar (:data:`AGGREGATE_KEY`), columns :data:`AGGREGATE_COLUMNS`.
     n_quote_duplicates, n_aggregate_duplicates
         Quotes and bars dropped because an earlier record of the batch had the same key.
+    live_signals
+        ``signal.v1`` records (the live path's topic): one row per input key,
+        columns :data:`LIVE_SIGNAL_COLUMNS`, in offset order.
+    live_rejects
+        The live path's ``reject.v1`` records (input records it refused), one per input key,
+        columns :data:`LIVE_REJECT_COLUMNS`.
+    n_live_duplicates
+        Live records dropped because an earlier record of the batch had the same input key
+        (the at-least-once producer's repeats).
     """
 
     range: OffsetRange
@@ -207,6 +272,9 @@ class Microbatch:
     aggregates: pd.DataFrame = field(default_factory=lambda: _empty(AGGREGATE_COLUMNS))
     n_quote_duplicates: int = 0
     n_aggregate_duplicates: int = 0
+    live_signals: pd.DataFrame = field(default_factory=lambda: _empty(LIVE_SIGNAL_COLUMNS))
+    live_rejects: pd.DataFrame = field(default_factory=lambda: _empty(LIVE_REJECT_COLUMNS))
+    n_live_duplicates: int = 0
 
     @property
     def n_trades(self) -> int:
@@ -233,6 +301,16 @@ class Microbatch:
         """Return the number of distinct bars in the batch."""
         return len(self.aggregates)
 
+    @property
+    def n_live_signals(self) -> int:
+        """Return the number of distinct live signals (input keys) in the batch."""
+        return len(self.live_signals)
+
+    @property
+    def n_live_rejects(self) -> int:
+        """Return the number of distinct live rejects (input keys) in the batch."""
+        return len(self.live_rejects)
+
     def metadata(self) -> dict[str, int | str | None]:
         """Return counts and bounds for run metadata and logs.
 
@@ -256,6 +334,9 @@ class Microbatch:
             "n_quote_duplicates_in_batch": self.n_quote_duplicates,
             "n_aggregates": self.n_aggregates,
             "n_aggregate_duplicates_in_batch": self.n_aggregate_duplicates,
+            "n_live_signals": self.n_live_signals,
+            "n_live_rejects": self.n_live_rejects,
+            "n_live_duplicates_in_batch": self.n_live_duplicates,
             "min_timestamp_ns": int(ts.min()) if len(ts) else None,
             "max_timestamp_ns": int(ts.max()) if len(ts) else None,
         }
@@ -773,6 +854,8 @@ class _Shaper:
         self.trades: list[tuple[int, Trade]] = []
         self.quotes: list[tuple[int, Quote]] = []
         self.aggregates: list[tuple[int, Aggregate]] = []
+        self.live: list[tuple[int, dict[str, Any]]] = []
+        self.live_rejects: list[tuple[int, tuple[Any, ...]]] = []
 
     def reject(
         self,
@@ -806,6 +889,12 @@ class _Shaper:
         """Decode record ``i`` on its own and file it by event type, or as a reject."""
         c = self.cols
         value = c.values[i]
+        schema = _header(c.headers[i], "schema")
+        if schema == SCHEMA_SIGNAL or (
+            schema == SCHEMA_REJECT and _header(c.headers[i], "input_offset") is not None
+        ):
+            self.live_record(i, schema)
+            return
         try:
             # Every event type the warehouse has a table for: a valid quote or bar is data,
             # not a reject (codec.decode would refuse them as unrouted).
@@ -846,6 +935,115 @@ class _Shaper:
                 self.reject(i, "ingest", f"gap: {problem}", value, None, None)
             else:
                 self.gaps.append((i, event))
+
+    def live_record(self, i: int, schema: bytes) -> None:
+        """File a record of the live path (a signal, or an input record it refused)."""
+        c = self.cols
+        value, headers = c.values[i], c.headers[i]
+        emitted = int(c.timestamps_ms[i]) * 1_000_000 if c.timestamps_ms[i] >= 0 else None
+        lineage = (emitted, c.topic, c.partition, int(c.offsets[i]))
+        try:
+            if schema == SCHEMA_SIGNAL:
+                row = decode_signal(value, headers)
+                problem = _live_problem(row)
+                if problem is None:
+                    self.live.append((i, row))
+                    return
+                raise ParseError(problem)
+            event = decode_event(value, headers)
+            key = input_key(headers)
+            if not isinstance(event, Reject) or key is None:
+                raise ParseError("a live reject.v1 record needs a reject value and its input key")
+            kernel = _header(headers, "kernel_version")
+            self.live_rejects.append(
+                (
+                    i,
+                    (
+                        _fit(event.stage, _LIVE_REJECT_BYTES["stage"]),
+                        _fit(event.reason, _LIVE_REJECT_BYTES["reason"]),
+                        _raw_text(event.raw),
+                        *key,
+                        None if kernel is None else _fit(kernel.decode("latin-1"), 64),
+                        *lineage,
+                    ),
+                )
+            )
+        except ParseError as e:
+            what = "signal" if schema == SCHEMA_SIGNAL else "live reject"
+            self.reject(i, "ingest", f"{what}: {e}", value, _key_text(c.keys[i]), None)
+
+
+_LIVE_BYTES = VARCHAR_BYTES["live_signals"]
+_LIVE_REJECT_BYTES = VARCHAR_BYTES["live_signal_rejects"]
+_LIVE_TEXT = ("symbol", "lm_n_rule", "garch_params", "acd_params", "kernel_version", "params")
+
+
+def _live_problem(row: Mapping[str, Any]) -> str | None:
+    """Return why a decoded ``signal.v1`` row cannot be stored, or None if it can."""
+    for name in ("seq", "input_partition"):
+        if not 0 <= row[name] <= _INT32_MAX:
+            return f"{name} is {row[name]} and must be a non-negative int32"
+    for name in ("timestamp_ns", "size", "input_offset"):
+        if not 0 <= row[name] <= _INT64_MAX:
+            return f"{name} is {row[name]} and must be a non-negative int64"
+    if row["lm_n"] is not None and not 0 <= row["lm_n"] <= _INT64_MAX:
+        return f"lm_n is {row['lm_n']} and must be a non-negative int64"
+    if not (math.isfinite(row["price"]) and row["price"] > 0):
+        return f"price is {row['price']!r} and must be finite and positive"
+    try:
+        date.fromisoformat(row["date"])
+    except ValueError:
+        return f"date is {row['date']!r} and must be YYYY-MM-DD"
+    return _too_long("live_signals", [(n, row[n]) for n in (*_LIVE_TEXT, "input_topic")])
+
+
+def _live_frames(
+    cols: RecordColumns,
+    signals: Sequence[tuple[int, dict[str, Any]]],
+    rejects: Sequence[tuple[int, tuple[Any, ...]]],
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """Return the live signals and rejects, each input key once (first arrival), and repeats."""
+    n_dup = 0
+    if signals:
+        pos = _positions(signals)
+        rows = [r for _, r in signals]
+        frame = pd.DataFrame(
+            {
+                **{
+                    name: [r[name] for r in rows] for name in LIVE_SIGNAL_COLUMNS if name in rows[0]
+                },
+                "emitted_ns": pd.array(
+                    [int(t) * 1_000_000 if t >= 0 else None for t in cols.timestamps_ms[pos]],
+                    dtype="Int64",
+                ),
+                "kafka_topic": pd.Series([cols.topic] * len(rows), dtype="str"),
+                "kafka_partition": np.full(len(rows), cols.partition, dtype=np.int32),
+                "kafka_offset": cols.offsets[pos],
+            },
+            columns=list(LIVE_SIGNAL_COLUMNS),
+        )
+        frame["date"] = pd.to_datetime(frame["date"]).dt.date
+        # Nullable types, never object columns: null (an undefined statistic) stays NULL.
+        frame = frame.astype(
+            {
+                "lm_n": "Int64",
+                "in_order": "boolean",
+                **dict.fromkeys(SIGNAL_FLOATS, "Float64"),
+                **dict.fromkeys(("garch_params", "acd_params", "lm_n_rule", "params"), "str"),
+            }
+        )
+        frame, n_dup = _dedup(frame, LIVE_KEY)
+    else:
+        frame = _empty(LIVE_SIGNAL_COLUMNS)
+    if rejects:
+        r_frame = pd.DataFrame(
+            [row for _, row in rejects], columns=list(LIVE_REJECT_COLUMNS)
+        ).astype({"emitted_ns": "Int64"})
+        r_frame, n = _dedup(r_frame, LIVE_KEY)
+        n_dup += n
+    else:
+        r_frame = _empty(LIVE_REJECT_COLUMNS)
+    return frame, r_frame, n_dup
 
 
 def shape_batch(
@@ -941,6 +1139,7 @@ def _shape(
     )
     quotes, n_quote_dup = _quotes_frame(cols, shaper.quotes)
     aggregates, n_agg_dup = _aggregates_frame(cols, shaper.aggregates)
+    live, live_rejects, n_live_dup = _live_frames(cols, shaper.live, shaper.live_rejects)
     return Microbatch(
         range=offsets,
         trades=trades,
@@ -952,6 +1151,9 @@ def _shape(
         aggregates=aggregates,
         n_quote_duplicates=n_quote_dup,
         n_aggregate_duplicates=n_agg_dup,
+        live_signals=live,
+        live_rejects=live_rejects,
+        n_live_duplicates=n_live_dup,
     )
 
 

@@ -91,7 +91,7 @@ INGEST_CHECKS: tuple[CheckSpec, ...] = (
         "row_count_reconciles",
         "market_data",
         "ERROR",
-        "trades = records read - rejects - gaps - quotes - bars - duplicates, "
+        "trades = records read - rejects - gaps - quotes - bars - live records - duplicates, "
         "records <= offset span",
     ),
     CheckSpec("reject_ratio", "market_data", "ERROR", "rejects / records read under the threshold"),
@@ -360,6 +360,7 @@ def _expected_trades(batch: Microbatch) -> int:
         - batch.n_duplicates
         - (batch.n_quotes + batch.n_quote_duplicates)
         - (batch.n_aggregates + batch.n_aggregate_duplicates)
+        - (batch.n_live_signals + batch.n_live_rejects + batch.n_live_duplicates)
     )
 
 

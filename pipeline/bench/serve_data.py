@@ -733,6 +733,9 @@ def _day_rows(
                 0,
                 0,
                 None,  # kafka_topic_id: none, like rows written before the check (adopted)
+                0,  # n_signals, n_signal_duplicates, n_signal_rejects: a market-data batch
+                0,
+                0,
             )
         )
         quality.extend(

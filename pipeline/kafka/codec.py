@@ -660,3 +660,130 @@ def _is_utf8(value: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+# --- the live path's records (topic trading-signals), read back by the warehouse loader ------
+
+SIGNAL_FLOATS: tuple[str, ...] = (
+    "log_return",
+    "lee_mykland_stat",
+    "lm_xi",
+    "garch_sigma2",
+    "standardized_return",
+    "bns_stat",
+    "conditional_duration",
+    "acd_surprise",
+    "trade_intensity_zscore",
+)
+"""The ``signal.v1`` statistics that are numbers or null (null: undefined, e.g. NaN)."""
+SIGNAL_LABELS: frozenset[str] = frozenset({"BUY", "SELL", "HOLD"})
+
+
+def input_key(
+    headers: Sequence[tuple[str, bytes | None]] | None,
+) -> tuple[str, int, int] | None:
+    """Return a derived record's input ``(topic, partition, offset)`` (None when absent).
+
+    Parameters
+    ----------
+    headers
+        The record headers (:func:`signal_headers` wrote them).
+
+    Returns
+    -------
+    tuple[str, int, int] | None
+        The idempotent key of a ``signal.v1`` or live ``reject.v1`` record.
+
+    Raises
+    ------
+    ParseError
+        If some of the three headers are present but not all, or one is malformed.
+    """
+    parts = [_header(headers, n) for n in ("input_topic", "input_partition", "input_offset")]
+    if all(p is None for p in parts):
+        return None
+    topic, partition, offset = parts
+    try:
+        if topic is None or partition is None or offset is None:
+            raise ValueError("incomplete")
+        return topic.decode(), int(partition), int(offset)
+    except (UnicodeDecodeError, ValueError):
+        raise ParseError(
+            f"input headers {parts!r} are not a (topic, partition, offset) key"
+        ) from None
+
+
+def decode_signal(
+    value: bytes | None, headers: Sequence[tuple[str, bytes | None]] | None
+) -> dict[str, Any]:
+    """Decode a ``signal.v1`` record into the columns of one ``live_signals`` row.
+
+    Parameters
+    ----------
+    value
+        The record value (:class:`pipeline.live.partition.PartitionProcessor` wrote it).
+    headers
+        Its headers: ``schema``, the input key, ``kernel_version`` and ``params``.
+
+    Returns
+    -------
+    dict[str, Any]
+        ``symbol, date, seq, timestamp_ns, price, size``, the statistics, ``lm_n, lm_n_rule,
+        jump_detected, trading_signal, in_order, garch_params, acd_params, kernel_version,
+        params, input_topic, input_partition, input_offset``.
+
+    Raises
+    ------
+    ParseError
+        If the schema is not ``signal.v1``, the input key or the kernel version is missing,
+        or a field is missing or of the wrong type.
+    """
+    if _header(headers, "schema") != SCHEMA_SIGNAL:
+        raise ParseError(f"schema {_header(headers, 'schema')!r} is not {SCHEMA_SIGNAL!r}")
+    key = input_key(headers)
+    kernel = _header(headers, "kernel_version")
+    if key is None or not kernel:
+        raise ParseError("a signal.v1 record needs its input key and kernel_version headers")
+    if value is None:
+        raise ParseError("record has no value")
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError as e:
+        raise ParseError(f"value is not JSON: {e}") from e
+    if not isinstance(obj, dict):
+        raise ParseError(f"value is a JSON {type(obj).__name__}, expected an object")
+    try:
+        label = obj["trading_signal"]
+        if label not in SIGNAL_LABELS:
+            raise ParseError(f"field 'trading_signal' is {label!r}")
+        jump = obj["jump_detected"]
+        if not isinstance(jump, bool):
+            raise ParseError(f"field 'jump_detected' is {jump!r} and must be a boolean")
+        day = str(obj["date"])
+        if len(day) != 10:
+            raise ParseError(f"field 'date' is {day!r} and must be YYYY-MM-DD")
+        params = _header(headers, "params")
+        row: dict[str, Any] = {
+            "symbol": _symbol(obj),
+            "date": day,
+            "seq": _required(_int_or_none(obj, "seq"), "seq"),
+            "timestamp_ns": _required(_int_or_none(obj, "timestamp_ns"), "timestamp_ns"),
+            "price": _required(_float_or_none(obj, "price"), "price"),
+            "size": _required(_int_or_none(obj, "size"), "size"),
+            **{name: _float_or_none(obj, name) for name in SIGNAL_FLOATS},
+            "lm_n": _int_or_none(obj, "lm_n"),
+            "lm_n_rule": None if obj.get("lm_n_rule") is None else str(obj["lm_n_rule"]),
+            "jump_detected": jump,
+            "trading_signal": label,
+            "in_order": None if obj.get("in_order") is None else bool(obj["in_order"]),
+            "garch_params": None if obj.get("garch_params") is None else str(obj["garch_params"]),
+            "acd_params": None if obj.get("acd_params") is None else str(obj["acd_params"]),
+            "kernel_version": kernel.decode(errors="replace"),
+            "params": None if params is None else params.decode(errors="replace"),
+            "input_topic": key[0],
+            "input_partition": key[1],
+            "input_offset": key[2],
+        }
+    except KeyError as e:
+        raise ParseError(f"field {e.args[0]!r} is missing") from None
+    return row

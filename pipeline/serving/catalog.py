@@ -201,6 +201,8 @@ class LedgerBatch:
     quality_passed: bool | None
     quality_summary: str | None
     committed_ns: int
+    n_signals: int = 0
+    """Live signals the batch stored (a batch of the live path's topic)."""
 
     @property
     def target(self) -> str:
@@ -210,7 +212,8 @@ class LedgerBatch:
 
 def ledger_batch(row: Sequence[Any]) -> LedgerBatch:
     """Build a batch from ``LEDGER_SQL``'s column order."""
-    topic, p, start, stop, n_trades, dups, rejects, qp, qs, committed = row
+    topic, p, start, stop, n_trades, dups, rejects, qp, qs, committed, *more = row
+    n_signals = more[0] if more else 0
     return LedgerBatch(
         str(topic),
         int(p),
@@ -222,6 +225,7 @@ def ledger_batch(row: Sequence[Any]) -> LedgerBatch:
         None if qp is None else bool(qp),
         None if qs is None else str(qs),
         int(committed),
+        int(n_signals or 0),
     )
 
 
@@ -338,6 +342,59 @@ class SignalFacts:
     bns_p_value: float | None = None
     bns_jump: bool | None = None
     lm_jump_count: int | None = None
+    last_ns: int | None = None
+    last_seq: int | None = None
+    """The key ``(timestamp_ns, seq)`` of the run's last row: live rows after it are served."""
+
+    @property
+    def last_key(self) -> tuple[int, int] | None:
+        """Return the run's last signal key of the symbol-day (None when unknown)."""
+        if self.last_ns is None or self.last_seq is None:
+            return None
+        return (self.last_ns, self.last_seq)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveFacts:
+    """What the live path's history holds of one symbol-day (``live_signals``)."""
+
+    n_rows: int = 0
+    n_buy: int = 0
+    n_sell: int = 0
+    last_ns: int | None = None
+
+    def plus(self, other: LiveFacts) -> LiveFacts:
+        """Return the facts of both (two batches of the same symbol-day)."""
+        lasts = [t for t in (self.last_ns, other.last_ns) if t is not None]
+        return LiveFacts(
+            self.n_rows + other.n_rows,
+            self.n_buy + other.n_buy,
+            self.n_sell + other.n_sell,
+            max(lasts) if lasts else None,
+        )
+
+
+def live_facts(rows: Iterable[Sequence[Any]]) -> dict[tuple[str, date], LiveFacts]:
+    """Fold grouped live rows into facts per (symbol, day).
+
+    Parameters
+    ----------
+    rows
+        ``(symbol, date, n, n_buy, n_sell, max_ts)`` per symbol-day of some loaded range.
+
+    Returns
+    -------
+    dict
+        Facts keyed by the symbol and the day.
+    """
+    out: dict[tuple[str, date], LiveFacts] = {}
+    for symbol, d, n, buy, sell, hi in rows:
+        day = d if isinstance(d, date) else date.fromisoformat(str(d)[:10])
+        key = (str(symbol), day)
+        f = LiveFacts(int(n), int(buy or 0), int(sell or 0), None if hi is None else int(hi))
+        old = out.get(key)
+        out[key] = f if old is None else old.plus(f)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,6 +416,8 @@ class SymbolDay:
     n_rejects: int = 0
     last_commit_ns: int | None = None
     signals: SignalFacts | None = None
+    live: LiveFacts | None = None
+    """The live path's provisional signals of the symbol-day (None: none loaded)."""
 
     @property
     def minutes_with_trades(self) -> int:
@@ -416,7 +475,12 @@ class SymbolDay:
                 s.bns_p_value,
                 s.bns_jump,
                 s.lm_jump_count,
+                s.last_ns,
+                s.last_seq,
             ],
+            "live": None
+            if self.live is None
+            else [self.live.n_rows, self.live.n_buy, self.live.n_sell, self.live.last_ns],
         }
 
     @staticmethod
@@ -439,6 +503,7 @@ class SymbolDay:
             n_rejects=int(d["rejects"]),
             last_commit_ns=d["commit"],
             signals=None if s is None else SignalFacts(*s),
+            live=None if d.get("live") is None else LiveFacts(*d["live"]),
         )
 
 
@@ -501,6 +566,16 @@ class SymbolSummary:
     """Days with trades, ascending."""
     signal_days: tuple[date, ...]
     """Days whose current run has signal rows of the symbol, ascending."""
+    live_days: tuple[date, ...] = ()
+    """Days with the live path's provisional signals of the symbol, ascending."""
+    live_last_ns: int | None = None
+    """The newest trade time of the live path's signals of the symbol."""
+
+    @property
+    def signals_last_ns(self) -> int | None:
+        """Return the newest time with a signal, batch or live (signal windows end there)."""
+        known = [t for t in (self.last_ns, self.live_last_ns) if t is not None]
+        return max(known) if known else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -517,6 +592,7 @@ def _summary(symbol: str, days: Mapping[date, DayCatalog], of: Iterable[date]) -
     trade_days = tuple(e.day for e in entries if e.n_trades)
     firsts = [e.first_ns for e in entries if e.first_ns is not None]
     lasts = [e.last_ns for e in entries if e.last_ns is not None]
+    live_lasts = [e.live.last_ns for e in entries if e.live is not None and e.live.last_ns]
     return SymbolSummary(
         symbol=symbol,
         n_trades=sum(e.n_trades for e in entries),
@@ -524,6 +600,8 @@ def _summary(symbol: str, days: Mapping[date, DayCatalog], of: Iterable[date]) -
         last_ns=max(lasts) if lasts else None,
         days=trade_days,
         signal_days=tuple(e.day for e in entries if e.signals is not None and e.signals.n_rows > 0),
+        live_days=tuple(e.day for e in entries if e.live is not None and e.live.n_rows > 0),
+        live_last_ns=max(live_lasts) if live_lasts else None,
     )
 
 
@@ -647,6 +725,15 @@ class CatalogBuilder:
             last_commit_ns=max(batch.committed_ns, pos.last_commit_ns if pos else 0),
         )
 
+    def add_live(self, facts: Iterable[tuple[str, date, LiveFacts]]) -> None:
+        """Add what a batch of the live path's topic loaded of each symbol-day."""
+        for symbol, day, f in facts:
+            entries = self._day_entries(day)
+            old = entries.get(symbol) or SymbolDay(symbol, day)
+            entries[symbol] = replace(old, live=f if old.live is None else old.live.plus(f))
+            self._touched.add(symbol)
+            self.changed_days.add(day)
+
     def _day_loads(self, day: date) -> dict[tuple[str, int], int]:
         loads = self._loads.get(day)
         if loads is None:
@@ -669,10 +756,10 @@ class CatalogBuilder:
         entries = self._day_entries(day)
         for symbol, e in list(entries.items()):
             self._touched.add(symbol)
-            if e.signals is None:
+            if e.signals is None and e.live is None:
                 del entries[symbol]
             else:
-                entries[symbol] = SymbolDay(symbol, day, signals=e.signals)
+                entries[symbol] = SymbolDay(symbol, day, signals=e.signals, live=e.live)
         self.changed_days.add(day)
 
     def drop_day(self, day: date) -> None:
@@ -785,6 +872,7 @@ __all__ = [
     "GapInfo",
     "LedgerBatch",
     "LedgerPos",
+    "LiveFacts",
     "RunInfo",
     "SignalFacts",
     "SymbolDay",
@@ -793,6 +881,7 @@ __all__ = [
     "current_runs",
     "follow_ledger",
     "ledger_batch",
+    "live_facts",
     "merge_gaps",
     "parse_params",
     "run_from_row",

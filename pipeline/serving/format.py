@@ -312,7 +312,9 @@ def trade_rows(cols: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [dict(zip(names, row, strict=True)) for row in zip(*fields.values(), strict=True)]
 
 
-def signal_rows(cols: Mapping[str, Any], days: Sequence[date] | date) -> list[dict[str, Any]]:
+def signal_rows(
+    cols: Mapping[str, Any], days: Sequence[date] | date, source: str = "batch"
+) -> list[dict[str, Any]]:
     """Build ``SignalRow`` answers from :data:`SIGNAL_COLUMNS`.
 
     Parameters
@@ -321,6 +323,8 @@ def signal_rows(cols: Mapping[str, Any], days: Sequence[date] | date) -> list[di
         The columns.
     days
         The trading day of every row, or one day for all.
+    source
+        ``batch`` (a signals run's row) or ``live`` (the live path's provisional row).
 
     Returns
     -------
@@ -350,8 +354,42 @@ def signal_rows(cols: Mapping[str, Any], days: Sequence[date] | date) -> list[di
             fields[name] = _strs(cols[name])
         else:
             fields[name] = _ints(cols[name])
+    fields["source"] = [source] * n
     names = list(fields)
     return [dict(zip(names, row, strict=True)) for row in zip(*fields.values(), strict=True)]
+
+
+LIVE_PROVENANCE: tuple[str, ...] = (
+    "lm_n",
+    "lm_n_rule",
+    "garch_params",
+    "acd_params",
+    "kernel_version",
+    "emitted_ns",
+)
+"""What a live row says of how it was computed (``live_signals``), beside its signal columns."""
+
+
+def live_row(one: Mapping[str, Any], day: date) -> dict[str, Any]:
+    """Build one live signal answer: a ``SignalRow`` (source ``live``) and its provenance.
+
+    Parameters
+    ----------
+    one
+        Single-row columns: :data:`SIGNAL_COLUMNS` and :data:`LIVE_PROVENANCE`.
+    day
+        The row's trading day.
+
+    Returns
+    -------
+    dict
+        The row.
+    """
+    row = signal_rows({c: one[c] for c in SIGNAL_COLUMNS}, day, source="live")[0]
+    for name in LIVE_PROVENANCE:
+        v = one[name][0]
+        row[name] = None if v is None else (int(v) if name in ("lm_n", "emitted_ns") else str(v))
+    return row
 
 
 def _f(v: Any) -> float | None:
@@ -434,10 +472,12 @@ def round_value(v: Any) -> Any:
 
 __all__ = [
     "JOINED_SIGNAL_COLUMNS",
+    "LIVE_PROVENANCE",
     "METRICS_COLUMNS",
     "SIGNAL_COLUMNS",
     "TRADE_COLUMNS",
     "jsonable",
+    "live_row",
     "metrics_row",
     "round_value",
     "sig6",

@@ -1,7 +1,8 @@
 """Follow a DuckDB warehouse into the serving store: copy only what changed, hold the file briefly.
 
 The offset ledger says exactly what each commit added: a ledger row ``(topic, partition,
-[start, stop))`` and, in that offset range, the batch's trades, rejects and gap records.
+[start, stop))`` and, in that offset range, the batch's trades, rejects and gap records (or,
+for a batch of the live path's topic, its provisional signals: ``live_signals``).
 ``signal_runs`` says which day a signals run replaced. So each refresh:
 
 1. ``ATTACH``-es the warehouse ``READ_ONLY`` (one short retry while a loader holds it;
@@ -60,12 +61,14 @@ from pipeline.serving.catalog import (
     SignalFacts,
     current_runs,
     follow_ledger,
+    live_facts,
     trade_facts,
 )
 from pipeline.serving.format import METRICS_COLUMNS, jsonable
 from pipeline.serving.port import SIGNAL_CODES
 from pipeline.serving.sql import statements
 from pipeline.serving.store import (
+    LIVE_SCHEMA,
     REJECTS_SCHEMA,
     SIGNALS_SCHEMA,
     TRADES_SCHEMA,
@@ -476,7 +479,15 @@ class Materializer:
         since = max(
             (p.last_commit_ns for p in builder_base.ledger.values()), default=LEDGER_SLACK_NS
         )
-        rows = conn.execute(SQL.ledger_since, [since - LEDGER_SLACK_NS]).fetchall()
+        sql = SQL
+        if "n_signals" not in tables.get("kafka_offsets", set()):
+            # A warehouse migrated before 0015 has no live path's history.
+            sql = replace(
+                SQL,
+                ledger_since=SQL.ledger_since.replace(", n_signals", ", 0 AS n_signals"),
+                ledger_after=SQL.ledger_after.replace(", n_signals", ", 0 AS n_signals"),
+            )
+        rows = conn.execute(sql.ledger_since, [since - LEDGER_SLACK_NS]).fetchall()
         as_of_ns = self.clock()
         # Identity: the newest batch followed must still be in the ledger, else the file was
         # restored or rebuilt under the same name.
@@ -485,18 +496,18 @@ class Materializer:
             if not n:
                 self._reset(f"ledger row {topic}:{p}:[{batch[0]},{batch[1]}) is not in the file")
                 builder_base = self._builder_catalog()
-                rows = conn.execute(SQL.ledger_since, [0]).fetchall()
+                rows = conn.execute(sql.ledger_since, [0]).fetchall()
                 break
         batches = follow_ledger(
             builder_base,
             rows,
-            lambda t, p, start: conn.execute(SQL.ledger_after, [t, p, start]).fetchall(),
+            lambda t, p, start: conn.execute(sql.ledger_after, [t, p, start]).fetchall(),
         )
         read = _Read(as_of_ns=as_of_ns)
         budget = self.max_rows
         taken: list[LedgerBatch] = []
         for b in batches:
-            cost = b.n_trades + b.n_rejects + 1
+            cost = b.n_trades + b.n_rejects + b.n_signals + 1
             if taken and cost > budget:
                 break
             taken.append(b)
@@ -520,8 +531,18 @@ class Materializer:
             read.gaps.extend(GapInfo.from_json(r) for r in conn.execute(gaps_sql, args).fetchall())
         read.trades = pa.concat_tables(trades) if trades else None
         read.rejects = pa.concat_tables(rejects) if rejects else None
-        read.rows = (read.trades.num_rows if read.trades is not None else 0) + (
-            read.rejects.num_rows if read.rejects is not None else 0
+        # The live path's history: only batches of its topic store live rows.
+        live: list[pa.Table] = []
+        if "live_signals" in tables:
+            for b in taken:
+                if b.n_signals:
+                    args = [b.topic, b.partition, b.start, b.stop]
+                    live.append(conn.sql(SQL.live, params=args).to_arrow_table())
+        read.live = pa.concat_tables(live) if live else None
+        read.rows = (
+            (read.trades.num_rows if read.trades is not None else 0)
+            + (read.rejects.num_rows if read.rejects is not None else 0)
+            + (read.live.num_rows if read.live is not None else 0)
         )
         for b in taken:
             if b.quality_passed is False:
@@ -617,6 +638,8 @@ class Materializer:
             self._last_batch[(b.topic, b.partition)] = (b.start, b.stop, b.committed_ns)
         if read.rejects is not None and read.rejects.num_rows:
             self._add_rejects(read.rejects, now_ns)
+        if read.live is not None and read.live.num_rows:
+            self._add_live(builder, read.live, now_ns)
         builder.add_gaps(read.gaps)
         for target, rows in read.failed.items():
             builder.set_failed(target, rows)
@@ -658,7 +681,10 @@ class Materializer:
         batch_index = np.full(len(off), -1, dtype=np.int64)
         by_part: dict[int, list[tuple[int, int]]] = {}
         for i, b in enumerate(batches):
-            by_part.setdefault(b.partition, []).append((b.start, i))
+            # Only batches that stored trades own rows here: a batch of another topic (the
+            # live path's, whose partitions have the same numbers) must not claim them.
+            if b.n_trades:
+                by_part.setdefault(b.partition, []).append((b.start, i))
         for p, starts in by_part.items():
             starts.sort()
             s = np.array([x for x, _ in starts], dtype=np.int64)
@@ -730,6 +756,38 @@ class Materializer:
             seg = Segment(name, sum(n for _, n in index.values()), index, level=0)
             self._work_days[day] = replace(files, rejects=(*files.rejects, seg), changed_ns=now_ns)
 
+    def _add_live(self, builder: CatalogBuilder, t: pa.Table, now_ns: int) -> None:
+        """File the live path's rows: a segment per day, and their facts in the catalog."""
+        labels = np.asarray(t.column("trading_signal").to_numpy(zero_copy_only=False), dtype=object)
+        codes = np.zeros(t.num_rows, dtype=np.int8)
+        codes[labels == "BUY"] = SIGNAL_CODES["BUY"]
+        codes[labels == "SELL"] = SIGNAL_CODES["SELL"]
+        t = t.append_column("code", pa.array(codes, pa.int8())).sort_by(
+            [
+                ("date", "ascending"),
+                ("symbol", "ascending"),
+                ("timestamp_ns", "ascending"),
+                ("seq", "ascending"),
+            ]
+        )
+        facts: list[tuple[str, date, Any]] = []
+        for day, symbols in _split(t, "date", "symbol"):
+            for symbol, rows in symbols:
+                c = np.bincount(rows.column("code").to_numpy(), minlength=3)
+                last = rows.column("timestamp_ns").to_numpy().max()
+                facts.extend(
+                    (s, d, f)
+                    for (s, d), f in live_facts(
+                        [(symbol, day, rows.num_rows, int(c[1]), int(c[2]), int(last))]
+                    ).items()
+                )
+            files = self._work_day(day)
+            name = self.layout.new_name(day, "l")
+            index = write_batches(self.layout.path(name), LIVE_SCHEMA, symbols)
+            seg = Segment(name, sum(n for _, n in index.values()), index, level=0)
+            self._work_days[day] = replace(files, live=(*files.live, seg), changed_ns=now_ns)
+        builder.add_live(facts)
+
     def _add_run(self, builder: CatalogBuilder, day: date, copy: _RunCopy, now_ns: int) -> None:
         run = copy.run
         table = pa.concat_tables(copy.tables) if copy.tables else None
@@ -763,6 +821,8 @@ class Materializer:
                     n_sell=int(c[2]),
                     n_hold=int(c[0]),
                     n_jumps=jumps,
+                    last_ns=int(tb.column("timestamp_ns")[-1].as_py()),
+                    last_seq=int(tb.column("seq")[-1].as_py()),
                 )
         metrics_seg: Segment | None = None
         m = copy.metrics
@@ -868,7 +928,7 @@ class Materializer:
             return False
         now_ns = self.clock() if now_ns is None else now_ns
         for day, files in sorted(self._days.items(), reverse=True):
-            for kind in ("trades", "rejects"):
+            for kind in ("trades", "rejects", "live"):
                 segs: tuple[Segment, ...] = getattr(files, kind)
                 quiet = now_ns - files.changed_ns >= self.seal_after_s * 1e9
                 plan, level = _merge_plan(segs, quiet=quiet)
@@ -882,12 +942,11 @@ class Materializer:
     ) -> None:
         import pyarrow.ipc as ipc
 
-        schema = TRADES_SCHEMA if kind == "trades" else REJECTS_SCHEMA
-        keys = (
-            ["timestamp_ns", "kafka_partition", "kafka_offset"]
-            if kind == "trades"
-            else ["at_ns", "kafka_partition", "kafka_offset"]
-        )
+        schema, keys, letter = {
+            "trades": (TRADES_SCHEMA, ["timestamp_ns", "kafka_partition", "kafka_offset"], "t"),
+            "rejects": (REJECTS_SCHEMA, ["at_ns", "kafka_partition", "kafka_offset"], "r"),
+            "live": (LIVE_SCHEMA, ["timestamp_ns", "seq"], "l"),
+        }[kind]
         readers = [ipc.open_file(pa.memory_map(str(self.layout.path(s.file)))) for s in plan]
         symbols = sorted({sym for s in plan for sym in s.symbols})
         parts: list[tuple[str, pa.Table]] = []
@@ -899,7 +958,7 @@ class Materializer:
             ]
             table = pa.concat_tables(pieces).sort_by([(k, "ascending") for k in keys])
             parts.append((sym, table))
-        name = self.layout.new_name(day, "t" if kind == "trades" else "r")
+        name = self.layout.new_name(day, letter)
         index = write_batches(self.layout.path(name), schema, parts)
         merged = Segment(name, sum(n for _, n in index.values()), index, level=level)
         planned = {s.file for s in plan}
@@ -1053,6 +1112,7 @@ class _Read:
     batches: list[LedgerBatch] = field(default_factory=list[LedgerBatch])
     trades: pa.Table | None = None
     rejects: pa.Table | None = None
+    live: pa.Table | None = None
     gaps: list[GapInfo] = field(default_factory=list[GapInfo])
     failed: dict[str, list[tuple[str, str, str | None]]] = field(
         default_factory=dict[str, list[tuple[str, str, str | None]]]

@@ -184,7 +184,37 @@ class ServingView(Protocol):
         ...
 
     def signal_counts(self, symbol: str, start_ns: int, end_ns: int) -> dict[str, int]:
-        """Return how many BUY, SELL and HOLD rows the window holds."""
+        """Return how many BUY, SELL and HOLD rows the window holds (live tails included)."""
+        ...
+
+    def live_page(
+        self,
+        symbol: str,
+        kind: SignalKind,
+        start_ns: int,
+        end_ns: int,
+        before: SignalKey | None,
+        limit: int,
+    ) -> Page:
+        """Return the live path's rows that no batch row covers (:func:`live_cut`), newest first.
+
+        ``signals_page`` merges them with the batch rows (:func:`merge_pages`); rows carry
+        ``source: "live"``.
+        """
+        ...
+
+    def newest_live(self, symbol: str) -> dict[str, Any] | None:
+        """Return the symbol's newest live signal with its provenance (None: none loaded).
+
+        A ``SignalRow`` shape plus ``lm_n``, ``lm_n_rule``, ``garch_params``, ``acd_params``,
+        ``kernel_version`` and ``emitted_ns`` (when the live path produced it).
+        """
+        ...
+
+    def batch_signal_of(
+        self, symbol: str, day: date, timestamp_ns: int, kafka_partition: int, kafka_offset: int
+    ) -> dict[str, Any] | None:
+        """Return the current run's row of one trade (None: the run has none yet)."""
         ...
 
     def metrics(self, symbol: str, first: date, last: date) -> list[dict[str, Any]]:
@@ -252,6 +282,46 @@ class ServingPort(Protocol):
         ...
 
 
+LIVE_HIDDEN: SignalKey = (2**63 - 1, 0)
+"""A cut no live row passes: the run has rows of the symbol-day but their last key is unknown."""
+
+
+def live_cut(catalog: Catalog, symbol: str, day: date) -> SignalKey | None:
+    """Return the key after which the live rows of a symbol-day are served (None: all of them).
+
+    The batch is the truth: where the day's current run has rows of the symbol, its rows
+    are served up to its last key ``(timestamp_ns, seq)`` and the live rows after it (trades
+    the run did not read yet) follow; without such rows every live row is served.
+    """
+    if catalog.run(day) is None:
+        return None
+    e = catalog.entry(symbol, day)
+    if e is None or e.signals is None or not e.signals.n_rows:
+        return None
+    return e.signals.last_key or LIVE_HIDDEN
+
+
+def merge_pages(a: Page, b: Page, limit: int) -> Page:
+    """Return the newest ``limit`` rows of two pages over disjoint keys of one window.
+
+    Each page holds the newest rows of its source older than the same cursor key, so the
+    newest ``limit`` of both together are the newest of their union.
+    """
+    pairs = sorted(
+        zip([*a.keys, *b.keys], [*a.rows, *b.rows], strict=True),
+        key=lambda kr: kr[0],
+        reverse=True,
+    )[:limit]
+    before = a.older + len(a.rows) + b.older + len(b.rows)
+    return Page(
+        [r for _, r in pairs],
+        [k for k, _ in pairs],
+        a.total + b.total,
+        before - len(pairs),
+        a.query_s + b.query_s,
+    )
+
+
 def gap_applies_to(subscription: str, symbol: str) -> bool:
     """Return True if a feed subscription (``T.SYM``, ``T.*``, ``*``) covers ``symbol``."""
     return subscription in ("*", "T.*") or subscription == f"T.{symbol}" or subscription == symbol
@@ -265,6 +335,7 @@ def overlap_ns(lo: int | None, hi: int | None, start_ns: int, end_ns: int) -> in
 
 
 __all__ = [
+    "LIVE_HIDDEN",
     "SCAN_BUDGET",
     "SIGNAL_CODES",
     "NeedsWorker",
@@ -282,5 +353,7 @@ __all__ = [
     "TradeKey",
     "check_scan",
     "gap_applies_to",
+    "live_cut",
+    "merge_pages",
     "overlap_ns",
 ]

@@ -14,9 +14,20 @@ from pipeline.warehouse.schema import EVALUATION_COLUMNS
 
 LEDGER_COLUMNS = (
     "kafka_topic, kafka_partition, start_offset, stop_offset, n_trades, n_duplicates, "
-    "n_rejects, quality_passed, quality_summary, committed_ns"
+    "n_rejects, quality_passed, quality_summary, committed_ns, n_signals"
 )
 """``kafka_offsets`` columns in the order :func:`pipeline.serving.catalog.ledger_batch` reads."""
+
+
+LIVE_COLUMNS = (
+    "timestamp_ns, seq, price, size, log_return, lee_mykland_stat, lm_xi, jump_detected, "
+    "garch_sigma2, standardized_return, bns_stat, conditional_duration, acd_surprise, "
+    "trade_intensity_zscore, trading_signal, input_partition AS kafka_partition, "
+    "input_offset AS kafka_offset, lm_n, lm_n_rule, garch_params, acd_params, kernel_version, "
+    "emitted_ns"
+)
+"""``live_signals`` columns served: the signal row's (its input position named as the batch
+names a trade's) and the live path's provenance."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,10 @@ class Statements:
     """Feed gap rows of an offset range."""
     rejects: str
     """Rejected records of an offset range, raw text shortened."""
+    live: str
+    """The live path's signals of an offset range of its topic, as the store keeps them."""
+    live_facts: str
+    """Per symbol-day of an offset range of the live topic: rows, BUY, SELL, newest time."""
 
 
 def statements(prefix: str = "") -> Statements:
@@ -95,7 +110,20 @@ def statements(prefix: str = "") -> Statements:
             "WHERE kafka_topic = ? AND kafka_partition = ? AND kafka_offset >= ? "
             "AND kafka_offset < ?"
         ),
+        live=(
+            f"SELECT symbol, date, {LIVE_COLUMNS} FROM {p}live_signals "  # noqa: S608
+            "WHERE kafka_topic = ? AND kafka_partition = ? AND kafka_offset >= ? "
+            "AND kafka_offset < ?"
+        ),
+        live_facts=(
+            "SELECT symbol, date, COUNT(*) AS n, "  # noqa: S608
+            "SUM(CASE WHEN trading_signal = 'BUY' THEN 1 ELSE 0 END) AS n_buy, "
+            "SUM(CASE WHEN trading_signal = 'SELL' THEN 1 ELSE 0 END) AS n_sell, "
+            f"MAX(timestamp_ns) AS last_ns FROM {p}live_signals "
+            "WHERE kafka_topic = ? AND kafka_partition = ? AND kafka_offset >= ? "
+            "AND kafka_offset < ? GROUP BY symbol, date"
+        ),
     )
 
 
-__all__ = ["EVALUATION_COLUMNS", "LEDGER_COLUMNS", "Statements", "statements"]
+__all__ = ["EVALUATION_COLUMNS", "LEDGER_COLUMNS", "LIVE_COLUMNS", "Statements", "statements"]

@@ -14,6 +14,8 @@ Layout under the store directory (one per warehouse)::
                              (timestamp_ns, seq)
         x<id>.arrow          the current run's daily statistics, one batch (one row) per symbol
         r<id>.arrow          rejects segment, one batch per symbol ("" = unattributed), by receipt
+        l<id>.arrow          live signals segment (the live path's provisional rows), one
+                             batch per symbol, sorted by (timestamp_ns, seq)
 
 Files are written once under a temporary name and renamed, never modified; a state is
 published by writing its manifests and then replacing ``CURRENT``. Readers map files
@@ -82,6 +84,19 @@ SIGNALS_SCHEMA = pa.schema(
         ("kafka_offset", pa.int64()),
     ]
 )
+LIVE_SCHEMA = pa.schema(
+    [
+        *[SIGNALS_SCHEMA.field(n) for n in SIGNALS_SCHEMA.names],
+        ("lm_n", pa.int64()),
+        ("lm_n_rule", pa.string()),
+        ("garch_params", pa.string()),
+        ("acd_params", pa.string()),
+        ("kernel_version", pa.string()),
+        ("emitted_ns", pa.int64()),
+    ]
+)
+"""A live signal row: the signal columns (``kafka_partition``/``kafka_offset`` are its input
+trade's, as on a batch row), then the live path's provenance and when it was emitted."""
 REJECTS_SCHEMA = pa.schema(
     [
         ("at_ns", pa.int64()),
@@ -140,10 +155,11 @@ class DayFiles:
     rejects: tuple[Segment, ...] = ()
     changed_ns: int = 0
     """When the day's data last changed (trades, rejects or run); compaction waits on it."""
+    live: tuple[Segment, ...] = ()
 
     def files(self) -> list[str]:
         """Return every file the day names."""
-        out = [s.file for s in (*self.trades, *self.rejects)]
+        out = [s.file for s in (*self.trades, *self.rejects, *self.live)]
         out.extend(s.file for s in (self.signals, self.metrics) if s is not None)
         return out
 
@@ -157,6 +173,7 @@ class DayFiles:
             "metrics": None if self.metrics is None else self.metrics.to_json(),
             "rejects": [s.to_json() for s in self.rejects],
             "changed_ns": self.changed_ns,
+            "live": [s.to_json() for s in self.live],
         }
 
     @staticmethod
@@ -171,6 +188,7 @@ class DayFiles:
             metrics=None if d["metrics"] is None else Segment.from_json(d["metrics"]),
             rejects=tuple(Segment.from_json(s) for s in d["rejects"]),
             changed_ns=int(d.get("changed_ns", 0)),
+            live=tuple(Segment.from_json(s) for s in d.get("live", ())),
         )
 
 
@@ -414,6 +432,7 @@ def write_batches(
 
 __all__ = [
     "FORMAT",
+    "LIVE_SCHEMA",
     "RAW_PREFIX_CHARS",
     "REJECTS_SCHEMA",
     "SIGNALS_SCHEMA",

@@ -49,6 +49,8 @@ from pipeline.serving.port import (
     SignalKind,
     TradeKey,
     check_scan,
+    live_cut,
+    merge_pages,
 )
 from pipeline.serving.store import DayFiles, Manifest, Segment, StoreLayout, source_version
 
@@ -441,6 +443,27 @@ class StoreView:
     ) -> Page:
         """Return signal rows of one kind in ``[start_ns, end_ns)``, newest first.
 
+        The current runs' rows, and after each symbol-day's last run row the live path's
+        rows (``live_page``): one keyset order over both.
+        """
+        batch = self._batch_page(symbol, kind, start_ns, end_ns, before, limit)
+        if not self._live_days(symbol, start_ns, end_ns):
+            return batch
+        return merge_pages(
+            batch, self.live_page(symbol, kind, start_ns, end_ns, before, limit), limit
+        )
+
+    def _batch_page(
+        self,
+        symbol: str,
+        kind: SignalKind,
+        start_ns: int,
+        end_ns: int,
+        before: SignalKey | None,
+        limit: int,
+    ) -> Page:
+        """Return the current runs' rows of one kind in ``[start_ns, end_ns)``, newest first.
+
         Every kind costs ``log n`` plus the page: ALL is a slice; BUY, SELL and jumps are
         sparse, and their positions per symbol-day are derived once; HOLD (nearly every
         row) is counted as the rest and found by stepping back from the page's end.
@@ -514,8 +537,11 @@ class StoreView:
         return n_hold(a, z), n_hold(a, cut), found.astype(np.int64)
 
     def signal_counts(self, symbol: str, start_ns: int, end_ns: int) -> dict[str, int]:
-        """Return BUY, SELL and HOLD counts of ``[start_ns, end_ns)``."""
+        """Return BUY, SELL and HOLD counts of ``[start_ns, end_ns)`` (live tails included)."""
         c = {"BUY": 0, "SELL": 0, "HOLD": 0}
+        if self._live_days(symbol, start_ns, end_ns):
+            for k in ("BUY", "SELL", "HOLD"):
+                c[k] += self.live_page(symbol, k, start_ns, end_ns, None, 0).total  # type: ignore[arg-type]
         for day in self._signal_days(symbol, start_ns, end_ns):
             b = self._signal_batch(symbol, day)
             if b is None:
@@ -533,6 +559,126 @@ class StoreView:
                 n -= m
             c["HOLD"] += n
         return c
+
+    # --- the live path's rows ------------------------------------------------------------
+
+    def _live_days(self, symbol: str, start_ns: int, end_ns: int) -> list[date]:
+        """Return the symbol's days with live rows that the window touches, newest first."""
+        info = self.catalog.symbols.get(symbol)
+        if info is None or not info.live_days or end_ns <= start_ns:
+            return []
+        first, last = ny_date(start_ns), ny_date(end_ns - 1)
+        return [d for d in reversed(info.live_days) if first <= d <= last]
+
+    def _live_parts(self, symbol: str, day: date) -> Iterator[pa.RecordBatch]:
+        files = self._state.days.get(day)
+        if files is None:
+            return
+        for seg in files.live:
+            b = self._files.batch(seg, symbol)
+            if b is not None:
+                yield b
+
+    def live_page(
+        self,
+        symbol: str,
+        kind: SignalKind,
+        start_ns: int,
+        end_ns: int,
+        before: SignalKey | None,
+        limit: int,
+    ) -> Page:
+        """Return live rows no run row covers, of one kind in ``[start_ns, end_ns)``.
+
+        Per live segment of a symbol-day: two binary searches for the window, one for the
+        run's last key (``live_cut``) and one for the cursor; a kind other than ALL scans
+        the window's codes (charged to the call's scan budget).
+        """
+        t0 = time.perf_counter()
+        total = older = 0
+        found: list[tuple[tuple[int, int], pa.RecordBatch, int, date]] = []
+        for day in self._live_days(symbol, start_ns, end_ns):
+            cut = live_cut(self.catalog, symbol, day)
+            for b in self._live_parts(symbol, day):
+                ts, seq = b.column(0).to_numpy(), b.column(1).to_numpy()
+                a = int(np.searchsorted(ts, start_ns, side="left"))
+                z = int(np.searchsorted(ts, end_ns, side="left"))
+                if cut is not None:
+                    a = max(a, _cut_signals(ts, seq, (cut[0], cut[1] + 1)))
+                if z <= a:
+                    continue
+                c = z if before is None else max(a, min(z, _cut_signals(ts, seq, before)))
+                if kind == "ALL":
+                    pos = np.arange(a, z, dtype=np.int64)
+                else:
+                    check_scan(z - a)
+                    if kind == "JUMP":
+                        flags = b.column("jump_detected").fill_null(False)
+                        hit = np.asarray(flags.to_numpy(zero_copy_only=False)[a:z], dtype=bool)
+                    else:
+                        hit = b.column("code").to_numpy()[a:z] == SIGNAL_CODES[kind]
+                    pos = a + np.flatnonzero(hit).astype(np.int64)
+                n_before = int(np.searchsorted(pos, c, side="left"))
+                total += len(pos)
+                older += n_before
+                found.extend(
+                    ((int(ts[i]), int(seq[i])), b, i, day)
+                    for i in pos[max(0, n_before - limit) : n_before].tolist()
+                )
+        found.sort(key=lambda f: f[0], reverse=True)
+        rows: list[dict[str, Any]] = []
+        for _key, b, i, day in found[:limit]:
+            one = b.slice(i, 1)
+            rows.append(
+                fmt.signal_rows(
+                    {c: one.column(c).to_pylist() for c in fmt.SIGNAL_COLUMNS}, day, source="live"
+                )[0]
+            )
+        keys: list[tuple[int, ...]] = [(r["timestamp_ns"], r["seq"]) for r in rows]
+        return Page(rows, keys, total, older - len(rows), time.perf_counter() - t0)
+
+    def newest_live(self, symbol: str) -> dict[str, Any] | None:
+        """Return the symbol's newest live signal and its provenance (once per state)."""
+        key = ("newest_live", symbol)
+        if key not in self.memo:
+            self.memo[key] = self._newest_live(symbol)
+        return cast("dict[str, Any] | None", self.memo[key])
+
+    def _newest_live(self, symbol: str) -> dict[str, Any] | None:
+        info = self.catalog.symbols.get(symbol)
+        if info is None or not info.live_days:
+            return None
+        day = info.live_days[-1]
+        best: tuple[tuple[int, int], pa.RecordBatch, int] | None = None
+        for b in self._live_parts(symbol, day):
+            i = b.num_rows - 1
+            k = (int(b.column(0)[i].as_py()), int(b.column(1)[i].as_py()))
+            if best is None or k > best[0]:
+                best = (k, b, i)
+        if best is None:
+            return None
+        one = best[1].slice(best[2], 1)
+        return fmt.live_row(
+            {c: one.column(c).to_pylist() for c in (*fmt.SIGNAL_COLUMNS, *fmt.LIVE_PROVENANCE)},
+            day,
+        )
+
+    def batch_signal_of(
+        self, symbol: str, day: date, timestamp_ns: int, kafka_partition: int, kafka_offset: int
+    ) -> dict[str, Any] | None:
+        """Return the current run's row of one trade (found by time, then its offsets)."""
+        b = self._signal_batch(symbol, day)
+        if b is None:
+            return None
+        ts = b.column(0).to_numpy()
+        lo = int(np.searchsorted(ts, timestamp_ns, side="left"))
+        hi = int(np.searchsorted(ts, timestamp_ns, side="right"))
+        parts = b.column("kafka_partition").to_numpy()
+        offs = b.column("kafka_offset").to_numpy()
+        for i in range(lo, hi):
+            if int(parts[i]) == kafka_partition and int(offs[i]) == kafka_offset:
+                return self._signal_row(b, day, i)
+        return None
 
     def day_signal_rows(self, symbol: str, day: date) -> list[dict[str, Any]]:
         """Return every signal row of a symbol-day in time order."""

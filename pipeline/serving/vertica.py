@@ -44,6 +44,7 @@ from pipeline.serving.catalog import (
     SignalFacts,
     current_runs,
     follow_ledger,
+    live_facts,
     trade_facts,
 )
 from pipeline.serving.port import (
@@ -58,8 +59,10 @@ from pipeline.serving.port import (
     SignalKey,
     SignalKind,
     TradeKey,
+    live_cut,
+    merge_pages,
 )
-from pipeline.serving.sql import EVALUATION_COLUMNS, statements
+from pipeline.serving.sql import EVALUATION_COLUMNS, LIVE_COLUMNS, statements
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -93,6 +96,14 @@ SIGNAL_FACTS_SQL = (
     "SELECT symbol, trading_signal, jump_detected, COUNT(*) AS n FROM trading_signals "
     "WHERE date = ? AND run_id = ? GROUP BY symbol, trading_signal, jump_detected"
 )
+SIGNAL_LAST_SQL = (
+    "SELECT s.symbol, s.timestamp_ns, MAX(s.seq) FROM trading_signals s "
+    "JOIN (SELECT symbol, MAX(timestamp_ns) AS last_ns FROM trading_signals "
+    "WHERE date = ? AND run_id = ? GROUP BY symbol) m "
+    "ON s.symbol = m.symbol AND s.timestamp_ns = m.last_ns "
+    "WHERE s.date = ? AND s.run_id = ? GROUP BY s.symbol, s.timestamp_ns"
+)
+"""Per symbol, the run's last key ``(timestamp_ns, seq)``: live rows after it are served."""
 METRIC_FACTS_SQL = (
     "SELECT symbol, bns_z, bns_p_value, bns_jump, lm_jump_count FROM symbol_day_metrics "
     "WHERE date = ? AND run_id = ?"
@@ -139,6 +150,19 @@ REJECT_SAMPLES_SQL = (
     "WHERE (symbol = ? OR symbol IS NULL) AND COALESCE(receipt_ns, loaded_ns) >= ? "
     "AND COALESCE(receipt_ns, loaded_ns) < ? ORDER BY kafka_partition, kafka_offset LIMIT ?"
 )
+# A live row's position is its input trade's (as a batch row's is), not the signal record's.
+_LIVE_SIG_COLS = ", ".join(
+    f"input_{c[len('kafka_') :]} AS {c}" if c.startswith("kafka_") else c
+    for c in fmt.SIGNAL_COLUMNS
+)
+NEWEST_LIVE_SQL = (
+    f"SELECT date, {LIVE_COLUMNS} FROM live_signals WHERE symbol = ? AND date = ? "  # noqa: S608
+    "ORDER BY timestamp_ns DESC, seq DESC LIMIT 1"
+)
+BATCH_SIGNAL_OF_SQL = (
+    f"SELECT date, {_SIG_COLS} FROM trading_signals WHERE symbol = ? AND date = ? "  # noqa: S608
+    "AND run_id = ? AND timestamp_ns = ? AND kafka_partition = ? AND kafka_offset = ?"
+)
 SIGNAL_FRAME_SQL = (
     "SELECT symbol, date, run_id, timestamp_ns, price, trading_signal FROM trading_signals "
     "WHERE date >= ? AND date <= ? ORDER BY date, symbol, timestamp_ns, seq"
@@ -155,9 +179,26 @@ SERVED_RELATIONS: frozenset[str] = frozenset(
         "quality_results",
         "signal_evaluation",
         "market_data_rejects_served",
+        "live_signals",
     }
 )
 """What the Vertica read side reads: ``mcp_grants.sql`` must grant exactly these (a test checks)."""
+
+
+def _live_days_sql(cuts: Sequence[tuple[date, SignalKey | None]]) -> tuple[str, list[Any]]:
+    """Return the live rows no run row covers, per day, as a predicate and its values."""
+    if not cuts:
+        return "1 = 0", []
+    parts: list[str] = []
+    args: list[Any] = []
+    for day, cut in cuts:
+        if cut is None:
+            parts.append("(date = ?)")
+            args.append(day)
+        else:
+            parts.append("(date = ? AND (timestamp_ns > ? OR (timestamp_ns = ? AND seq > ?)))")
+            args += [day, cut[0], cut[0], cut[1]]
+    return f"({' OR '.join(parts)})", args
 
 
 def _run_pairs(pairs: Sequence[tuple[date, str]]) -> tuple[str, list[Any]]:
@@ -431,6 +472,10 @@ class VerticaPort:
                 GapInfo.from_json(r) for r in self.query(epoch, SQL.gaps, [topic, p, lo, hi])
             )
         for b in batches:
+            if b.n_signals:
+                rows = self.query(epoch, SQL.live_facts, [b.topic, b.partition, b.start, b.stop])
+                builder.add_live((s, d, f) for (s, d), f in live_facts(rows).items())
+        for b in batches:
             builder.add_batch(b, facts_by.get((b.topic, b.partition, b.start), ()))
             if b.quality_passed is False:
                 builder.set_failed(b.target, self._failed(epoch, b.target))
@@ -484,8 +529,22 @@ class VerticaPort:
             c[1 + code] += int(n)
             if jump:
                 c[4] += int(n)
+        last = {
+            str(symbol): (int(t), int(q))
+            for symbol, t, q in self.query(
+                epoch, SIGNAL_LAST_SQL, [day, run.run_id, day, run.run_id]
+            )
+        }
         out = {
-            s: SignalFacts(n_rows=c[0], n_buy=c[2], n_sell=c[3], n_hold=c[1], n_jumps=c[4])
+            s: SignalFacts(
+                n_rows=c[0],
+                n_buy=c[2],
+                n_sell=c[3],
+                n_hold=c[1],
+                n_jumps=c[4],
+                last_ns=last[s][0] if s in last else None,
+                last_seq=last[s][1] if s in last else None,
+            )
             for s, c in counts.items()
         }
         for symbol, z, p, jump, count in self.query(epoch, METRIC_FACTS_SQL, [day, run.run_id]):
@@ -501,6 +560,8 @@ class VerticaPort:
                 bns_p_value=None if p is None else float(p),
                 bns_jump=None if jump is None else bool(jump),
                 lm_jump_count=None if count is None else int(count),
+                last_ns=old.last_ns,
+                last_seq=old.last_seq,
             )
         return out
 
@@ -660,7 +721,27 @@ class VerticaView:
         before: SignalKey | None,
         limit: int,
     ) -> Page:
-        """Return signal rows of one kind in ``[start_ns, end_ns)``, newest first."""
+        """Return signal rows of one kind in ``[start_ns, end_ns)``, newest first.
+
+        The current runs' rows, and after each symbol-day's last run row the live rows.
+        """
+        batch = self._batch_page(symbol, kind, start_ns, end_ns, before, limit)
+        if not self._live_cuts(symbol, start_ns, end_ns):
+            return batch
+        return merge_pages(
+            batch, self.live_page(symbol, kind, start_ns, end_ns, before, limit), limit
+        )
+
+    def _batch_page(
+        self,
+        symbol: str,
+        kind: SignalKind,
+        start_ns: int,
+        end_ns: int,
+        before: SignalKey | None,
+        limit: int,
+    ) -> Page:
+        """Return the current runs' rows of one kind in ``[start_ns, end_ns)``, newest first."""
         t0 = time.perf_counter()
         runs_sql, runs_args = _run_pairs(self._runs_in(symbol, start_ns, end_ns))
         key = before or (end_ns, 0)
@@ -696,7 +777,100 @@ class VerticaView:
         ):
             k = str(label) if label in ("BUY", "SELL") else "HOLD"
             out[k] += int(n)
+        cuts = self._live_cuts(symbol, start_ns, end_ns)
+        if cuts:
+            live_sql, live_args = _live_days_sql(cuts)
+            for label, n in self._q(
+                "SELECT trading_signal, COUNT(*) AS n FROM live_signals WHERE symbol = ? "  # noqa: S608
+                f"AND timestamp_ns >= ? AND timestamp_ns < ? AND {live_sql} "
+                "GROUP BY trading_signal",
+                [symbol, start_ns, end_ns, *live_args],
+            ):
+                k = str(label) if label in ("BUY", "SELL") else "HOLD"
+                out[k] += int(n)
         return out
+
+    # --- the live path's rows ------------------------------------------------------------
+
+    def _live_cuts(
+        self, symbol: str, start_ns: int, end_ns: int
+    ) -> list[tuple[date, SignalKey | None]]:
+        """Return the symbol's live days in the window and each day's cut (``live_cut``)."""
+        info = self.catalog.symbols.get(symbol)
+        if info is None or not info.live_days or end_ns <= start_ns:
+            return []
+        first, last = ny_date(start_ns), ny_date(end_ns - 1)
+        return [
+            (d, live_cut(self.catalog, symbol, d))
+            for d in reversed(info.live_days)
+            if first <= d <= last
+        ]
+
+    def live_page(
+        self,
+        symbol: str,
+        kind: SignalKind,
+        start_ns: int,
+        end_ns: int,
+        before: SignalKey | None,
+        limit: int,
+    ) -> Page:
+        """Return live rows no run row covers, of one kind in ``[start_ns, end_ns)``."""
+        t0 = time.perf_counter()
+        live_sql, live_args = _live_days_sql(self._live_cuts(symbol, start_ns, end_ns))
+        key = before or (end_ns, 0)
+        kv = [key[0], key[0], key[1]]
+        where = (
+            f"symbol = ? AND timestamp_ns >= ? AND timestamp_ns < ? AND {live_sql} "
+            f"AND {_KIND_FILTER[kind]}"
+        )
+        ((total, n_before),) = self._q(
+            f"SELECT COUNT(*) AS n, SUM(CASE WHEN {_SIG_KEY_BEFORE} THEN 1 ELSE 0 END) AS older "  # noqa: S608 - constants
+            f"FROM live_signals WHERE {where}",
+            [*kv, symbol, start_ns, end_ns, *live_args],
+        )
+        rows = (
+            self._q(
+                f"SELECT date, {_LIVE_SIG_COLS} FROM live_signals WHERE {where} "  # noqa: S608
+                f"AND {_SIG_KEY_BEFORE} ORDER BY timestamp_ns DESC, seq DESC LIMIT ?",
+                [symbol, start_ns, end_ns, *live_args, *kv, limit],
+            )
+            if limit > 0
+            else []
+        )
+        out = _signal_rows(rows, source="live")
+        keys: list[tuple[int, ...]] = [(r["timestamp_ns"], r["seq"]) for r in out]
+        return Page(
+            out, keys, int(total or 0), int(n_before or 0) - len(out), time.perf_counter() - t0
+        )
+
+    def newest_live(self, symbol: str) -> dict[str, Any] | None:
+        """Return the symbol's newest live signal and its provenance."""
+        info = self.catalog.symbols.get(symbol)
+        if info is None or not info.live_days:
+            return None
+        rows = self._q(NEWEST_LIVE_SQL, [symbol, info.live_days[-1]])
+        if not rows:
+            return None
+        (r,) = rows
+        names = [*fmt.SIGNAL_COLUMNS, *fmt.LIVE_PROVENANCE]
+        one = {n: [v] for n, v in zip(names, r[1:], strict=True)}
+        day = r[0] if isinstance(r[0], date) else date.fromisoformat(str(r[0])[:10])
+        return fmt.live_row(one, day)
+
+    def batch_signal_of(
+        self, symbol: str, day: date, timestamp_ns: int, kafka_partition: int, kafka_offset: int
+    ) -> dict[str, Any] | None:
+        """Return the current run's row of one trade (None: the run has none yet)."""
+        run = self.catalog.run(day)
+        if run is None:
+            return None
+        rows = self._q(
+            BATCH_SIGNAL_OF_SQL,
+            [symbol, day, run.run_id, timestamp_ns, kafka_partition, kafka_offset],
+        )
+        out = _signal_rows(rows[:1])
+        return out[0] if out else None
 
     def day_signal_rows(self, symbol: str, day: date) -> list[dict[str, Any]]:
         """Return every signal row of a symbol-day in time order."""
@@ -752,12 +926,12 @@ class VerticaView:
         for day in reversed(info.signal_days if info is not None else ()):
             lo, hi = day_bounds_ns(day)
             if signal is None:
-                got = self.signals_page(symbol, "ALL", lo, hi, None, 1).rows
+                got = self._batch_page(symbol, "ALL", lo, hi, None, 1).rows
                 signal = got[0] if got else None
             acts = [
                 r
                 for kind in ("BUY", "SELL")
-                for r in self.signals_page(symbol, kind, lo, hi, None, 1).rows  # type: ignore[arg-type]
+                for r in self._batch_page(symbol, kind, lo, hi, None, 1).rows  # type: ignore[arg-type]
             ]
             if acts:
                 action = max(acts, key=lambda r: (r["timestamp_ns"], r["seq"]))
@@ -797,13 +971,13 @@ class VerticaView:
         return rows
 
 
-def _signal_rows(rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+def _signal_rows(rows: Sequence[Sequence[Any]], source: str = "batch") -> list[dict[str, Any]]:
     """Format ``date, <SIGNAL_COLUMNS>`` rows."""
     if not rows:
         return []
     days = [r[0] if isinstance(r[0], date) else date.fromisoformat(str(r[0])[:10]) for r in rows]
     cols = {c: [r[i + 1] for r in rows] for i, c in enumerate(fmt.SIGNAL_COLUMNS)}
-    return fmt.signal_rows(cols, days)
+    return fmt.signal_rows(cols, days, source=source)
 
 
 __all__ = ["SERVED_RELATIONS", "Pool", "VerticaPort", "VerticaView"]

@@ -16,7 +16,9 @@ The contract every backend keeps (architecture.md section 4):
 - a trade is stored once per dedup key ``(symbol, trade_date, exchange, trf_id,
   trade_id)``, whether it is repeated inside a batch or across batches; likewise a quote
   per ``(symbol, sip_timestamp_ns, sequence_number)`` (one without a sequence number has
-  no key and is stored as sent) and a bar per ``(symbol, kind, start_ns)``;
+  no key and is stored as sent) and a bar per ``(symbol, kind, start_ns)``; a live signal
+  or live reject (the trading-signals topic) per input key ``(input_topic, input_partition,
+  input_offset)``;
 - :meth:`Warehouse.publish_signals` replaces one day of the three signal tables and
   adds its ``signal_runs`` row in one transaction (publish of stage-audit-publish).
 """
@@ -98,6 +100,9 @@ class LoadResult:
     n_quote_duplicates: int = 0
     n_aggregates: int = 0
     n_aggregate_duplicates: int = 0
+    n_signals: int = 0
+    n_signal_duplicates: int = 0
+    n_signal_rejects: int = 0
 
 
 @dataclass(frozen=True, slots=True)

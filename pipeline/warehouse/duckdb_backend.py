@@ -470,7 +470,7 @@ class DuckDBWarehouse:
         quality: QualityVerdict | None = None,
         topic_id: str | None = None,
     ) -> LoadResult:
-        """Write trades, quotes, aggregates, rejects, gaps, quality rows and the ledger row.
+        """Write trades, quotes, aggregates, live records, rejects, gaps, quality, ledger row.
 
         All in one transaction: a failure anywhere leaves none of them.
 
@@ -580,6 +580,19 @@ class DuckDBWarehouse:
         n_aggregates = _insert_frame(
             conn, q.BATCH_AGGREGATES, batch.aggregates, q.INSERT_AGGREGATES, loaded_ns
         )
+        n_signals = 0
+        if len(batch.live_signals):
+            days = batch.live_signals["date"]
+            conn.register(
+                q.BATCH_LIVE, pa.Table.from_pandas(batch.live_signals, preserve_index=False)
+            )
+            n_signals = _rowcount(
+                conn.execute(q.INSERT_LIVE_SIGNALS, [loaded_ns, days.min(), days.max()])
+            )
+            conn.unregister(q.BATCH_LIVE)
+        n_signal_rejects = _insert_frame(
+            conn, q.BATCH_LIVE_REJECTS, batch.live_rejects, q.INSERT_LIVE_REJECTS, loaded_ns
+        )
         if len(batch.rejects):
             conn.register(q.BATCH_REJECTS, batch.rejects)
             conn.execute(q.INSERT_REJECTS, [loaded_ns]).fetchall()
@@ -592,6 +605,9 @@ class DuckDBWarehouse:
         n_duplicates = batch.n_duplicates + (batch.n_trades - n_inserted)
         n_quote_duplicates = batch.n_quote_duplicates + (batch.n_quotes - n_quotes)
         n_aggregate_duplicates = batch.n_aggregate_duplicates + (batch.n_aggregates - n_aggregates)
+        n_signal_duplicates = batch.n_live_duplicates + (
+            batch.n_live_signals - n_signals + batch.n_live_rejects - n_signal_rejects
+        )
         meta = batch.metadata()
         if quality is not None:
             for r in quality.results:
@@ -630,6 +646,9 @@ class DuckDBWarehouse:
                 n_aggregates,
                 n_aggregate_duplicates,
                 topic_id,
+                n_signals,
+                n_signal_duplicates,
+                n_signal_rejects,
             ],
         ).fetchall()
         return LoadResult(
@@ -647,6 +666,9 @@ class DuckDBWarehouse:
             n_quote_duplicates=n_quote_duplicates,
             n_aggregates=n_aggregates,
             n_aggregate_duplicates=n_aggregate_duplicates,
+            n_signals=n_signals,
+            n_signal_duplicates=n_signal_duplicates,
+            n_signal_rejects=n_signal_rejects,
         )
 
     def partition_progress(self, topic: str | None = None) -> list[PartitionProgress]:

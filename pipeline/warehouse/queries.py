@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pipeline.microbatch import (
     AGGREGATE_COLUMNS,
     GAP_COLUMNS,
+    LIVE_REJECT_COLUMNS,
+    LIVE_SIGNAL_COLUMNS,
     QUOTE_COLUMNS,
     REJECT_COLUMNS,
     TRADE_COLUMNS,
@@ -40,6 +42,8 @@ ENRICHED_MARKET_DATA = "enriched_market_data"
 TRADE_MINUTES = "trade_minutes"
 DAY_COMPLETENESS = "day_completeness"
 SCHEMA_MIGRATIONS = "schema_migrations"
+LIVE_SIGNALS = "live_signals"
+LIVE_SIGNAL_REJECTS = "live_signal_rejects"
 
 TABLES: tuple[str, ...] = (
     MARKET_DATA,
@@ -55,6 +59,8 @@ TABLES: tuple[str, ...] = (
     MARKET_AGGREGATES,
     KAFKA_TOPIC_EPOCHS,
     KAFKA_OFFSETS_HISTORY,
+    LIVE_SIGNALS,
+    LIVE_SIGNAL_REJECTS,
 )
 
 # Registered (in-transaction) relation names of the batch being loaded.
@@ -63,6 +69,8 @@ BATCH_REJECTS = "_batch_rejects"
 BATCH_GAPS = "_batch_gaps"
 BATCH_QUOTES = "_batch_quotes"
 BATCH_AGGREGATES = "_batch_aggregates"
+BATCH_LIVE = "_batch_live_signals"
+BATCH_LIVE_REJECTS = "_batch_live_rejects"
 FRAME = "_frame"
 
 # Columns the signal frames must provide; provenance columns are added by the warehouse.
@@ -226,6 +234,9 @@ LEDGER_COLUMNS: tuple[str, ...] = (
     "n_aggregates",
     "n_aggregate_duplicates",
     "kafka_topic_id",
+    "n_signals",
+    "n_signal_duplicates",
+    "n_signal_rejects",
 )
 INSERT_LEDGER = (
     f"INSERT INTO {KAFKA_OFFSETS} ({_cols(LEDGER_COLUMNS)}) "
@@ -318,6 +329,26 @@ INSERT_AGGREGATES = (
     "WHERE m.trade_date = CAST(b.trade_date AS DATE) AND m.symbol = b.symbol "
     "AND m.kind = b.kind AND m.start_ns = b.start_ns"
     ")"
+)
+# A live record is stored once per input key (microbatch.LIVE_KEY): the at-least-once producer
+# repeats records after a crash or a rebalance. As for trades, an ANTI JOIN on a stored side
+# limited to the batch's days (parameters 2 and 3): a repeat is the same trade, so the same day.
+_LIVE_SELECT = ", ".join(f'b."{c}"' for c in LIVE_SIGNAL_COLUMNS)
+INSERT_LIVE_SIGNALS = (
+    f"INSERT INTO {LIVE_SIGNALS} ({_cols((*LIVE_SIGNAL_COLUMNS, 'loaded_ns'))}) "
+    f"SELECT {_LIVE_SELECT}, ? FROM {BATCH_LIVE} AS b "
+    f"ANTI JOIN (SELECT input_topic, input_partition, input_offset FROM {LIVE_SIGNALS} "
+    "WHERE date >= ? AND date <= ?) AS m "
+    "ON m.input_topic = b.input_topic AND m.input_partition = b.input_partition "
+    "AND m.input_offset = b.input_offset"
+)
+# A refused input record is stored once per input key too (a small table: no day to prune by).
+INSERT_LIVE_REJECTS = (
+    f"INSERT INTO {LIVE_SIGNAL_REJECTS} ({_cols((*LIVE_REJECT_COLUMNS, 'loaded_ns'))}) "
+    f"SELECT {_cols(LIVE_REJECT_COLUMNS)}, ? FROM {BATCH_LIVE_REJECTS} AS b "
+    f"WHERE NOT EXISTS (SELECT 1 FROM {LIVE_SIGNAL_REJECTS} AS m "
+    "WHERE m.input_topic = b.input_topic AND m.input_partition = b.input_partition "
+    "AND m.input_offset = b.input_offset)"
 )
 INSERT_REJECTS = (
     f"INSERT INTO {REJECTS} ({_cols((*REJECT_COLUMNS, 'loaded_ns'))}) "

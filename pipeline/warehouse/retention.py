@@ -2,9 +2,9 @@
 
 A policy keeps the last ``raw_days`` New York trading dates of ``market_data`` and the last
 ``signal_days`` dates of the signal tables (``trading_signals``, ``symbol_day_metrics``,
-``trade_intensity``, ``signal_runs``), counted in calendar days back from ``today``
-(today included); ``None`` keeps everything. The offset ledger (``kafka_offsets``), rejects,
-gaps and quality results are never dropped: the ledger is what stops a dropped range from
+``trade_intensity``, ``signal_runs``, ``live_signals``), counted in calendar days back from
+``today`` (today included); ``None`` keeps everything. The offset ledger (``kafka_offsets``),
+rejects, gaps and quality results are never dropped: the ledger is what stops a dropped range from
 being loaded again, and the others are small audit trails.
 
 - DuckDB: ``DELETE ... WHERE day < cutoff`` per table, all tables in one transaction.
@@ -37,6 +37,8 @@ SIGNAL_TABLES: dict[str, str] = {
     q.SYMBOL_DAY_METRICS: "date",
     q.TRADE_INTENSITY: "date",
     q.SIGNAL_RUNS: "date",
+    # The live path's provisional history (migration 0015) is kept as long as the signals.
+    q.LIVE_SIGNALS: "date",
 }
 # Lower bound of a Vertica DROP_PARTITIONS range: no trade predates the Unix epoch.
 EARLIEST_DAY = date(1970, 1, 1)

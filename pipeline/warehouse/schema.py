@@ -17,6 +17,24 @@ VARCHAR_BYTES: dict[str, dict[str, int]] = {
     "feed_gaps": {"subscription": 64, "reason": 1024},
     "market_quotes": {"symbol": 16, "indicators": 256, "source": 16},
     "market_aggregates": {"symbol": 16},
+    "live_signals": {
+        "symbol": 16,
+        "lm_n_rule": 16,
+        "trading_signal": 4,
+        "garch_params": 256,
+        "acd_params": 256,
+        "kernel_version": 64,
+        "params": 65000,
+        "input_topic": 249,
+        "kafka_topic": 249,
+    },
+    "live_signal_rejects": {
+        "stage": 16,
+        "reason": 1024,
+        "input_topic": 249,
+        "kernel_version": 64,
+        "kafka_topic": 249,
+    },
 }
 
 EVALUATION_COLUMNS: tuple[str, ...] = (

@@ -447,8 +447,38 @@ CREATE_STAGE_AGGREGATES = (
     "kafka_ts_ns INT, kafka_topic VARCHAR(249), kafka_partition INT, kafka_offset INT"
     ") ON COMMIT DELETE ROWS"
 )
+# The live path's records (trading-signals topic, migration 0015), deduplicated on their input
+# key by the anti-joins below, as trades are on theirs.
+STAGE_LIVE = "live_signals_stage"
+CREATE_STAGE_LIVE = (
+    f"CREATE LOCAL TEMPORARY TABLE IF NOT EXISTS {STAGE_LIVE} ("
+    "symbol VARCHAR(16), date DATE, seq INT, timestamp_ns INT, price FLOAT, size INT, "
+    "log_return FLOAT, lee_mykland_stat FLOAT, lm_xi FLOAT, lm_n INT, lm_n_rule VARCHAR(16), "
+    "jump_detected BOOLEAN, garch_sigma2 FLOAT, standardized_return FLOAT, bns_stat FLOAT, "
+    "conditional_duration FLOAT, acd_surprise FLOAT, trade_intensity_zscore FLOAT, "
+    "trading_signal VARCHAR(4), in_order BOOLEAN, garch_params VARCHAR(256), "
+    "acd_params VARCHAR(256), kernel_version VARCHAR(64), params VARCHAR(65000), "
+    "input_topic VARCHAR(249), input_partition INT, input_offset INT, emitted_ns INT, "
+    "kafka_topic VARCHAR(249), kafka_partition INT, kafka_offset INT"
+    ") ON COMMIT DELETE ROWS"
+)
+STAGE_LIVE_REJECTS = "live_signal_rejects_stage"
+CREATE_STAGE_LIVE_REJECTS = (
+    f"CREATE LOCAL TEMPORARY TABLE IF NOT EXISTS {STAGE_LIVE_REJECTS} ("
+    "stage VARCHAR(16), reason VARCHAR(1024), raw LONG VARCHAR(16000000), "
+    "input_topic VARCHAR(249), input_partition INT, input_offset INT, "
+    "kernel_version VARCHAR(64), emitted_ns INT, kafka_topic VARCHAR(249), "
+    "kafka_partition INT, kafka_offset INT"
+    ") ON COMMIT DELETE ROWS"
+)
 # Every stage of a load, created (DDL commits) before its transaction begins.
-CREATE_STAGES: tuple[str, ...] = (CREATE_STAGE_TRADES, CREATE_STAGE_QUOTES, CREATE_STAGE_AGGREGATES)
+CREATE_STAGES: tuple[str, ...] = (
+    CREATE_STAGE_TRADES,
+    CREATE_STAGE_QUOTES,
+    CREATE_STAGE_AGGREGATES,
+    CREATE_STAGE_LIVE,
+    CREATE_STAGE_LIVE_REJECTS,
+)
 
 
 # The day's regular-hours trades, staged once per signal computation (issue 14.3): one
@@ -525,6 +555,48 @@ def _aggregate_columns() -> tuple[str, ...]:
     from pipeline.microbatch import AGGREGATE_COLUMNS
 
     return AGGREGATE_COLUMNS
+
+
+def _live_columns() -> tuple[str, ...]:
+    from pipeline.microbatch import LIVE_SIGNAL_COLUMNS
+
+    return LIVE_SIGNAL_COLUMNS
+
+
+def _live_reject_columns() -> tuple[str, ...]:
+    from pipeline.microbatch import LIVE_REJECT_COLUMNS
+
+    return LIVE_REJECT_COLUMNS
+
+
+def insert_live_signals_sql() -> str:
+    """Return the keyed insert from the live stage into ``live_signals`` (``:loaded_ns``).
+
+    Key: the input ``(topic, partition, offset)``; the date (a repeat is the same trade, so
+    the same day) prunes day partitions.
+    """
+    cols = _live_columns()
+    return (
+        f"INSERT INTO {q.LIVE_SIGNALS} ({_cols((*cols, 'loaded_ns'))}) "
+        f"SELECT {_cols([f's.{c}' for c in cols])}, :loaded_ns FROM {STAGE_LIVE} AS s "
+        "WHERE NOT EXISTS ("
+        f"SELECT 1 FROM {q.LIVE_SIGNALS} AS m WHERE m.date = s.date "
+        "AND m.input_topic = s.input_topic AND m.input_partition = s.input_partition "
+        "AND m.input_offset = s.input_offset)"
+    )
+
+
+def insert_live_rejects_sql() -> str:
+    """Return the keyed insert from the live reject stage into ``live_signal_rejects``."""
+    cols = _live_reject_columns()
+    return (
+        f"INSERT INTO {q.LIVE_SIGNAL_REJECTS} ({_cols((*cols, 'loaded_ns'))}) "
+        f"SELECT {_cols([f's.{c}' for c in cols])}, :loaded_ns FROM {STAGE_LIVE_REJECTS} AS s "
+        "WHERE NOT EXISTS ("
+        f"SELECT 1 FROM {q.LIVE_SIGNAL_REJECTS} AS m "
+        "WHERE m.input_topic = s.input_topic AND m.input_partition = s.input_partition "
+        "AND m.input_offset = s.input_offset)"
+    )
 
 
 def insert_quotes_sql() -> str:
@@ -1207,6 +1279,13 @@ class VerticaWarehouse:
                 (STAGE_TRADES, _trade_columns, batch.trades, insert_trades_sql),
                 (STAGE_QUOTES, _quote_columns, batch.quotes, insert_quotes_sql),
                 (STAGE_AGGREGATES, _aggregate_columns, batch.aggregates, insert_aggregates_sql),
+                (STAGE_LIVE, _live_columns, batch.live_signals, insert_live_signals_sql),
+                (
+                    STAGE_LIVE_REJECTS,
+                    _live_reject_columns,
+                    batch.live_rejects,
+                    insert_live_rejects_sql,
+                ),
             )
             if len(frame)
         ]
@@ -1223,6 +1302,8 @@ class VerticaWarehouse:
         n_inserted = inserted.get(STAGE_TRADES, 0)
         n_quotes = inserted.get(STAGE_QUOTES, 0)
         n_aggregates = inserted.get(STAGE_AGGREGATES, 0)
+        n_signals = inserted.get(STAGE_LIVE, 0)
+        n_signal_rejects = inserted.get(STAGE_LIVE_REJECTS, 0)
         if len(batch.rejects):
             s.copy(
                 q.REJECTS,
@@ -1237,6 +1318,9 @@ class VerticaWarehouse:
         n_duplicates = batch.n_duplicates + (batch.n_trades - n_inserted)
         n_quote_duplicates = batch.n_quote_duplicates + (batch.n_quotes - n_quotes)
         n_aggregate_duplicates = batch.n_aggregate_duplicates + (batch.n_aggregates - n_aggregates)
+        n_signal_duplicates = batch.n_live_duplicates + (
+            batch.n_live_signals - n_signals + batch.n_live_rejects - n_signal_rejects
+        )
         meta = batch.metadata()
         if quality is not None:
             for r in quality.results:
@@ -1264,6 +1348,9 @@ class VerticaWarehouse:
                 "n_aggregates": n_aggregates,
                 "n_aggregate_duplicates": n_aggregate_duplicates,
                 "kafka_topic_id": topic_id,
+                "n_signals": n_signals,
+                "n_signal_duplicates": n_signal_duplicates,
+                "n_signal_rejects": n_signal_rejects,
             },
         )
         return LoadResult(
@@ -1281,6 +1368,9 @@ class VerticaWarehouse:
             n_quote_duplicates=n_quote_duplicates,
             n_aggregates=n_aggregates,
             n_aggregate_duplicates=n_aggregate_duplicates,
+            n_signals=n_signals,
+            n_signal_duplicates=n_signal_duplicates,
+            n_signal_rejects=n_signal_rejects,
         )
 
     def partition_progress(self, topic: str | None = None) -> list[PartitionProgress]:

@@ -8,7 +8,9 @@ CREATE ROLE micro_mcp_reader;
 
 GRANT USAGE ON SCHEMA public TO micro_mcp_reader;
 
--- Tables (GRANT (table) syntax). signal_evaluation feeds get_signal_evaluation.
+-- Tables (GRANT (table) syntax). signal_evaluation feeds get_signal_evaluation; live_signals
+-- (migration 0015) the live path's provisional rows of get_real_time_data and
+-- get_trading_signals (not live_signal_rejects: raw input payloads, as the rejects table).
 GRANT SELECT ON TABLE
 market_data,
 trading_signals,
@@ -18,7 +20,8 @@ signal_runs,
 kafka_offsets,
 feed_gaps,
 quality_results,
-signal_evaluation
+signal_evaluation,
+live_signals
 TO micro_mcp_reader;
 
 -- Views (GRANT (view) syntax: no TABLE keyword). Vertica checks a view's base tables against

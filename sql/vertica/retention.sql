@@ -23,3 +23,6 @@ SELECT DROP_PARTITIONS('trade_intensity', :first_day, :last_day, 'true');
 
 -- name: signal_runs
 SELECT DROP_PARTITIONS('signal_runs', :first_day, :last_day, 'true');
+
+-- name: live_signals
+SELECT DROP_PARTITIONS('live_signals', :first_day, :last_day, 'true');

@@ -24,6 +24,16 @@ def produce(bootstrap: str, topic: str, events: Sequence[Event]) -> None:
         producer.flush(60.0)
 
 
+def produce_outputs(
+    bootstrap: str, topic: str, outputs: Sequence[tuple[bytes, bytes, list[tuple[str, bytes]]]]
+) -> None:
+    """Send live records through the project's producer, every delivery acknowledged."""
+    with EventProducer(bootstrap, topic) as producer:
+        for key, value, headers in outputs:
+            producer.produce_record(key, value, headers, "signal")
+        producer.flush(60.0)
+
+
 def produce_raw(
     bootstrap: str,
     topic: str,
@@ -103,6 +113,7 @@ def harness(
     max_records: int = 200_000,
     warehouse: WarehouseResource | None = None,
     quality: QualityResource | None = None,
+    signals_kafka: KafkaResource | None = None,
 ) -> Harness:
     url = f"duckdb:///{duckdb_file}"
     defs = build_defs(
@@ -112,6 +123,7 @@ def harness(
         warehouse=warehouse or WarehouseResource(url=url),
         sensor_retry_base_s=0.0,
         quality=quality or QualityResource(),
+        signals_kafka=signals_kafka,
     )
     return Harness(defs, instance, bootstrap, topic, url)
 

@@ -24,6 +24,7 @@ def test_the_definitions_load_with_every_asset_job_sensor_and_schedule():
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert keys == {
         "market_data",
+        "live_signals",
         "trading_signals",
         "symbol_day_metrics",
         "trade_intensity",
@@ -32,6 +33,7 @@ def test_the_definitions_load_with_every_asset_job_sensor_and_schedule():
     assert defs.resolve_job_def("ingest_job")
     assert defs.resolve_job_def("signals_job").partitions_def == trading_days
     assert defs.resolve_sensor_def("market_data_sensor").job_name == "ingest_job"
+    assert defs.resolve_sensor_def("live_signals_sensor").job_name == "live_signals_job"
     for schedule in (signals_hourly_schedule, signals_daily_schedule):
         assert defs.resolve_schedule_def(schedule.name).job_name == "signals_job"
 

@@ -33,7 +33,7 @@ from tests.serving.conftest import SYMBOLS
 from tests.support.vertica_standin import VerticaStandIn
 
 SECRET = b"contract-tests-cursor-secret-0001"
-MOVING = {"as_of", "as_of_ns", "data_lag_s", "age_s"}
+MOVING = {"as_of", "as_of_ns", "data_lag_s", "age_s", "emitted_age_s"}
 
 CALLS: list[tuple[str, dict[str, Any]]] = [
     ("list_symbols", {}),
@@ -59,6 +59,21 @@ for _s in SYMBOLS:
     for _t in ("ALL", "BUY", "SELL", "HOLD"):
         CALLS.append(("get_trading_signals", {"symbol": _s, "signal_type": _t, "limit": 4}))
     CALLS.append(("get_trading_signals", {"symbol": _s, "hours_back": 48, "limit": 3}))
+
+# The live path's history (tests/serving/conftest.py): XXX's live tail after the run of
+# 2018-01-03, and AAA's 2018-01-04 that only the live path has.
+for _t in ("ALL", "BUY", "SELL", "HOLD"):
+    CALLS.append(
+        (
+            "get_trading_signals",
+            {"symbol": "XXX", "signal_type": _t, "start": "2018-01-03", "end": "2018-01-03"},
+        )
+    )
+CALLS += [
+    ("get_trading_signals", {"symbol": "XXX", "start": "2018-01-03T09:54", "limit": 30}),
+    ("get_trading_signals", {"symbol": "AAA", "start": "2018-01-03", "end": "2018-01-04"}),
+    ("get_jump_events", {"symbol": "XXX", "start": "2018-01-03", "end": "2018-01-03"}),
+]
 
 ERRORS: list[tuple[str, dict[str, Any]]] = [
     ("get_enriched_data", {"symbol": "NOPE"}),
@@ -150,6 +165,10 @@ def test_bad_input_is_refused_the_same_on_duckdb_and_vertica(
         ("get_trading_signals", {"symbol": "BBB", "signal_type": "ALL", "limit": 900}),
         ("get_jump_events", {"symbol": "CCC", "limit": 2, "hours_back": 400}),
         ("list_symbols", {"limit": 1}),
+        # Across the run's last row of XXX's 2018-01-03 into its live tail, and a live-only day.
+        ("get_trading_signals", {"symbol": "XXX", "start": "2018-01-03", "limit": 500}),
+        ("get_trading_signals", {"symbol": "XXX", "signal_type": "HOLD", "limit": 333}),
+        ("get_trading_signals", {"symbol": "AAA", "start": "2018-01-04", "end": "2018-01-04"}),
     ],
 )
 def test_paging_to_the_end_visits_the_same_rows_once_on_both(
@@ -305,3 +324,73 @@ def test_a_reject_received_in_the_new_york_evening_belongs_to_that_day_on_both(
                 vertica.close()
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("side", ["duckdb", "vertica"])
+def test_live_rows_follow_the_runs_last_row_provisional_and_counted(
+    sides: dict[str, Any], served: SampleFacts, side: str
+) -> None:
+    """Issue 17.5: the batch is served to its last row, the live path's rows after it."""
+    import duckdb
+
+    view = sides[side]
+    day = {"symbol": "XXX", "start": "2018-01-03", "end": "2018-01-03", "limit": 1000}
+    a = answer(view, "get_trading_signals", day)
+    assert isinstance(a, dict)
+    rows = list(a["rows"])
+    cursor = a["paging"]["next_cursor"]
+    while cursor:
+        more = answer(view, "get_trading_signals", {**day, "cursor": cursor})
+        assert isinstance(more, dict)
+        rows += more["rows"]
+        cursor = more["paging"]["next_cursor"]
+    with duckdb.connect(str(served.path), read_only=True) as con:
+        [(n_batch, last_ts, last_seq)] = con.execute(
+            "SELECT count(*), max(timestamp_ns), arg_max(seq, (timestamp_ns, seq)) "
+            "FROM trading_signals WHERE symbol = 'XXX' AND date = DATE '2018-01-03'"
+        ).fetchall()
+        [(n_tail, n_tail_buy)] = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE trading_signal = 'BUY') FROM live_signals "
+            "WHERE symbol = 'XXX' AND date = DATE '2018-01-03' "
+            "AND (timestamp_ns, seq) > (?, ?)",
+            [last_ts, last_seq],
+        ).fetchall()
+        [(newest_live,)] = con.execute(
+            "SELECT max(timestamp_ns) FROM live_signals WHERE symbol = 'XXX'"
+        ).fetchall()
+    assert n_tail > 100
+    assert a["paging"]["total"] == len(rows) == n_batch + n_tail
+    live = [r for r in rows if r["source"] == "live"]
+    batch = [r for r in rows if r["source"] == "batch"]
+    assert len(live) == n_tail
+    assert all(r["provisional"] for r in live)
+    assert all((r["timestamp_ns"], r["seq"]) > (last_ts, last_seq) for r in live)
+    assert rows[: len(live)] == live, "newest first: the live tail, then the batch"
+    assert len(batch) == n_batch
+    assert all(r["provisional"] for r in batch), "the sample's 2018-01-03 run is not final"
+    assert a["counts"]["BUY"] >= n_tail_buy
+    assert sum(a["counts"].values()) == n_batch + n_tail
+
+    # A day only the live path has: every row live and provisional.
+    b = answer(view, "get_trading_signals", {"symbol": "AAA", "start": "2018-01-04", "limit": 5})
+    assert isinstance(b, dict)
+    assert b["rows"]
+    assert {r["source"] for r in b["rows"]} == {"live"}
+    assert b["paging"]["total"] == 499
+
+    rt = answer(view, "get_real_time_data", {"symbols": ["XXX", "BBB"]})
+    assert isinstance(rt, dict)
+    xxx, bbb = rt["rows"]
+    assert bbb["live_signal"] is None
+    ls = xxx["live_signal"]
+    assert ls["provisional"] is True
+    assert ls["timestamp_ns"] == newest_live
+    assert ls["provenance"] == {
+        "lm_n": ls["seq"],
+        "lm_n_rule": "running",
+        "garch_params": None,
+        "acd_params": None,
+        "kernel_version": "1.0.0",
+    }
+    assert ls["batch"] is None, "the newest live signal is a trade no run has read"
+    assert ls["emitted"] is not None

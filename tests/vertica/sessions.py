@@ -464,6 +464,7 @@ class SessionCursor:
         if conn._txn is not None:  # Vertica DDL commits the open transaction
             conn.commit()
         name, columns = m.group(1).lower(), m.group(2)
+        columns = re.sub(r"\bLONG\s+VARCHAR\b", "VARCHAR", columns, flags=re.I)
         columns = re.sub(r"\bINT\b", "BIGINT", columns, flags=re.I)
         columns = re.sub(r"\bFLOAT\b", "DOUBLE", columns, flags=re.I)
         conn._duck.execute(f"CREATE TEMP TABLE IF NOT EXISTS {name} ({columns})")

@@ -160,7 +160,14 @@ def test_the_mcp_user_lives_in_a_capped_pool_with_select_only() -> None:
 def test_retention_drops_whole_days_with_force_split_for_each_dated_table() -> None:
     statements = vb.read_named_sql(ROOT / "sql/vertica/retention.sql")
     assert sorted(statements) == sorted(
-        ["market_data", "trading_signals", "symbol_day_metrics", "trade_intensity", "signal_runs"]
+        [
+            "market_data",
+            "trading_signals",
+            "symbol_day_metrics",
+            "trade_intensity",
+            "signal_runs",
+            "live_signals",
+        ]
     )
     for table, sql in statements.items():
         assert sql == f"SELECT DROP_PARTITIONS('{table}', :first_day, :last_day, 'true')"

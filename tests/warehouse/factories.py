@@ -159,3 +159,42 @@ def as_records(
             )
         )
     return out
+
+
+def live_outputs(
+    n: int,
+    day: date = date(2018, 1, 2),
+    bad_at: int | None = 7,
+    input_topic: str = "polygon-market-data",
+    input_partition: int = 0,
+    trades: Sequence[Trade] | None = None,
+) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+    """Return what the live path emits for sample prints (``bad_at``: a print priced 0).
+
+    The live path's own partition processor makes them, so they are ``signal.v1`` records
+    (one per regular-hours print) and one ``reject.v1`` record for the bad print, with the
+    input key of each print at its position ``i`` (offset ``i``) of ``input_topic``.
+    """
+    from pipeline.live.partition import PartitionProcessor
+    from udx.kernels import Params
+
+    prints = list(trades) if trades is not None else sample_trades(n, day=day)
+    if bad_at is not None:
+        prints[bad_at] = replace(prints[bad_at], price=0.0)
+    proc = PartitionProcessor(input_topic, input_partition, Params())
+    out = [proc.process(i, *encode(t)[1:]) for i, t in enumerate(prints)]
+    return [o for o in out if o is not None]
+
+
+def live_records(
+    outputs: Sequence[tuple[bytes, bytes, list[tuple[str, bytes]]]],
+    topic: str = "trading-signals",
+    partition: int = 0,
+    start: int = 0,
+    timestamp_ms: int = 1_514_903_400_000,
+) -> list[KafkaRecord]:
+    """Return live outputs as the records of one partition of the signals topic."""
+    return [
+        KafkaRecord(topic, partition, start + i, k, v, tuple(h), timestamp_ms + i)
+        for i, (k, v, h) in enumerate(outputs)
+    ]

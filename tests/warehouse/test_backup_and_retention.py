@@ -26,7 +26,7 @@ from pipeline.warehouse.backup import (
 )
 from pipeline.warehouse.base import SignalRun
 from pipeline.warehouse.retention import RetentionPolicy, apply_retention
-from tests.warehouse.factories import as_records, sample_trades
+from tests.warehouse.factories import as_records, live_outputs, live_records, sample_trades
 from tests.warehouse.signal_frames import fake_signal_frames
 
 TOPIC = "polygon-market-data"
@@ -152,10 +152,22 @@ def test_signal_retention_drops_published_days_from_every_signal_table(tmp_path:
             input_offsets_json="{}", content_hash="h", final=True, computed_ns=1,
         )  # fmt: skip
         wh.publish_signals(day, frames, run)
+    # The live path's history of both days (issue 17.5): kept as long as the signals.
+    start = 0
+    for day in (DAY1, DAY2):
+        live = live_records(live_outputs(300, day=day, bad_at=None), start=start)
+        wh.load_batch(
+            shape_batch(live, OffsetRange("trading-signals", 0, start, start + len(live))),
+            expected_start=start,
+            run_id=f"live-{day}",
+        )
+        start += len(live)
+    n_live = wh.table_counts()["live_signals"]
     result = apply_retention(wh, RetentionPolicy(signal_days=1), today=DAY2)
     assert set(result.rows_dropped) == {
-        "trading_signals", "symbol_day_metrics", "trade_intensity", "signal_runs"
+        "trading_signals", "symbol_day_metrics", "trade_intensity", "signal_runs", "live_signals"
     }  # fmt: skip
+    assert 0 < result.rows_dropped["live_signals"] < n_live
     assert result.rows_dropped["signal_runs"] == 1
     assert result.rows_dropped["trading_signals"] > 0
     counts = wh.table_counts()

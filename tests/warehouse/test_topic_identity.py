@@ -33,8 +33,11 @@ def test_rows_written_before_0012_keep_their_place_and_are_adopted_by_the_next_l
 ) -> None:
     before = tmp_path / "before-0012"
     shutil.copytree(MIGRATIONS_DIR, before)
-    for p in before.glob("0012_*"):
-        p.unlink()
+    # A warehouse of before 0012 has none of the later ones either (0015 alters 0012's table).
+    later = sorted({p.name[:4] for p in before.glob("*.sql") if p.name[:4] >= "0012"})
+    for p in before.glob("*.sql"):
+        if p.name[:4] >= "0012":
+            p.unlink()
     wh = DuckDBWarehouse(duckdb_file)
     apply_migrations(wh.transaction, "duckdb", before)
     with wh.transaction() as s:  # a ledger row as the loader wrote it before 0012
@@ -44,7 +47,7 @@ def test_rows_written_before_0012_keep_their_place_and_are_adopted_by_the_next_l
             "VALUES (?, 0, 0, 10, 10, 10, 0, 0, 0, 'old', 1)",
             (TOPIC,),
         )
-    assert [m.version for m in wh.migrate()] == ["0012"]
+    assert [m.version for m in wh.migrate()] == later
     assert wh.topic_incarnation(TOPIC) == TopicIncarnation(TOPIC, 0, None)
     assert wh.next_offset(TOPIC, 0) == 10
 
