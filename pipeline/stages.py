@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from pipeline._typing import Int64Array
+from pipeline.metrics import sample_quantile
 from pipeline.warehouse.base import SqlSession
 
 NS_PER_S = 1_000_000_000
@@ -129,7 +130,7 @@ class StageSample:
         if self.n == 0:
             return None
         if self.weights is None:
-            return float(np.quantile(self.values_ns, q)) / NS_PER_S
+            return sample_quantile(self.values_ns, q) / NS_PER_S
         order = np.argsort(self.values_ns, kind="stable")
         v, w = self.values_ns[order], np.cumsum(self.weights[order])
         k = int(np.searchsorted(w, q * w[-1], side="left"))

@@ -313,6 +313,7 @@ def _fixed_rate(bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
     from pipeline.bench.stream import _phase, _replay_server
+    from pipeline.metrics import sample_quantile
 
     n = int(args.rate * (args.warmup_s + args.seconds))
     topic = _fresh_topic(bootstrap, "fixed", args.partitions)
@@ -349,7 +350,7 @@ def _fixed_rate(bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
     stats = streamed.get("stats")
 
     def pct(x: Any, q: float) -> float | None:
-        return round(float(np.percentile(x, q)), 3) if len(x) else None
+        return round(sample_quantile(x, q / 100), 3) if len(x) else None
 
     return {
         "events": n,
@@ -374,6 +375,8 @@ def _by_second(receipt: Any, lat_ms: Any, to_input_ms: Any) -> list[dict[str, An
     """Return, per second of receipt, the trades and the p99 of the path and its first half."""
     import numpy as np
 
+    from pipeline.metrics import sample_quantile
+
     if not len(receipt):
         return []
     second = (receipt - receipt.min()) // 1_000_000_000
@@ -384,8 +387,8 @@ def _by_second(receipt: Any, lat_ms: Any, to_input_ms: Any) -> list[dict[str, An
             {
                 "second": int(k),
                 "n": int(sel.sum()),
-                "p99_ms": round(float(np.percentile(lat_ms[sel], 99)), 1),
-                "to_input_p99_ms": round(float(np.percentile(to_input_ms[sel], 99)), 1),
+                "p99_ms": round(sample_quantile(lat_ms[sel], 0.99), 1),
+                "to_input_p99_ms": round(sample_quantile(to_input_ms[sel], 0.99), 1),
             }
         )
     return out
