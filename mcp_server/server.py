@@ -594,13 +594,15 @@ def _tool_function(runtime: Runtime, spec: ToolSpec) -> Callable[..., Any]:
     svc = runtime.service
 
     async def tool(ctx: Context | None = None, **arguments: Any) -> CallToolResult:
-        args = spec.args.model_validate(arguments)
+        # The SDK has validated ``arguments`` against this very signature (made from the
+        # input model below), so the model is built without validating them a second time.
+        args = spec.args.model_construct(**arguments)
         kwargs = spec.service_kwargs(args)
         result = await _run(
             runtime,
             spec.name,
             ctx,
-            args.model_dump(),
+            arguments,
             lambda view: getattr(svc, spec.method)(view, **kwargs),
         )
         if getattr(args, "chart", False) and result.structured_content is not None:

@@ -59,18 +59,9 @@ RTH_T0_NS = 1_514_903_400_000_000_000  # 2018-01-02 09:30:00 New York (14:30 UTC
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the benchmark's options (``--json`` is added by the ``bench`` command)."""
-    parser.add_argument(
-        "--rate", type=float, default=10_000.0, help="fixed-rate phase events/s (10,000)"
-    )
-    parser.add_argument(
-        "--seconds", type=float, default=10.0, help="fixed-rate phase: measured seconds (10)"
-    )
-    parser.add_argument(
-        "--warmup-s",
-        type=float,
-        default=5.0,
-        help="fixed-rate phase: seconds sent first and left out (5)",
-    )
+    from pipeline.bench.stream import add_feed_arguments
+
+    add_feed_arguments(parser)
     parser.add_argument(
         "--events",
         type=int,
@@ -83,20 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=2,
         help="max-rate runs of each per volume, alternating bare loop and instance (2)",
     )
-    parser.add_argument("--symbols", type=int, default=100, help="synthetic tickers (100)")
-    parser.add_argument("--frame-events", type=int, default=100, help="events per frame (100)")
-    parser.add_argument("--partitions", type=int, default=4, help="topic partitions (4)")
     parser.add_argument(
         "--batch-size", type=int, default=2000, help="live-signals --batch-size (2000)"
-    )
-    parser.add_argument(
-        "--bootstrap", default=None, help="use this Kafka instead of a throwaway local broker"
-    )
-    parser.add_argument(
-        "--warmup-events",
-        type=int,
-        default=1_000_000,
-        help="records produced to a scratch topic first, so a fresh broker JVM is warm (1,000,000)",
     )
     parser.add_argument("--skip-fixed", action="store_true", help="leave out the latency phase")
     parser.add_argument("--skip-max", action="store_true", help="leave out the events/s phase")

@@ -50,8 +50,14 @@ TOPIC_PREFIX = "bench-stream"
 API_KEY = "bench"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the benchmark's options (``--json`` is added by the ``bench`` command)."""
+def add_feed_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of a replayed feed into a throwaway broker (bench stream, bench live).
+
+    Parameters
+    ----------
+    parser
+        The benchmark's subcommand parser.
+    """
     parser.add_argument(
         "--rate", type=float, default=10_000.0, help="fixed-rate phase events/s (10,000)"
     )
@@ -64,6 +70,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=5.0,
         help="fixed-rate phase: seconds sent first and left out (5)",
     )
+    parser.add_argument("--symbols", type=int, default=100, help="synthetic tickers (100)")
+    parser.add_argument("--frame-events", type=int, default=100, help="events per frame (100)")
+    parser.add_argument("--partitions", type=int, default=4, help="topic partitions (4)")
+    parser.add_argument(
+        "--bootstrap", default=None, help="use this Kafka instead of a throwaway local broker"
+    )
+    parser.add_argument(
+        "--warmup-events",
+        type=int,
+        default=1_000_000,
+        help="records produced to a scratch topic first, so a fresh broker JVM is warm (1,000,000)",
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the benchmark's options (``--json`` is added by the ``bench`` command)."""
+    add_feed_arguments(parser)
     parser.add_argument(
         "--events", type=int, default=1_000_000, help="events per max-rate run (1,000,000)"
     )
@@ -73,20 +96,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=2,
         help="max-rate runs of each, alternating bare client and streamer (2)",
     )
-    parser.add_argument("--symbols", type=int, default=100, help="synthetic tickers (100)")
-    parser.add_argument("--frame-events", type=int, default=100, help="events per frame (100)")
-    parser.add_argument("--partitions", type=int, default=4, help="topic partitions (4)")
     parser.add_argument(
         "--linger-ms", type=float, default=1.0, help="producer linger.ms (the streamer's: 1)"
-    )
-    parser.add_argument(
-        "--bootstrap", default=None, help="use this Kafka instead of a throwaway local broker"
-    )
-    parser.add_argument(
-        "--warmup-events",
-        type=int,
-        default=1_000_000,
-        help="records produced to a scratch topic first, so a fresh broker JVM is warm (1,000,000)",
     )
     parser.add_argument("--skip-fixed", action="store_true", help="only the max-rate phase")
     parser.add_argument("--skip-max", action="store_true", help="only the fixed-rate phase")

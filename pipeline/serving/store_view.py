@@ -295,11 +295,14 @@ class StoreView:
 
     # --- trades ------------------------------------------------------------------------
 
-    def _trade_parts(self, symbol: str, day: date) -> Iterator[pa.RecordBatch]:
+    def _trade_parts(
+        self, symbol: str, day: date, *, live: bool = False
+    ) -> Iterator[pa.RecordBatch]:
+        """Yield the symbol's rows of the day's trade segments (its live segments if ``live``)."""
         files = self._state.days.get(day)
         if files is None:
             return
-        for seg in files.trades:
+        for seg in files.live if live else files.trades:
             b = self._files.batch(seg, symbol)
             if b is not None:
                 yield b
@@ -570,15 +573,6 @@ class StoreView:
         first, last = ny_date(start_ns), ny_date(end_ns - 1)
         return [d for d in reversed(info.live_days) if first <= d <= last]
 
-    def _live_parts(self, symbol: str, day: date) -> Iterator[pa.RecordBatch]:
-        files = self._state.days.get(day)
-        if files is None:
-            return
-        for seg in files.live:
-            b = self._files.batch(seg, symbol)
-            if b is not None:
-                yield b
-
     def live_page(
         self,
         symbol: str,
@@ -599,7 +593,7 @@ class StoreView:
         found: list[tuple[tuple[int, int], pa.RecordBatch, int, date]] = []
         for day in self._live_days(symbol, start_ns, end_ns):
             cut = live_cut(self.catalog, symbol, day)
-            for b in self._live_parts(symbol, day):
+            for b in self._trade_parts(symbol, day, live=True):
                 ts, seq = b.column(0).to_numpy(), b.column(1).to_numpy()
                 a = int(np.searchsorted(ts, start_ns, side="left"))
                 z = int(np.searchsorted(ts, end_ns, side="left"))
@@ -650,7 +644,7 @@ class StoreView:
             return None
         day = info.live_days[-1]
         best: tuple[tuple[int, int], pa.RecordBatch, int] | None = None
-        for b in self._live_parts(symbol, day):
+        for b in self._trade_parts(symbol, day, live=True):
             i = b.num_rows - 1
             k = (int(b.column(0)[i].as_py()), int(b.column(1)[i].as_py()))
             if best is None or k > best[0]:

@@ -742,25 +742,61 @@ class VerticaView:
         limit: int,
     ) -> Page:
         """Return the current runs' rows of one kind in ``[start_ns, end_ns)``, newest first."""
+        runs = _run_pairs(self._runs_in(symbol, start_ns, end_ns))
+        return self._keyset_page(
+            "trading_signals",
+            _SIG_COLS,
+            "batch",
+            runs,
+            symbol,
+            kind,
+            start_ns,
+            end_ns,
+            before,
+            limit,
+        )
+
+    def _keyset_page(
+        self,
+        table: str,
+        columns: str,
+        source: str,
+        scope: tuple[str, list[Any]],
+        symbol: str,
+        kind: SignalKind,
+        start_ns: int,
+        end_ns: int,
+        before: SignalKey | None,
+        limit: int,
+    ) -> Page:
+        """Return one page of ``table``'s signal rows of one kind, newest first (both tables).
+
+        ``scope`` is the SQL condition (and its values) choosing the rows that count: the
+        current runs' for ``trading_signals``, the days' live tails for ``live_signals``.
+        """
         t0 = time.perf_counter()
-        runs_sql, runs_args = _run_pairs(self._runs_in(symbol, start_ns, end_ns))
+        scope_sql, scope_args = scope
         key = before or (end_ns, 0)
         kv = [key[0], key[0], key[1]]
         where = (
-            f"symbol = ? AND timestamp_ns >= ? AND timestamp_ns < ? AND {runs_sql} "
+            f"symbol = ? AND timestamp_ns >= ? AND timestamp_ns < ? AND {scope_sql} "
             f"AND {_KIND_FILTER[kind]}"
         )
         ((total, n_before),) = self._q(
             f"SELECT COUNT(*) AS n, SUM(CASE WHEN {_SIG_KEY_BEFORE} THEN 1 ELSE 0 END) AS older "  # noqa: S608 - constants
-            f"FROM trading_signals WHERE {where}",
-            [*kv, symbol, start_ns, end_ns, *runs_args],
+            f"FROM {table} WHERE {where}",
+            [*kv, symbol, start_ns, end_ns, *scope_args],
         )
-        rows = self._q(
-            f"SELECT date, {_SIG_COLS} FROM trading_signals WHERE {where} "  # noqa: S608
-            f"AND {_SIG_KEY_BEFORE} ORDER BY timestamp_ns DESC, seq DESC LIMIT ?",
-            [symbol, start_ns, end_ns, *runs_args, *kv, limit],
+        rows = (
+            self._q(
+                f"SELECT date, {columns} FROM {table} WHERE {where} "  # noqa: S608
+                f"AND {_SIG_KEY_BEFORE} ORDER BY timestamp_ns DESC, seq DESC LIMIT ?",
+                [symbol, start_ns, end_ns, *scope_args, *kv, limit],
+            )
+            if limit > 0
+            else []
         )
-        out = _signal_rows(rows)
+        out = _signal_rows(rows, source=source)
         keys: list[tuple[int, ...]] = [(r["timestamp_ns"], r["seq"]) for r in out]
         return Page(
             out, keys, int(total or 0), int(n_before or 0) - len(out), time.perf_counter() - t0
@@ -768,23 +804,17 @@ class VerticaView:
 
     def signal_counts(self, symbol: str, start_ns: int, end_ns: int) -> dict[str, int]:
         """Return BUY, SELL and HOLD counts of ``[start_ns, end_ns)``."""
-        runs_sql, runs_args = _run_pairs(self._runs_in(symbol, start_ns, end_ns))
-        out = {"BUY": 0, "SELL": 0, "HOLD": 0}
-        for label, n in self._q(
-            "SELECT trading_signal, COUNT(*) AS n FROM trading_signals WHERE symbol = ? "  # noqa: S608
-            f"AND timestamp_ns >= ? AND timestamp_ns < ? AND {runs_sql} GROUP BY trading_signal",
-            [symbol, start_ns, end_ns, *runs_args],
-        ):
-            k = str(label) if label in ("BUY", "SELL") else "HOLD"
-            out[k] += int(n)
+        scopes = [("trading_signals", _run_pairs(self._runs_in(symbol, start_ns, end_ns)))]
         cuts = self._live_cuts(symbol, start_ns, end_ns)
         if cuts:
-            live_sql, live_args = _live_days_sql(cuts)
+            scopes.append(("live_signals", _live_days_sql(cuts)))
+        out = {"BUY": 0, "SELL": 0, "HOLD": 0}
+        for table, (scope_sql, scope_args) in scopes:
             for label, n in self._q(
-                "SELECT trading_signal, COUNT(*) AS n FROM live_signals WHERE symbol = ? "  # noqa: S608
-                f"AND timestamp_ns >= ? AND timestamp_ns < ? AND {live_sql} "
+                f"SELECT trading_signal, COUNT(*) AS n FROM {table} WHERE symbol = ? "  # noqa: S608 - constants
+                f"AND timestamp_ns >= ? AND timestamp_ns < ? AND {scope_sql} "
                 "GROUP BY trading_signal",
-                [symbol, start_ns, end_ns, *live_args],
+                [symbol, start_ns, end_ns, *scope_args],
             ):
                 k = str(label) if label in ("BUY", "SELL") else "HOLD"
                 out[k] += int(n)
@@ -816,32 +846,18 @@ class VerticaView:
         limit: int,
     ) -> Page:
         """Return live rows no run row covers, of one kind in ``[start_ns, end_ns)``."""
-        t0 = time.perf_counter()
-        live_sql, live_args = _live_days_sql(self._live_cuts(symbol, start_ns, end_ns))
-        key = before or (end_ns, 0)
-        kv = [key[0], key[0], key[1]]
-        where = (
-            f"symbol = ? AND timestamp_ns >= ? AND timestamp_ns < ? AND {live_sql} "
-            f"AND {_KIND_FILTER[kind]}"
-        )
-        ((total, n_before),) = self._q(
-            f"SELECT COUNT(*) AS n, SUM(CASE WHEN {_SIG_KEY_BEFORE} THEN 1 ELSE 0 END) AS older "  # noqa: S608 - constants
-            f"FROM live_signals WHERE {where}",
-            [*kv, symbol, start_ns, end_ns, *live_args],
-        )
-        rows = (
-            self._q(
-                f"SELECT date, {_LIVE_SIG_COLS} FROM live_signals WHERE {where} "  # noqa: S608
-                f"AND {_SIG_KEY_BEFORE} ORDER BY timestamp_ns DESC, seq DESC LIMIT ?",
-                [symbol, start_ns, end_ns, *live_args, *kv, limit],
-            )
-            if limit > 0
-            else []
-        )
-        out = _signal_rows(rows, source="live")
-        keys: list[tuple[int, ...]] = [(r["timestamp_ns"], r["seq"]) for r in out]
-        return Page(
-            out, keys, int(total or 0), int(n_before or 0) - len(out), time.perf_counter() - t0
+        live = _live_days_sql(self._live_cuts(symbol, start_ns, end_ns))
+        return self._keyset_page(
+            "live_signals",
+            _LIVE_SIG_COLS,
+            "live",
+            live,
+            symbol,
+            kind,
+            start_ns,
+            end_ns,
+            before,
+            limit,
         )
 
     def newest_live(self, symbol: str) -> dict[str, Any] | None:
